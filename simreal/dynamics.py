@@ -1,0 +1,227 @@
+"""Named physical parameters of a MuJoCo model: sampling multipliers and applying them from cached nominal values.
+
+Two pure pieces, kept apart from any env so that training, schedules and system identification share them:
+
+* :func:`sample_dynamics` draws one multiplier per parameter from its :class:`~simreal.spec.ParameterRange`;
+* :class:`DynamicsModel` binds a robot's catalogue to a compiled ``MjModel`` by element *names* and writes
+  multipliers into it. Every write scales the nominal values cached when the binding was made, never the current
+  (already scaled) ones, so thousands of resets never compound or drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import mujoco
+import numpy as np
+
+from simreal.errors import SpecError
+from simreal.spec import ParameterRange, RobotSpec
+
+#: Units of the nominal values reported by :meth:`DynamicsModel.nominal` (damping is N·s/m or N·m·s/rad by joint).
+UNITS = {"mass": "kg", "friction": "", "damping": "", "gain": "", "gravity": "m/s²"}
+
+
+class DynamicsSampler:
+    """Draws multipliers for a fixed set of parameters, vectorized (it runs at every reset).
+
+    Each draw consumes exactly one uniform number per parameter from the generator, in the order of ``ranges``, so
+    the same seed gives the same sequence of dynamics whatever the distributions are.
+
+    Args:
+        ranges: name -> distribution.
+    """
+
+    def __init__(self, ranges: Mapping[str, ParameterRange]) -> None:
+        self.names = tuple(ranges)
+        items = list(ranges.values())
+        self._low = np.array([r.low for r in items], dtype=np.float64)
+        self._high = np.array([r.high for r in items], dtype=np.float64)
+        self._width = self._high - self._low
+        self._log = np.array([r.distribution == "loguniform" for r in items], dtype=bool)
+        self._any_log = bool(self._log.any())
+        with np.errstate(divide="ignore"):
+            self._log_low = np.where(self._log, np.log(np.where(self._log, self._low, 1.0)), 0.0)
+            self._log_span = np.where(self._log, np.log(np.where(self._log, self._high, 1.0)), 0.0) - self._log_low
+        # exact truncated normal by inverting the normal CDF between the bounds
+        self._normal: list[tuple[int, NormalDist, float, float]] = []
+        for index, r in enumerate(items):
+            if r.distribution == "truncnormal" and r.high > r.low:
+                mean = (r.low + r.high) / 2 if r.mean is None else r.mean
+                std = (r.high - r.low) / 4 if r.std is None else r.std
+                normal = NormalDist(mean, std)
+                lo, hi = normal.cdf(r.low), normal.cdf(r.high)
+                if hi <= lo:  # the whole range lies far in one tail: all mass sits at the nearest bound
+                    lo = hi = 0.0 if mean < r.low else 1.0
+                self._normal.append((index, normal, lo, hi))
+
+    def sample_block(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """``count`` draws at once, shape ``(count, len(names))``: the same numbers as ``count`` single draws."""
+        u = rng.random((count, len(self.names)))
+        values = self._low + u * self._width
+        if self._any_log:
+            values = np.where(self._log, np.exp(self._log_low + u * self._log_span), values)
+        for index, normal, lo, hi in self._normal:
+            column = np.clip(lo + u[:, index] * (hi - lo), 1e-12, 1 - 1e-12)
+            values[:, index] = [normal.inv_cdf(p) for p in column.tolist()]
+        return np.minimum(np.maximum(values, self._low), self._high)
+
+    def sample_array(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw: the multipliers in the order of :attr:`names`."""
+        return self.sample_block(rng, 1)[0]
+
+    def sample(self, rng: np.random.Generator) -> dict[str, float]:
+        """One draw: name -> multiplier, each inside its ``[low, high]``."""
+        return dict(zip(self.names, self.sample_array(rng).tolist(), strict=True))
+
+
+def sample_dynamics(ranges: Mapping[str, ParameterRange], rng: np.random.Generator) -> dict[str, float]:
+    """Draw one multiplier per parameter of ``ranges`` from ``rng`` (see :class:`DynamicsSampler`)."""
+    return DynamicsSampler(ranges).sample(rng)
+
+
+@dataclass(frozen=True)
+class _Binding:
+    name: str
+    kind: str
+    index: int  # body id for mass, dof address for damping, actuator id for gain; unused for friction/gravity
+
+
+class DynamicsModel:
+    """A robot's parameter catalogue bound to the element ids of one compiled ``MjModel``.
+
+    Args:
+        spec: the robot spec.
+        model: a model compiled from the robot's MJCF, at nominal values (it is read, not changed).
+
+    Raises:
+        SpecError: a parameter names a body, joint or actuator the model does not have.
+    """
+
+    def __init__(self, spec: RobotSpec, model: mujoco.MjModel) -> None:
+        self.spec = spec
+        self.names: tuple[str, ...] = tuple(spec.parameters)
+        self._bindings = tuple(self._bind(name, model) for name in self.names)
+        # Every field a parameter can touch, flattened into one vector of nominal values. Each entry takes its scale
+        # from one slot of the multiplier vector: its parameter's, or the last slot, which always holds 1.0.
+        fields = _fields(model)
+        self._sizes = [view.size for view in fields]
+        self._nominal = np.concatenate(fields)
+        offsets = np.cumsum([0, *self._sizes])
+        unscaled = len(self.names)
+        self._source = np.full(self._nominal.size, unscaled, dtype=np.intp)
+        for position, binding in enumerate(self._bindings):
+            for field, elements in _elements(binding, model):
+                rows = offsets[field] + elements
+                if np.any(self._source[rows] != unscaled):
+                    raise SpecError(
+                        f"{spec.source}: parameters.{binding.name}: scales an element another parameter already scales"
+                    )
+                self._source[rows] = position
+        self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        self._multipliers = np.ones(unscaled + 1)
+        self._cached_views: tuple[mujoco.MjModel, tuple[np.ndarray, ...]] | None = None
+
+    def _bind(self, name: str, model: mujoco.MjModel) -> _Binding:
+        param = self.spec.parameters[name]
+        field = f"{self.spec.source}: parameters.{name}"
+        if param.kind in ("friction", "gravity"):
+            return _Binding(name, param.kind, -1)
+        joint_id = -1
+        if param.joint is not None:
+            joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, param.joint)
+            if joint_id < 0:
+                raise SpecError(f"{field}.joint: no joint named {param.joint!r} in the model")
+        if param.kind == "mass":
+            if param.body is not None:
+                body_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, param.body)
+                if body_id < 0:
+                    raise SpecError(f"{field}.body: no body named {param.body!r} in the model")
+            else:
+                body_id = int(model.jnt_bodyid[joint_id])
+            return _Binding(name, "mass", body_id)
+        if param.kind == "damping":
+            return _Binding(name, "damping", int(model.jnt_dofadr[joint_id]))
+        # gain: the actuator whose transmission is this joint (actuators are often unnamed in these models)
+        for actuator_id in range(model.nu):
+            if model.actuator_trntype[actuator_id] == mujoco.mjtTrn.mjTRN_JOINT and (
+                model.actuator_trnid[actuator_id, 0] == joint_id
+            ):
+                return _Binding(name, "gain", actuator_id)
+        raise SpecError(f"{field}.joint: no actuator drives joint {param.joint!r}")
+
+    def index_of(self, names: tuple[str, ...]) -> np.ndarray:
+        """Positions of ``names`` in the catalogue order used by :meth:`apply_array`."""
+        position = {name: i for i, name in enumerate(self.names)}
+        return np.array([position[name] for name in names], dtype=np.intp)
+
+    def apply(self, model: mujoco.MjModel, data: mujoco.MjData, values: Mapping[str, float]) -> None:
+        """Write multipliers into ``model`` (names left out are set to 1.0) and recompute derived constants.
+
+        Args:
+            model: the model to change: the one this binding was made from, or a copy of it.
+            data: its data, used by ``mj_setConst`` to recompute the constants that depend on masses and gears.
+            values: name -> multiplier of the nominal value.
+        """
+        self.apply_array(model, data, np.array([values.get(name, 1.0) for name in self.names], dtype=np.float64))
+
+    def apply_array(self, model: mujoco.MjModel, data: mujoco.MjData, multipliers: np.ndarray) -> None:
+        """:meth:`apply` with every multiplier given, in catalogue order (the fast path used at each reset)."""
+        self._multipliers[:-1] = multipliers
+        values = self._nominal * self._multipliers[self._source]
+        for view, part in zip(self._views(model), self._slices, strict=True):
+            view[:] = values[part]
+        mujoco.mj_setConst(model, data)
+
+    def _views(self, model: mujoco.MjModel) -> tuple[np.ndarray, ...]:
+        # each attribute access on MjModel builds a new numpy view: build them once per model
+        if self._cached_views is None or self._cached_views[0] is not model:
+            self._cached_views = (model, _fields(model))
+        return self._cached_views[1]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cached_views": None}
+
+    def nominal(self) -> dict[str, float]:
+        """Each parameter's nominal physical value: body mass (kg), mean sliding friction over geoms, joint damping,
+        actuator gear, or the gravity magnitude (m/s²)."""
+        result = {}
+        for position, binding in enumerate(self._bindings):
+            values = self._nominal[self._source == position]
+            if binding.kind == "mass":
+                value = values[0]  # the body mass comes before its inertia
+            elif binding.kind == "gravity":
+                value = np.linalg.norm(values)
+            else:
+                value = values.mean()
+            result[binding.name] = float(value)
+        return result
+
+
+def _fields(model: mujoco.MjModel) -> tuple[np.ndarray, ...]:
+    """Flat views of the model fields that parameters scale, in a fixed order (see :func:`_elements`)."""
+    return (
+        model.body_mass,
+        model.body_inertia.reshape(-1),
+        model.dof_damping,
+        model.actuator_gear[:, 0],
+        model.geom_friction[:, 0],
+        model.opt.gravity,
+    )
+
+
+def _elements(binding: _Binding, model: mujoco.MjModel) -> list[tuple[int, np.ndarray]]:
+    """``(field number in _fields, flat element indices)`` that one parameter scales."""
+    if binding.kind == "mass":
+        # same shape, scaled density: mass and inertia scale together
+        body = binding.index
+        return [(0, np.array([body])), (1, np.arange(3 * body, 3 * body + 3))]
+    if binding.kind == "damping":
+        return [(2, np.array([binding.index]))]
+    if binding.kind == "gain":
+        return [(3, np.array([binding.index]))]
+    if binding.kind == "friction":
+        return [(4, np.arange(model.ngeom))]
+    return [(5, np.arange(3))]

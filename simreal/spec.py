@@ -1,0 +1,370 @@
+"""Robot specs and targets as data.
+
+A robot spec (``envs/<robot>.yaml``) names the gymnasium MuJoCo env a robot is built on, the catalogue of physical
+parameters that can be randomized (each a *multiplier* of the model's nominal value, 1.0 = nominal) with a default
+training range and distribution, and the shipped targets: fixed dynamics plus unmodeled effects that stand in for
+reality. A target can also be a YAML file of its own with a ``base:`` robot.
+
+Everything here is validated with pydantic; every problem is raised as :class:`~simreal.errors.SpecError` with a
+message that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simreal.errors import SpecError
+from simreal.fileio import read_yaml
+from simreal.resources import envs_dir
+
+Kind = Literal["mass", "friction", "damping", "gain", "gravity"]
+DistributionName = Literal["uniform", "loguniform", "truncnormal"]
+
+#: Hard limits of each kind of multiplier, used where a parameter declares none. Ranges must lie inside them.
+DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
+    "mass": (0.1, 10.0),
+    "friction": (0.05, 10.0),
+    "damping": (0.0, 20.0),
+    "gain": (0.1, 10.0),
+    "gravity": (0.1, 5.0),
+}
+#: Kinds whose multiplier must be strictly positive (a body without mass, a motor without gear is no robot).
+POSITIVE_KINDS = frozenset({"mass", "friction", "gain"})
+
+
+class ParameterRange(BaseModel):
+    """The distribution one multiplier is sampled from.
+
+    Attributes:
+        low: lower bound of the multiplier.
+        high: upper bound (``low == high`` pins the value).
+        distribution: ``uniform``; ``loguniform`` (uniform in log space, needs ``low > 0``); or ``truncnormal``
+            (normal with ``mean`` and ``std``, truncated to ``[low, high]``; defaults: the midpoint and a quarter of
+            the width).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: float
+    high: float
+    distribution: DistributionName = "uniform"
+    mean: float | None = None
+    std: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterRange:
+        if self.low > self.high:
+            raise ValueError(f"range low {self.low} > high {self.high}")
+        if self.distribution == "loguniform" and self.low <= 0:
+            raise ValueError(f"loguniform needs low > 0, got {self.low}")
+        if (self.mean is not None or self.std is not None) and self.distribution != "truncnormal":
+            raise ValueError("mean and std apply to the truncnormal distribution only")
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)``."""
+        return (self.low, self.high)
+
+
+class ParameterSpec(BaseModel):
+    """One randomizable physical parameter of a robot.
+
+    Attributes:
+        kind: ``mass`` (of one body, inertia scaled alike), ``friction`` (sliding friction of every geom),
+            ``damping`` (of one joint), ``gain`` (gear of the actuator driving one joint) or ``gravity``.
+        body: for ``mass``, the body by name.
+        joint: for ``damping`` and ``gain``, the joint by name; for ``mass``, the body carrying this joint (for
+            models whose bodies are unnamed).
+        range: default training range of the multiplier, ``[low, high]``.
+        distribution: how training samples the multiplier inside ``range``.
+        mean, std: truncnormal parameters.
+        limits: hard limits of the multiplier (schedules and system identification never go past them).
+        description: a few words for the catalogue.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind
+    body: str | None = None
+    joint: str | None = None
+    range: tuple[float, float]
+    distribution: DistributionName = "uniform"
+    mean: float | None = None
+    std: float | None = Field(default=None, gt=0)
+    limits: tuple[float, float] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterSpec:
+        if self.kind == "mass" and (self.body is None) == (self.joint is None):
+            raise ValueError("a mass parameter names exactly one of 'body' or 'joint'")
+        if self.kind in ("damping", "gain") and self.joint is None:
+            raise ValueError(f"a {self.kind} parameter names its 'joint'")
+        if self.kind in ("friction", "gravity") and (self.body or self.joint):
+            raise ValueError(f"a {self.kind} parameter applies to the whole model: no 'body' or 'joint'")
+        _ = self.sampling  # validates range and distribution together
+        low, high = self.hard_limits
+        if low > high:
+            raise ValueError(f"limits low {low} > high {high}")
+        if not low <= 1.0 <= high:
+            raise ValueError(f"limits [{low}, {high}] do not contain the nominal value 1.0")
+        if not (low <= self.range[0] and self.range[1] <= high):
+            raise ValueError(f"range {list(self.range)} is outside the limits [{low}, {high}]")
+        check_multiplier(self.kind, self.range[0])
+        return self
+
+    @property
+    def sampling(self) -> ParameterRange:
+        """The default training distribution."""
+        return ParameterRange(
+            low=self.range[0],
+            high=self.range[1],
+            distribution=self.distribution,
+            mean=self.mean,
+            std=self.std,
+        )
+
+    @property
+    def hard_limits(self) -> tuple[float, float]:
+        """The declared limits, or the kind's default limits."""
+        return self.limits if self.limits is not None else DEFAULT_LIMITS[self.kind]
+
+
+def check_multiplier(kind: str, value: float) -> None:
+    """Raise ``ValueError`` when ``value`` is not a valid multiplier for a parameter of ``kind``."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"multiplier must be finite, got {value}")
+    if kind in POSITIVE_KINDS and value <= 0:
+        raise ValueError(f"a {kind} multiplier must be > 0, got {value}")
+    if value < 0:
+        raise ValueError(f"a {kind} multiplier must be >= 0, got {value}")
+
+
+class Effects(BaseModel):
+    """Unmodeled effects: what differs on a real robot beyond the parameter catalogue.
+
+    Attributes:
+        action_delay_steps: actions reach the robot this many control steps late (zeros until then).
+        obs_noise_std: standard deviation of Gaussian noise added to every observation entry.
+        action_noise_std: standard deviation of Gaussian noise added to every action entry (then clipped).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_delay_steps: int = Field(default=0, ge=0, le=100)
+    obs_noise_std: float = Field(default=0.0, ge=0)
+    action_noise_std: float = Field(default=0.0, ge=0)
+
+    @property
+    def any(self) -> bool:
+        """Whether any effect is active."""
+        return bool(self.action_delay_steps or self.obs_noise_std or self.action_noise_std)
+
+
+class TargetSpec(BaseModel):
+    """A fixed "reality": multipliers (omitted ones stay at 1.0) plus unmodeled effects."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str | None = None
+    description: str = ""
+    parameters: dict[str, float] = Field(default_factory=dict)
+    effects: Effects = Field(default_factory=Effects)
+
+
+class RobotSpec(BaseModel):
+    """A robot: its gymnasium env, parameter catalogue and shipped targets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    robot: str
+    gym_id: str
+    simreal_id: str
+    description: str = ""
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, ParameterSpec]
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    source: str = Field(default="", exclude=True)
+
+    @property
+    def default_ranges(self) -> dict[str, ParameterRange]:
+        """Each parameter's default training distribution, in catalogue order."""
+        return {name: p.sampling for name, p in self.parameters.items()}
+
+
+def format_validation_error(source: object, exc: ValidationError, prefix: str = "") -> str:
+    """One line naming ``source``, the dotted field and what is wrong with it."""
+    err = exc.errors()[0]
+    field = ".".join(str(part) for part in (*([prefix] if prefix else []), *err["loc"]))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{source}: {field}: {message}" if field else f"{source}: {message}"
+
+
+def robot_names() -> list[str]:
+    """The robots shipped in ``envs/``, sorted."""
+    return sorted(p.stem for p in envs_dir().glob("*.yaml"))
+
+
+def load_robot(robot: str) -> RobotSpec:
+    """Load and validate the shipped spec of ``robot`` (e.g. ``"hopper"``).
+
+    Raises:
+        SpecError: the robot is unknown or its spec is invalid.
+    """
+    path = envs_dir() / f"{robot}.yaml"
+    if not isinstance(robot, str) or not path.is_file():
+        raise SpecError(f"unknown robot {robot!r} (known: {', '.join(robot_names())})")
+    return _load_robot_file(str(path), os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_robot_file(path: str, _mtime: int) -> RobotSpec:
+    data = read_yaml(path, SpecError)
+    try:
+        spec = RobotSpec.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(path, exc)) from None
+    if spec.robot != Path(path).stem:
+        raise SpecError(f"{path}: robot: {spec.robot!r} does not match the file name")
+    for name, target in spec.targets.items():
+        validate_target_values(spec, target, path, f"targets.{name}")
+    return spec
+
+
+def validate_target_values(spec: RobotSpec, target: TargetSpec, source: object, field: str = "") -> None:
+    """Check that a target names only catalogue parameters with valid multipliers.
+
+    Raises:
+        SpecError: naming ``source`` and the offending field.
+    """
+    prefix = f"{field}." if field else ""
+    for name, value in target.parameters.items():
+        if name not in spec.parameters:
+            raise SpecError(
+                f"{source}: {prefix}parameters.{name}: unknown parameter for {spec.robot} "
+                f"(known: {', '.join(spec.parameters)})"
+            )
+        try:
+            check_multiplier(spec.parameters[name].kind, value)
+        except ValueError as exc:
+            raise SpecError(f"{source}: {prefix}parameters.{name}: {exc}") from None
+
+
+def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str, TargetSpec]:
+    """Resolve a target for ``spec``: a shipped target name, a YAML path, or a mapping.
+
+    Returns:
+        ``(name, target)``: the shipped name, or the file's stem, or ``"custom"`` for a mapping.
+
+    Raises:
+        SpecError: unknown target name, missing or malformed file, unknown field or parameter, bad multiplier, or a
+            ``base`` that is not this robot.
+    """
+    if isinstance(target, Mapping):
+        name, source, data = "custom", "target", dict(target)
+    elif isinstance(target, str) and target in spec.targets:
+        return target, spec.targets[target]
+    elif isinstance(target, (str, os.PathLike)) and (Path(target).suffix in (".yaml", ".yml") or Path(target).exists()):
+        source = Path(target)
+        name, data = source.stem, read_yaml(source, SpecError)
+    else:
+        known = ", ".join(spec.targets) or "none"
+        raise SpecError(f"unknown target {target!r} for {spec.robot} (shipped: {known}; or give a YAML file)")
+    try:
+        parsed = TargetSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(source, exc)) from None
+    if parsed.base is not None and parsed.base != spec.robot:
+        raise SpecError(f"{source}: base: target is for {parsed.base!r}, not {spec.robot!r}")
+    validate_target_values(spec, parsed, source)
+    return name, parsed
+
+
+def load_target_file(path: str | os.PathLike[str]) -> tuple[RobotSpec, str, TargetSpec]:
+    """Load a target file on its own: its ``base`` names the robot.
+
+    Raises:
+        SpecError: as :func:`load_target`, or the file has no ``base``.
+    """
+    data = read_yaml(path, SpecError)
+    base = data.get("base")
+    if not isinstance(base, str):
+        raise SpecError(f"{path}: base: missing (the robot this target is for, e.g. 'hopper')")
+    try:
+        spec = load_robot(base)
+    except SpecError as exc:
+        raise SpecError(f"{path}: base: {exc}") from None
+    name, target = load_target(spec, path)
+    return spec, name, target
+
+
+def resolve_ranges(
+    spec: RobotSpec,
+    parameters: list[str] | tuple[str, ...] | None = None,
+    ranges: Mapping[str, Any] | None = None,
+    source: object = "ranges",
+) -> dict[str, ParameterRange]:
+    """The training distributions for ``spec``: all or some parameters, with ranges overriding the defaults.
+
+    Args:
+        spec: the robot.
+        parameters: names to randomize; ``None`` means every catalogue parameter.
+        ranges: per-name overrides, each ``[low, high]`` or a mapping of :class:`ParameterRange` fields (``low``,
+            ``high``, ``distribution``...) or of ``range``/``distribution``. Named parameters are randomized even if
+            ``parameters`` leaves them out.
+        source: how to name the origin of ``ranges`` in errors.
+
+    Raises:
+        SpecError: unknown names, bad ranges, ranges outside the parameter's limits.
+    """
+    names = list(spec.parameters) if parameters is None else list(parameters)
+    for name in names:
+        if name not in spec.parameters:
+            raise SpecError(
+                f"{source}: {name}: unknown parameter for {spec.robot} (known: {', '.join(spec.parameters)})"
+            )
+    result = {name: spec.parameters[name].sampling for name in names}
+    for name, value in (ranges or {}).items():
+        if name not in spec.parameters:
+            raise SpecError(
+                f"{source}: {name}: unknown parameter for {spec.robot} (known: {', '.join(spec.parameters)})"
+            )
+        result[name] = parse_range(spec.parameters[name], value, f"{source}: {name}")
+    return {name: result[name] for name in spec.parameters if name in result}
+
+
+def parse_range(param: ParameterSpec, value: Any, where: str) -> ParameterRange:
+    """Parse one range override for ``param`` and check it against the parameter's kind and limits."""
+    if isinstance(value, ParameterRange):
+        fields: dict[str, Any] = value.model_dump()
+    elif isinstance(value, Mapping):
+        fields = dict(value)
+        if "range" in fields:
+            low_high = fields.pop("range")
+            if not isinstance(low_high, (list, tuple)) or len(low_high) != 2:
+                raise SpecError(f"{where}: range: expected [low, high]")
+            fields["low"], fields["high"] = low_high
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        fields = {"low": value[0], "high": value[1]}
+    else:
+        raise SpecError(f"{where}: expected [low, high] or a mapping with low/high, got {value!r}")
+    try:
+        parsed = ParameterRange.model_validate(fields)
+        check_multiplier(param.kind, parsed.low)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(where, exc)) from None
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    low, high = param.hard_limits
+    if not (low <= parsed.low and parsed.high <= high):
+        raise SpecError(f"{where}: range [{parsed.low}, {parsed.high}] is outside the limits [{low}, {high}]")
+    return parsed

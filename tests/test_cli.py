@@ -1,0 +1,55 @@
+"""The CLI: catalogue output and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from simreal.cli import app
+from simreal.spec import load_robot, robot_names
+
+runner = CliRunner()
+
+
+def test_envs_json_lists_every_robot_parameter_and_target():
+    result = runner.invoke(app, ["envs", "--json"])
+    assert result.exit_code == 0
+    robots = {entry["robot"]: entry for entry in json.loads(result.stdout)["robots"]}
+    assert sorted(robots) == robot_names() == sorted(["ant", "halfcheetah", "hopper", "inverted_pendulum", "walker2d"])
+    for name, entry in robots.items():
+        spec = load_robot(name)
+        assert [p["name"] for p in entry["parameters"]] == list(spec.parameters)
+        assert {t["name"] for t in entry["targets"]} >= {"mild", "moderate", "severe"}
+    torso = next(p for p in robots["hopper"]["parameters"] if p["name"] == "torso_mass")
+    assert torso["nominal"] > 3.0 and torso["unit"] == "kg" and torso["range"] == [0.75, 1.25]
+
+
+def test_envs_table_shows_parameters_and_targets():
+    result = runner.invoke(app, ["envs", "--robot", "hopper"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for text in ("torso_mass", "foot_joint_gain", "gravity", "truncnormal", "severe", "3.665 kg"):
+        assert text in result.stdout
+
+
+def test_envs_validates_a_target_file(write_yaml):
+    good = write_yaml("base: hopper\nparameters: {torso_mass: 1.3}\neffects: {action_delay_steps: 1}\n", "lab.yaml")
+    result = runner.invoke(app, ["envs", "--target", str(good), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["parameters"] == {"torso_mass": 1.3}
+
+
+def test_bad_input_gives_one_line_and_exit_2(write_yaml):
+    bad = write_yaml("base: hopper\nparameters: {torso_mass: -2}\n")
+    process = subprocess.run(
+        [sys.executable, "-m", "simreal.cli", "envs", "--target", str(bad)], capture_output=True, text=True
+    )
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr
+    lines = [line for line in process.stderr.splitlines() if line.strip() and "settotalmass" not in line]
+    assert lines == [f"error: {bad}: parameters.torso_mass: a mass multiplier must be > 0, got -2.0"]
+    result = runner.invoke(app, ["envs", "--robot", "spider"])
+    assert result.exit_code == 2
+    assert "unknown robot 'spider'" in result.stderr
