@@ -6,13 +6,14 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from simreal.errors import SimrealError
+from simreal.errors import ConfigError, SimrealError
 
 app = typer.Typer(
     name="simreal",
@@ -101,6 +102,81 @@ def _targets_table(title: str, targets: list[dict[str, Any]]) -> Table:
         multipliers = ", ".join(f"{k}={v:g}" for k, v in t["parameters"].items())
         effects = ", ".join(f"{_EFFECT_LABELS[k]}={v:g}" for k, v in t["effects"].items() if v)
         table.add_row(t["name"], multipliers or "nominal", effects or "none", t["description"])
+    return table
+
+
+@app.command()
+@_one_line_errors
+def train(
+    config: str = typer.Argument(..., help="A config YAML, or the name of a shipped one (e.g. hopper_ppo_dr)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a field by dotted path: key=value (repeatable)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory [default: runs/<robot>_<algo>_<seed>_<time>]."),
+    seed: int = typer.Option(None, "--seed", help="Seed (overrides the config's)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
+) -> None:
+    """Train PPO or SAC on randomized dynamics, evaluate on the targets, log everything to TensorBoard."""
+    from simreal.config import load_config
+    from simreal.progress import RichProgress
+    from simreal.rundir import default_run_name
+    from simreal.training import train as run_training
+
+    settings = list(overrides or []) + ([f"seed={seed}"] if seed is not None else [])
+    parsed = load_config(config, settings)
+    if resume and run_dir is None:
+        raise ConfigError("--resume: name the run to continue with --run-dir")
+    folder = run_dir or Path("runs") / default_run_name(parsed)
+    result = run_training(
+        parsed,
+        folder,
+        device=device,
+        resume=resume,
+        callbacks=[RichProgress(parsed.total_timesteps, err_console)],
+        command=sys.argv,
+    )
+    console.print(f"trained {result.num_timesteps} timesteps: {result.run_dir}")
+    console.print(_evaluation_table(result.final_eval, f"{parsed.robot}: final evaluation"))
+    console.print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
+
+
+@app.command()
+@_one_line_errors
+def evaluate(
+    source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
+    target: list[str] = typer.Option(None, "--target", "-t", help="Target name or YAML (repeatable) [default: all]."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per env."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the envs and the bootstrap."),
+    json_out: Path = typer.Option(None, "--json", help="Write the results to this JSON file."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Evaluate a policy in its source simulator and on targets: returns, reality gap and 95% bootstrap CIs."""
+    from simreal.evaluation import evaluate as run_evaluation
+    from simreal.fileio import atomic_write_json
+    from simreal.training import resolve_device
+
+    report = run_evaluation(source, list(target or []) or None, episodes, seed, resolve_device(device))
+    console.print(_evaluation_table(report, f"{report['robot']}: {report['model']}"))
+    if json_out is not None:
+        atomic_write_json(json_out, report)
+        console.print(f"wrote {json_out}")
+
+
+def _evaluation_table(report: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("env", "mean return", "std", "gap [95% CI]", "relative gap [95% CI]"):
+        table.add_column(column, justify="left" if column == "env" else "right")
+    for name, source in report["source"].items():
+        table.add_row(f"source: {name}", f"{source['mean_return']:.1f}", f"{source['std_return']:.1f}", "", "")
+    for name, row in report["targets"].items():
+        low, high = row["gap_ci95"]
+        rel_low, rel_high = row["relative_gap_ci95"]
+        table.add_row(
+            f"target: {name}",
+            f"{row['mean_return']:.1f}",
+            f"{row['std_return']:.1f}",
+            f"{row['gap']:.1f} [{low:.1f}, {high:.1f}]",
+            f"{row['relative_gap']:.1%} [{rel_low:.1%}, {rel_high:.1%}]",
+        )
     return table
 
 

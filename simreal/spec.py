@@ -199,10 +199,16 @@ class RobotSpec(BaseModel):
         return {name: p.sampling for name, p in self.parameters.items()}
 
 
-def format_validation_error(source: object, exc: ValidationError, prefix: str = "") -> str:
-    """One line naming ``source``, the dotted field and what is wrong with it."""
+def format_validation_error(source: object, exc: ValidationError, drop: tuple[str, ...] = ()) -> str:
+    """One line naming ``source``, the dotted field and what is wrong with it.
+
+    Args:
+        source: the file (or label) the data came from.
+        exc: pydantic's error; its first problem is reported.
+        drop: location parts to leave out (the tags of discriminated unions).
+    """
     err = exc.errors()[0]
-    field = ".".join(str(part) for part in (*([prefix] if prefix else []), *err["loc"]))
+    field = ".".join(str(part) for part in err["loc"] if part not in drop)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"

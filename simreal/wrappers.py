@@ -50,7 +50,8 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
     MuJoCo model, and ends episodes whose simulation became unstable.
 
     With no ranges the dynamics stay fixed at ``fixed`` (a target). The multipliers in force are returned by
-    :meth:`get_dynamics` and in the ``info`` of ``reset`` under ``"dynamics"``.
+    :meth:`get_dynamics`, in the ``info`` of ``reset`` and in the ``info`` of an episode's last step, under
+    ``"dynamics"``.
 
     Unstable means a MuJoCo warning was raised since the last reset (at every step MuJoCo checks positions,
     velocities and accelerations for NaN, inf or values above 1e10, resets its state and warns), or the reward is not
@@ -130,8 +131,11 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         # MuJoCo already checked the state the observation is computed from (count_nonzero is numpy's cheapest test)
         if np.count_nonzero(self._warnings) or not math.isfinite(reward):
             info["sim_unstable"] = True
+            info["dynamics"] = self.get_dynamics()
             return self._last_obs, 0.0, False, True, info
         self._last_obs = obs
+        if terminated or truncated:
+            info["dynamics"] = self.get_dynamics()  # the episode's dynamics, beside its return
         return obs, reward, terminated, truncated, info
 
     def _next_sample(self) -> np.ndarray:
@@ -143,6 +147,20 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         row = self._block[self._block_row]
         self._block_row += 1
         return row
+
+    def get_randomization_state(self) -> dict[str, Any]:
+        """What decides the next draws, JSON-ready: the generator state and the draws already made but not used."""
+        pending = None if self._block is None else self._block[self._block_row :].tolist()
+        return {"rng": None if self._rng is None else self._rng.bit_generator.state, "pending": pending}
+
+    def set_randomization_state(self, state: dict[str, Any]) -> None:
+        """Continue the draws from a state :meth:`get_randomization_state` returned (used by ``--resume``)."""
+        if state.get("rng") is not None:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = state["rng"]
+        pending = state.get("pending")
+        self._block = None if not pending else np.asarray(pending, dtype=np.float64)
+        self._block_row = 0
 
     def get_dynamics(self) -> dict[str, float]:
         """The multipliers in force, name -> multiplier of nominal."""

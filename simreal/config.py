@@ -1,0 +1,268 @@
+"""Experiment configs: YAML validated with pydantic, with ``--set key=value`` overrides by dotted path.
+
+A config names the robot, what is randomized, the algorithm and its hyperparameters (structured, no code in strings),
+the vectorized envs and normalization, the budget, evaluation on targets and checkpointing. Every problem is raised as
+:class:`~simreal.errors.ConfigError` with a message naming the file and the dotted field.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simreal.errors import ConfigError, SpecError
+from simreal.fileio import read_yaml
+from simreal.resources import configs_dir
+from simreal.spec import Effects, format_validation_error, load_robot, load_target, resolve_ranges
+
+#: Activation functions by name (never ``eval`` a string from a config).
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Randomization(_Strict):
+    """What is randomized during training.
+
+    Attributes:
+        enabled: ``false`` trains at nominal dynamics only.
+        parameters: names to randomize (default: all the robot's parameters).
+        ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``.
+        effects: unmodeled effects applied during training too (delay, noise).
+    """
+
+    enabled: bool = True
+    parameters: list[str] | None = None
+    ranges: dict[str, Any] = Field(default_factory=dict)
+    effects: Effects = Field(default_factory=Effects)
+
+
+class Network(_Strict):
+    """Network sizes and activation. ``pi`` is the actor; ``vf`` the PPO critic; ``qf`` the SAC critics."""
+
+    pi: list[int] = Field(default_factory=lambda: [64, 64])
+    vf: list[int] = Field(default_factory=lambda: [64, 64])
+    qf: list[int] = Field(default_factory=lambda: [256, 256])
+    activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Network:
+        for name in ("pi", "vf", "qf"):
+            if any(size <= 0 for size in getattr(self, name)):
+                raise ValueError(f"{name}: layer sizes must be > 0")
+        return self
+
+
+class PPOHyperparameters(_Strict):
+    """stable-baselines3 PPO arguments (same names, same meaning)."""
+
+    learning_rate: float = Field(default=3e-4, gt=0)
+    n_steps: int = Field(default=2048, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    n_epochs: int = Field(default=10, gt=0)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    gae_lambda: float = Field(default=0.95, ge=0, le=1)
+    clip_range: float = Field(default=0.2, gt=0)
+    ent_coef: float = Field(default=0.0, ge=0)
+    vf_coef: float = Field(default=0.5, ge=0)
+    max_grad_norm: float = Field(default=0.5, gt=0)
+    target_kl: float | None = Field(default=None, gt=0)
+    linear_lr_decay: bool = False
+
+
+class SACHyperparameters(_Strict):
+    """stable-baselines3 SAC arguments (same names, same meaning)."""
+
+    learning_rate: float = Field(default=3e-4, gt=0)
+    buffer_size: int = Field(default=1_000_000, gt=0)
+    learning_starts: int = Field(default=10_000, ge=0)
+    batch_size: int = Field(default=256, gt=0)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    train_freq: int = Field(default=1, gt=0)
+    gradient_steps: int = Field(default=1, ge=-1)
+    ent_coef: str | float = "auto"
+
+
+class PPOAlgorithm(_Strict):
+    """PPO from stable-baselines3."""
+
+    name: Literal["ppo"] = "ppo"
+    hyperparameters: PPOHyperparameters = Field(default_factory=PPOHyperparameters)
+    network: Network = Field(default_factory=Network)
+
+
+class SACAlgorithm(_Strict):
+    """SAC from stable-baselines3."""
+
+    name: Literal["sac"]
+    hyperparameters: SACHyperparameters = Field(default_factory=SACHyperparameters)
+    network: Network = Field(default_factory=Network)
+
+
+Algorithm = Annotated[PPOAlgorithm | SACAlgorithm, Field(discriminator="name")]
+
+
+class Normalize(_Strict):
+    """VecNormalize: running mean/std of observations and returns."""
+
+    observations: bool = True
+    rewards: bool = True
+    clip_obs: float = Field(default=10.0, gt=0)
+    clip_reward: float = Field(default=10.0, gt=0)
+
+
+class EnvConfig(_Strict):
+    """The vectorized training envs."""
+
+    n_envs: int = Field(default=1, gt=0)
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    normalize: Normalize = Field(default_factory=Normalize)
+
+
+class Evaluation(_Strict):
+    """Periodic evaluation during training.
+
+    Attributes:
+        frequency: every this many total timesteps (summed over envs); 0 turns it off.
+        episodes: episodes per evaluated env.
+        targets: target names or files (default: every target the robot ships).
+    """
+
+    frequency: int = Field(default=50_000, ge=0)
+    episodes: int = Field(default=5, gt=0)
+    targets: list[str] | None = None
+
+
+class Checkpoint(_Strict):
+    """Checkpoints: every this many total timesteps (summed over envs); 0 saves only at the end."""
+
+    frequency: int = Field(default=100_000, ge=0)
+    keep: int = Field(default=2, gt=0)
+
+
+class TrainConfig(_Strict):
+    """A training experiment."""
+
+    robot: str
+    seed: int = Field(default=0, ge=0)
+    total_timesteps: int = Field(gt=0)
+    randomization: Randomization = Field(default_factory=Randomization)
+    algorithm: Algorithm = Field(default_factory=PPOAlgorithm)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    eval: Evaluation = Field(default_factory=Evaluation)
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    torch_threads: int | None = Field(default=None, gt=0)
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+    """Parse ``key=value`` strings; values are YAML (``3``, ``1e-4``, ``[64, 64]``, ``true``, ``null``).
+
+    Raises:
+        ConfigError: a pair without ``=`` or with an empty key.
+    """
+    parsed = []
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value with a dotted key, e.g. algorithm.name=sac")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        parsed.append((key.strip(), value))
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Set each dotted key in a copy of the raw config mapping (validation happens afterwards)."""
+    data = copy.deepcopy(data)
+    for key, value in overrides:
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def resolve_config_path(config: str | os.PathLike[str]) -> Path:
+    """A config path as given, or the name of a shipped config (``hopper_ppo_dr`` or ``hopper_ppo_dr.yaml``)."""
+    path = Path(config)
+    if path.exists():
+        return path
+    shipped = configs_dir() / (path.name if path.suffix else f"{path.name}.yaml")
+    if len(path.parts) == 1 and shipped.exists():
+        return shipped
+    return path
+
+
+def load_config(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override and validate a training config, and check it against the robot's spec.
+
+    Args:
+        config: a YAML path, or the name of a shipped config.
+        overrides: ``key=value`` strings with dotted keys.
+
+    Raises:
+        ConfigError: missing or malformed file, unknown key, wrong type, out-of-range value, unknown robot,
+            parameter or target; the message names the file and the field.
+    """
+    path = resolve_config_path(config)
+    data = apply_overrides(read_yaml(path, ConfigError), parse_overrides(overrides or []))
+    try:
+        parsed = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, drop=("ppo", "sac"))) from None
+    check_against_robot(parsed, path)
+    return parsed
+
+
+def check_against_robot(config: TrainConfig, source: object) -> None:
+    """Check the robot, parameters, ranges and targets a config names (raises :class:`ConfigError`)."""
+    try:
+        spec = load_robot(config.robot)
+    except SpecError as exc:
+        raise ConfigError(f"{source}: robot: {exc}") from None
+    try:
+        resolve_ranges(spec, config.randomization.parameters, config.randomization.ranges, "randomization.ranges")
+    except SpecError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for index, target in enumerate(config.eval.targets or []):
+        try:
+            load_target(spec, target)
+        except SpecError as exc:
+            raise ConfigError(f"{source}: eval.targets.{index}: {exc}") from None
+    if config.algorithm.name == "ppo":
+        hyper = config.algorithm.hyperparameters
+        if hyper.n_steps * config.env.n_envs < 2:
+            raise ConfigError(f"{source}: algorithm.hyperparameters.n_steps: n_steps * n_envs must be > 1")
+
+
+def config_table(config: TrainConfig) -> list[tuple[str, str]]:
+    """The resolved config flattened to ``(dotted key, value)`` rows, for logs and TensorBoard."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            rows.append((prefix, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()))
+
+    walk("", config.model_dump(mode="json"))
+    return rows

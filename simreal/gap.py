@@ -1,0 +1,80 @@
+"""The reality gap: how much return a policy loses from its source simulator to a target, with bootstrap CIs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: Bootstrap resamples used for every confidence interval.
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class GapEstimate:
+    """``gap = source_nominal_return - target_return`` and ``relative_gap = gap / |source_nominal_return|``, each
+    with a bootstrap confidence interval over episodes (percentile method)."""
+
+    gap: float
+    gap_ci: tuple[float, float]
+    relative_gap: float
+    relative_gap_ci: tuple[float, float]
+
+    def as_dict(self) -> dict[str, float | list[float]]:
+        """JSON-ready: ``gap``, ``gap_ci95``, ``relative_gap``, ``relative_gap_ci95``."""
+        data = asdict(self)
+        return {
+            "gap": data["gap"],
+            "gap_ci95": list(data["gap_ci"]),
+            "relative_gap": data["relative_gap"],
+            "relative_gap_ci95": list(data["relative_gap_ci"]),
+        }
+
+
+def reality_gap(
+    source_returns: np.ndarray | list[float],
+    target_returns: np.ndarray | list[float],
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> GapEstimate:
+    """Estimate the return gap between source and target episodes.
+
+    Source and target episodes are independent samples, so each bootstrap resample draws both anew.
+
+    Args:
+        source_returns: episode returns in the source simulator at nominal dynamics.
+        target_returns: episode returns on the target.
+        rng: generator for the resamples (same generator state, same interval).
+        confidence: coverage of the intervals.
+        resamples: bootstrap resamples.
+
+    Returns:
+        The point estimates and their intervals. With one episode on a side the interval collapses to the point.
+    """
+    source = np.asarray(source_returns, dtype=np.float64)
+    target = np.asarray(target_returns, dtype=np.float64)
+    if source.size == 0 or target.size == 0:
+        raise ValueError("reality_gap needs at least one source and one target episode")
+    source_means = source[rng.integers(0, source.size, (resamples, source.size))].mean(axis=1)
+    target_means = target[rng.integers(0, target.size, (resamples, target.size))].mean(axis=1)
+    gaps = source_means - target_means
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = gaps / np.abs(source_means)
+    tail = (1 - confidence) / 2 * 100
+    gap = float(source.mean() - target.mean())
+    scale = abs(float(source.mean()))
+    relative_gap = gap / scale if scale > 0 else float("nan")
+    return GapEstimate(
+        gap=gap,
+        gap_ci=_interval(gaps, tail),
+        relative_gap=relative_gap,
+        relative_gap_ci=_interval(relative[np.isfinite(relative)], tail),
+    )
+
+
+def _interval(samples: np.ndarray, tail: float) -> tuple[float, float]:
+    if samples.size == 0:
+        return (float("nan"), float("nan"))
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return (float(low), float(high))
