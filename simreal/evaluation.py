@@ -63,7 +63,8 @@ class TransferReport:
 class TransferEvaluator:
     """Evaluates policies of one robot on nominal dynamics, optionally the training distribution, and targets.
 
-    The eval envs are built once and reseeded with ``seed`` before each evaluation, so successive evaluations see
+    Each evaluated env is a VecEnv of ``episodes`` copies running one episode each (the policy acts on all of them in
+    one batch). They are built once and reseeded with ``seed`` before each evaluation, so successive evaluations see
     the same episodes (common random numbers) and the same seed gives the same numbers.
 
     Args:
@@ -85,15 +86,15 @@ class TransferEvaluator:
         spec = load_robot(config.robot)
         chosen = targets if targets else (config.eval.targets or list(spec.targets))
         self.episodes, self.seed = episodes, seed
-        self._nominal = make_eval_env(EnvFactory(config.robot, {"nominal": True}), seed)
-        self._randomized = make_eval_env(env_factory(config), seed) if randomized else None
+        self._nominal = make_eval_env(EnvFactory(config.robot, {"nominal": True}), seed, episodes)
+        self._randomized = make_eval_env(env_factory(config), seed, episodes) if randomized else None
         self._targets: dict[str, VecEnv] = {}
         for target in chosen:
             name, target_spec = load_target(spec, target)
             if name in self._targets:
                 raise SpecError(f"target {target}: another target is already called {name!r}")
             factory = EnvFactory(config.robot, {"target": target_spec.model_dump()})
-            self._targets[name] = make_eval_env(factory, seed)
+            self._targets[name] = make_eval_env(factory, seed, episodes)
 
     @property
     def target_names(self) -> list[str]:

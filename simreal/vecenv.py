@@ -52,9 +52,10 @@ def make_training_env(config: TrainConfig, seed: int) -> VecEnv:
     return venv
 
 
-def make_eval_env(factory: Callable[[], gym.Env], seed: int) -> VecEnv:
-    """A one-env VecEnv for evaluation (in a Monitor, which records the raw episode returns)."""
-    return make_vec_env(factory, n_envs=1, seed=seed, vec_env_cls=DummyVecEnv)
+def make_eval_env(factory: Callable[[], gym.Env], seed: int, n_envs: int = 1) -> VecEnv:
+    """A VecEnv for evaluation, env ``i`` seeded with ``seed + i``, each in a Monitor (which records the raw episode
+    returns). One env per episode lets the policy act on all of them in one batch."""
+    return make_vec_env(factory, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
 
 
 def normalized_like(venv: VecEnv, statistics: VecNormalize | None) -> VecEnv:

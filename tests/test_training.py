@@ -1,0 +1,226 @@
+"""Training from the CLI end to end, the run directory, TensorBoard tags, resume after a kill, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
+
+from simreal.cli import app
+from simreal.rundir import load_model
+from simreal.spec import load_robot
+
+runner = CliRunner()
+
+TINY = {
+    "ppo": {
+        "name": "ppo",
+        "hyperparameters": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+        "network": {"pi": [8], "vf": [8]},
+    },
+    "sac": {
+        "name": "sac",
+        "hyperparameters": {"learning_starts": 64, "buffer_size": 2000, "batch_size": 32},
+        "network": {"pi": [8], "qf": [8]},
+    },
+}
+
+
+def tiny_config(tmp_path: Path, algo: str, **changes) -> Path:
+    """A config small enough for the test suite: hundreds of steps, 8-unit networks."""
+    config = {
+        "robot": "hopper",
+        "seed": 3,
+        "total_timesteps": 512,
+        "algorithm": TINY[algo],
+        "env": {"n_envs": 2, "normalize": {"observations": True, "rewards": True}},
+        "eval": {"frequency": 256, "episodes": 2},
+        "checkpoint": {"frequency": 256, "keep": 2},
+    }
+    config.update(changes)
+    path = tmp_path / f"tiny_{algo}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def tags(run_dir: Path) -> dict[str, list[str]]:
+    accumulator = EventAccumulator(str(run_dir / "tb"), size_guidance={"histograms": 0, "scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator.Tags()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_train_end_to_end_writes_the_run_directory(tmp_path, algo):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(tiny_config(tmp_path, algo)), "--run-dir", str(run_dir), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "target: severe" in result.stdout and "tensorboard --logdir" in result.stdout
+
+    for name in ("model.zip", "vecnormalize.pkl", "best/model.zip", "best/vecnormalize.pkl", "eval.json"):
+        assert (run_dir / name).is_file(), name
+    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    checkpoint = run_dir / "checkpoints" / latest["checkpoint"]
+    assert latest["num_timesteps"] == 512
+    assert (checkpoint / "model.zip").is_file() and (checkpoint / "vecnormalize.pkl").is_file()
+    assert (checkpoint / "replay_buffer.pkl").is_file() == (algo == "sac")
+    assert len([p for p in (run_dir / "checkpoints").iterdir() if p.is_dir()]) == 2  # keep: 2
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["algorithm"]["name"] == algo and saved["total_timesteps"] == 512
+    assert saved["algorithm"]["hyperparameters"]["batch_size"] == TINY[algo]["hyperparameters"]["batch_size"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["command"] and run["simreal_version"] and "git_commit" in run and run["device"] == "cpu"
+    assert load_model(run_dir / "model.zip", algo).num_timesteps == 512
+
+    found = tags(run_dir)
+    scalars = set(found["scalars"])
+    params = list(load_robot("hopper").parameters)
+    expected = {"eval/nominal/mean_return", "eval/randomized/mean_return", "rollout/ep_rew_mean"}
+    expected |= {f"dr/{p}/mean" for p in params}
+    for target in ("mild", "moderate", "severe"):
+        expected |= {f"eval/target/{target}/mean_return", f"sim2real/gap/{target}", f"sim2real/relative_gap/{target}"}
+    assert expected <= scalars, expected - scalars
+    assert any(tag.startswith("train/") for tag in scalars)
+    assert {f"dr/{p}" for p in params} <= set(found["histograms"])
+    assert "config/text_summary" in found["tensors"]
+
+
+def test_default_run_name_and_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
+    result = runner.invoke(app, ["train", str(config), "--seed", "7", "--set", "total_timesteps=256"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("hopper_ppo_7_")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["seed"] == 7 and saved["total_timesteps"] == 256
+
+
+def test_resume_after_sigkill_loses_at_most_one_checkpoint_interval(tmp_path):
+    total, interval = 4096, 256
+    config = tiny_config(
+        tmp_path,
+        "ppo",
+        total_timesteps=total,
+        checkpoint={"frequency": interval, "keep": 2},
+        eval={"frequency": 0, "episodes": 1, "targets": ["mild"]},
+    )
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "simreal.cli", "train", str(config), "--run-dir", str(run_dir), "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = run_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        latest.exists() and json.loads(latest.read_text())["num_timesteps"] >= 3 * interval
+    ):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert latest.exists(), "no checkpoint before the kill"
+    saved_at = json.loads(latest.read_text())["num_timesteps"]
+    assert saved_at < total, "the run finished before it could be killed"
+    checkpoint = run_dir / "checkpoints" / json.loads(latest.read_text())["checkpoint"]
+    assert load_model(checkpoint / "model.zip", "ppo").num_timesteps == saved_at  # the latest is never corrupt
+
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert load_model(run_dir / "model.zip", "ppo").num_timesteps == total
+    run = json.loads((run_dir / "run.json").read_text())
+    assert len(run["starts"]) == 2
+
+    again = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
+    assert again.exit_code == 0  # already at the total: nothing more to train
+    assert load_model(run_dir / "model.zip", "ppo").num_timesteps == total
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("trained")
+    run_dir = tmp_path / "run"
+    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def test_evaluate_json_schema_and_determinism(trained_run, tmp_path):
+    first, second, other = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    for path, seed in ((first, 5), (second, 5), (other, 6)):
+        result = runner.invoke(
+            app, ["evaluate", str(trained_run), "--episodes", "3", "--seed", str(seed), "--json", str(path)]
+        )
+        assert result.exit_code == 0, result.output
+    assert first.read_text() == second.read_text()
+    report = json.loads(first.read_text())
+    assert report["schema"] == "simreal.evaluate/1" and report["robot"] == "hopper" and report["episodes"] == 3
+    assert set(report["source"]) == {"nominal", "randomized"}
+    assert set(report["targets"]) == {"mild", "moderate", "severe"}
+    for row in report["targets"].values():
+        assert len(row["returns"]) == 3
+        assert row["gap"] == pytest.approx(report["source"]["nominal"]["mean_return"] - row["mean_return"])
+        low, high = row["gap_ci95"]
+        assert low <= row["gap"] <= high
+        assert row["relative_gap_ci95"][0] <= row["relative_gap"] <= row["relative_gap_ci95"][1]
+    assert json.loads(other.read_text())["source"] != report["source"]
+    one = runner.invoke(app, ["evaluate", str(trained_run / "best" / "model.zip"), "-t", "severe", "--episodes", "1"])
+    assert one.exit_code == 0 and "target: severe" in one.stdout and "target: mild" not in one.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algorithm.hyperparameters.n_stepz=3", "algorithm.hyperparameters.n_stepz: unknown field"),
+        ("total_timesteps=many", "total_timesteps: Input should be a valid integer"),
+        ("env.n_envs=-1", "env.n_envs: Input should be greater than 0"),
+        ("eval.episodes=0", "eval.episodes: Input should be greater than 0"),
+        ("robot=spider", "robot: unknown robot 'spider'"),
+        ("eval.targets=[brutal]", "eval.targets.0: unknown target 'brutal'"),
+        ("randomization.ranges={torso_mass: [2, 1]}", "randomization.ranges: torso_mass: range low 2.0 > high 1.0"),
+        ("algorithm.network.activation=eval('x')", "algorithm.network.activation: Input should be"),
+        ("algorithm.name=dqn", "algorithm: Input tag 'dqn'"),
+    ],
+)
+def test_bad_config_gives_one_line_naming_the_field(tmp_path, override, message):
+    config = tiny_config(tmp_path, "ppo")
+    result = runner.invoke(app, ["train", str(config), "--set", override, "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: {message}"), lines
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):
+    missing = runner.invoke(app, ["train", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "nope.yaml: file not found" in missing.stderr
+    corrupt = tmp_path / "model.zip"
+    corrupt.write_bytes(b"not a zip at all")
+    (tmp_path / "config.yaml").write_text((trained_run / "config.yaml").read_text())
+    result = runner.invoke(app, ["evaluate", str(corrupt)])
+    assert result.exit_code == 2 and "model.zip: not a readable PPO model" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    gone = runner.invoke(app, ["evaluate", str(tmp_path / "no_run")])
+    assert gone.exit_code == 2 and "no such run directory or model file" in gone.stderr
+    again = runner.invoke(app, ["train", str(tiny_config(tmp_path, "ppo")), "--run-dir", str(trained_run)])
+    assert again.exit_code == 2 and "already holds a run" in again.stderr
+    nothing = runner.invoke(
+        app, ["train", str(tiny_config(tmp_path, "ppo")), "--resume", "--run-dir", str(tmp_path / "x")]
+    )
+    assert nothing.exit_code == 2 and "no such run directory" in nothing.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        cuda = runner.invoke(
+            app, ["train", str(tiny_config(tmp_path, "ppo")), "--device", "cuda", "--run-dir", str(tmp_path / "c")]
+        )
+        assert cuda.exit_code == 2 and "cuda requested" in cuda.stderr
