@@ -230,39 +230,39 @@ class ActionDelay(_PartOfTheEnv, gym.Wrapper):
         return self.env.step(self._queue.popleft())
 
 
-class ObservationNoise(_PartOfTheEnv, gym.ObservationWrapper):
-    """Adds Gaussian noise of standard deviation ``std`` (observation units) to every observation entry."""
+class _GaussianNoise(_PartOfTheEnv):
+    """Shared by the noise wrappers: a validated ``std`` and a generator reseeded by ``reset(seed=...)``."""
+
+    _salt: int
+    _what: str
 
     def __init__(self, env: gym.Env, std: float) -> None:
         super().__init__(env)
         if std < 0:
-            raise ValueError(f"observation noise std must be >= 0, got {std}")
+            raise ValueError(f"{self._what} noise std must be >= 0, got {std}")
         self.std = float(std)
         self._rng: np.random.Generator | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        self._rng = seeded_rng(seed, _SALT_OBS_NOISE, self._rng)
+        self._rng = seeded_rng(seed, self._salt, self._rng)
         return super().reset(seed=seed, options=options)
+
+
+class ObservationNoise(_GaussianNoise, gym.ObservationWrapper):
+    """Adds Gaussian noise of standard deviation ``std`` (observation units) to every observation entry."""
+
+    _salt, _what = _SALT_OBS_NOISE, "observation"
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         noise = self._rng.normal(0.0, self.std, size=observation.shape)
         return (observation + noise).astype(observation.dtype, copy=False)
 
 
-class ActionNoise(_PartOfTheEnv, gym.ActionWrapper):
+class ActionNoise(_GaussianNoise, gym.ActionWrapper):
     """Adds Gaussian noise of standard deviation ``std`` (action units) to every action entry, then clips it to the
     action space."""
 
-    def __init__(self, env: gym.Env, std: float) -> None:
-        super().__init__(env)
-        if std < 0:
-            raise ValueError(f"action noise std must be >= 0, got {std}")
-        self.std = float(std)
-        self._rng: np.random.Generator | None = None
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        self._rng = seeded_rng(seed, _SALT_ACTION_NOISE, self._rng)
-        return self.env.reset(seed=seed, options=options)
+    _salt, _what = _SALT_ACTION_NOISE, "action"
 
     def action(self, action: np.ndarray) -> np.ndarray:
         noisy = np.asarray(action, dtype=np.float64) + self._rng.normal(0.0, self.std, size=np.shape(action))
