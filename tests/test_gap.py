@@ -15,7 +15,7 @@ def test_gap_point_estimates_and_intervals():
     assert estimate.gap == pytest.approx(40.0)
     assert estimate.relative_gap == pytest.approx(0.4)
     assert estimate.gap_ci[0] < 40.0 < estimate.gap_ci[1]
-    assert 30.0 < estimate.gap_ci[0] and estimate.gap_ci[1] < 50.0
+    assert estimate.gap_ci[0] > 30.0 and estimate.gap_ci[1] < 50.0
     assert estimate.relative_gap_ci[0] < 0.4 < estimate.relative_gap_ci[1]
 
 
