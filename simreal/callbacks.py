@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from simreal.evaluation import TransferEvaluator
 from simreal.fileio import atomic_write_json
 from simreal.rundir import save_checkpoint, save_model
+from simreal.schedules import ADRSchedule, FixedSchedule
 
 
 def tensorboard_writer(callback: BaseCallback) -> Any:
@@ -30,9 +31,12 @@ def tensorboard_writer(callback: BaseCallback) -> Any:
 
 
 class _Periodic(BaseCallback):
-    """Runs :meth:`fire` each time training passes a multiple of ``frequency`` total timesteps (0: never).
+    """Runs :meth:`fire` at the first rollout start after training passes a multiple of ``frequency`` total
+    timesteps (0: never).
 
     Counting total timesteps rather than calls keeps the schedule after ``--resume`` and whatever ``n_envs`` is.
+    Firing at a rollout's start, after the previous update, means a checkpoint's model has learned from every step
+    it counts, and a resumed PPO run keeps the rollout boundaries, so it ends at the same total timesteps.
     """
 
     def __init__(self, frequency: int) -> None:
@@ -44,10 +48,12 @@ class _Periodic(BaseCallback):
         if self.frequency > 0:
             self._due = (self.num_timesteps // self.frequency + 1) * self.frequency
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self.frequency > 0 and self.num_timesteps >= self._due:
             self._due = (self.num_timesteps // self.frequency + 1) * self.frequency
             self.fire()
+
+    def _on_step(self) -> bool:
         return True
 
     def fire(self) -> None:
@@ -107,6 +113,7 @@ class TransferEvalCallback(_Periodic):
         self.evaluator, self.run_dir = evaluator, run_dir
         self.best = -np.inf
         self.last_report: dict[str, Any] | None = None
+        self.nominal_return: float | None = None
 
     def fire(self) -> None:
         self.evaluate()
@@ -115,6 +122,7 @@ class TransferEvalCallback(_Periodic):
         """Evaluate now and log; returns the report as a mapping."""
         statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
         report = self.evaluator.evaluate(self.model, statistics)
+        self.nominal_return = report.nominal.mean
         self.logger.record("eval/nominal/mean_return", report.nominal.mean)
         if report.randomized is not None:
             self.logger.record("eval/randomized/mean_return", report.randomized.mean)
@@ -131,11 +139,13 @@ class TransferEvalCallback(_Periodic):
         return self.last_report
 
     def state(self) -> dict[str, Any]:
-        return {"best_nominal_return": None if self.best == -np.inf else float(self.best)}
+        best = None if self.best == -np.inf else float(self.best)
+        return {"best_nominal_return": best, "nominal_return": self.nominal_return}
 
     def restore(self, state: dict[str, Any]) -> None:
         best = state.get("best_nominal_return")
         self.best = -np.inf if best is None else float(best)
+        self.nominal_return = state.get("nominal_return")
 
 
 class CheckpointEvery(_Periodic):
@@ -151,3 +161,66 @@ class CheckpointEvery(_Periodic):
 
     def save(self) -> Path:
         return save_checkpoint(self.model, self.training_env, self.run_dir, self.state(), self.keep)
+
+
+class ScheduleCallback(BaseCallback):
+    """Runs a randomization schedule in the training process and keeps every env's ranges in step with it.
+
+    Ranges reach the envs through ``env_method`` (so also envs in ``SubprocVecEnv`` workers); ADR's boundary episodes
+    come back through ``info["adr_boundary"]`` beside the Monitor's episode return. Logs ``dr/range/<param>/low``
+    and ``/high`` at every rollout, and for ADR ``dr/adr_entropy`` and ``dr/adr/<param>/<side>/mean_return`` each
+    time a boundary is judged.
+
+    Args:
+        schedule: the schedule (its state is restored by the caller on resume).
+        evaluation: the evaluation callback, whose nominal return is ADR's reference for relative thresholds.
+    """
+
+    def __init__(self, schedule: FixedSchedule, evaluation: TransferEvalCallback | None = None) -> None:
+        super().__init__()
+        self.schedule, self.evaluation = schedule, evaluation
+
+    def _on_training_start(self) -> None:
+        self.schedule.update(self._progress())
+        self.training_env.env_method("set_boundary_probability", self.schedule.boundary_probability)
+        self._push()
+
+    def _progress(self) -> float:
+        total = self.locals.get("total_timesteps") or self.model._total_timesteps
+        return self.num_timesteps / total if total else 1.0
+
+    def _push(self) -> None:
+        self.training_env.env_method("set_ranges", self.schedule.ranges())
+        self._log_ranges()
+
+    def _log_ranges(self) -> None:
+        for name, r in self.schedule.ranges().items():
+            self.logger.record(f"dr/range/{name}/low", r.low)
+            self.logger.record(f"dr/range/{name}/high", r.high)
+        if isinstance(self.schedule, ADRSchedule):
+            self.logger.record("dr/adr_entropy", self.schedule.entropy())
+
+    def _on_rollout_start(self) -> None:
+        evaluation = self.evaluation
+        if isinstance(self.schedule, ADRSchedule) and evaluation is not None and evaluation.nominal_return is not None:
+            self.schedule.set_reference(evaluation.nominal_return)
+        if self.schedule.update(self._progress()):
+            self._push()
+        else:
+            self._log_ranges()
+
+    def _on_step(self) -> bool:
+        if not isinstance(self.schedule, ADRSchedule):
+            return True
+        moved = False
+        for info in self.locals.get("infos", ()):
+            boundary = info.get("adr_boundary")
+            if boundary is None or "episode" not in info:
+                continue
+            decision = self.schedule.observe(boundary[0], boundary[1], info["episode"]["r"])
+            if decision is not None:
+                self.logger.record(f"dr/adr/{decision.parameter}/{decision.side}/mean_return", decision.mean_return)
+                moved = moved or decision.move != "keep"
+        if moved:
+            self._push()
+        return True

@@ -28,6 +28,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FixedScheduleConfig(_Strict):
+    """The configured ranges all run long."""
+
+    kind: Literal["fixed"] = "fixed"
+
+
+class CurriculumConfig(_Strict):
+    """Ranges widen from ``initial_fraction`` of their width around nominal to all of it over ``ramp_fraction`` of
+    training, ``linear``-ly or in ``steps`` equal increments."""
+
+    kind: Literal["curriculum"]
+    initial_fraction: float = Field(default=0.0, ge=0, le=1)
+    ramp_fraction: float = Field(default=0.5, ge=0, le=1)
+    mode: Literal["linear", "steps"] = "linear"
+    steps: int = Field(default=5, gt=0)
+
+
+class Thresholds(_Strict):
+    """ADR thresholds: returns, or fractions of the nominal-dynamics return when ``relative``."""
+
+    low: float = 0.5
+    high: float = 0.8
+    relative: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        return self
+
+
+class ADRConfig(_Strict):
+    """Automatic Domain Randomization (see :class:`simreal.schedules.ADRSchedule`).
+
+    Attributes:
+        initial_width: ranges start at ``1 +- initial_width``.
+        step: how far a boundary moves (multiplier units).
+        probability: chance that an episode pins one parameter to one boundary.
+        buffer_size: boundary returns collected before a boundary is judged.
+        thresholds: ``low`` and ``high``; ``relative`` makes them fractions of the nominal-dynamics return.
+        limits: hard limits per parameter, each containing 1.0 (default: the parameter's training range).
+    """
+
+    kind: Literal["adr"]
+    initial_width: float = Field(default=0.05, ge=0)
+    step: float = Field(default=0.05, gt=0)
+    probability: float = Field(default=0.5, ge=0, le=1)
+    buffer_size: int = Field(default=10, gt=0)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    limits: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+ScheduleConfig = Annotated[FixedScheduleConfig | CurriculumConfig | ADRConfig, Field(discriminator="kind")]
+SCHEDULE_KINDS = ("fixed", "curriculum", "adr")
+
+
 class Randomization(_Strict):
     """What is randomized during training.
 
@@ -36,12 +92,14 @@ class Randomization(_Strict):
         parameters: names to randomize (default: all the robot's parameters).
         ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``.
         effects: unmodeled effects applied during training too (delay, noise).
+        schedule: how the ranges evolve: ``fixed``, ``curriculum`` or ``adr``.
     """
 
     enabled: bool = True
     parameters: list[str] | None = None
     ranges: dict[str, Any] = Field(default_factory=dict)
     effects: Effects = Field(default_factory=Effects)
+    schedule: ScheduleConfig = Field(default_factory=FixedScheduleConfig)
 
 
 class Network(_Strict):
@@ -227,7 +285,7 @@ def load_config(config: str | os.PathLike[str], overrides: list[str] | None = No
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc, drop=("ppo", "sac"))) from None
+        raise ConfigError(format_validation_error(path, exc, drop=("ppo", "sac", *SCHEDULE_KINDS))) from None
     check_against_robot(parsed, path)
     return parsed
 
@@ -239,9 +297,29 @@ def check_against_robot(config: TrainConfig, source: object) -> None:
     except SpecError as exc:
         raise ConfigError(f"{source}: robot: {exc}") from None
     try:
-        resolve_ranges(spec, config.randomization.parameters, config.randomization.ranges, "randomization.ranges")
+        ranges = resolve_ranges(
+            spec, config.randomization.parameters, config.randomization.ranges, "randomization.ranges"
+        )
     except SpecError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    schedule = config.randomization.schedule
+    if schedule.kind == "adr":
+        for name, (low, high) in adr_limits(config, ranges).items():
+            field = f"{source}: randomization.schedule.limits.{name}"
+            if name not in spec.parameters:
+                raise ConfigError(f"{field}: unknown parameter for {spec.robot}")
+            if not low <= 1.0 <= high:
+                raise ConfigError(f"{field}: limits [{low}, {high}] do not contain the nominal value 1.0")
+            hard_low, hard_high = spec.parameters[name].hard_limits
+            if low < hard_low or high > hard_high:
+                raise ConfigError(
+                    f"{field}: limits [{low}, {high}] pass the parameter's limits [{hard_low}, {hard_high}]"
+                )
+        if schedule.thresholds.relative and config.eval.frequency <= 0:
+            raise ConfigError(
+                f"{source}: randomization.schedule.thresholds.relative: needs eval.frequency > 0 "
+                "(the nominal-dynamics return comes from evaluation)"
+            )
     for index, target in enumerate(config.eval.targets or []):
         try:
             load_target(spec, target)
@@ -251,6 +329,14 @@ def check_against_robot(config: TrainConfig, source: object) -> None:
         hyper = config.algorithm.hyperparameters
         if hyper.n_steps * config.env.n_envs < 2:
             raise ConfigError(f"{source}: algorithm.hyperparameters.n_steps: n_steps * n_envs must be > 1")
+
+
+def adr_limits(config: TrainConfig, ranges: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """ADR's hard limits: the configured ``limits``, else each randomized parameter's training range."""
+    schedule = config.randomization.schedule
+    limits = {name: (r.low, r.high) for name, r in ranges.items()}
+    limits.update({name: (float(lo), float(hi)) for name, (lo, hi) in schedule.limits.items()})
+    return limits
 
 
 def config_table(config: TrainConfig) -> list[tuple[str, str]]:

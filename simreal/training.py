@@ -19,7 +19,13 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from simreal.callbacks import CheckpointEvery, DynamicsLogger, TransferEvalCallback, tensorboard_writer
+from simreal.callbacks import (
+    CheckpointEvery,
+    DynamicsLogger,
+    ScheduleCallback,
+    TransferEvalCallback,
+    tensorboard_writer,
+)
 from simreal.config import TrainConfig, config_table
 from simreal.errors import ConfigError, DataError
 from simreal.evaluation import TransferEvaluator
@@ -36,7 +42,8 @@ from simreal.rundir import (
     saved_config,
     write_run_metadata,
 )
-from simreal.vecenv import make_training_env
+from simreal.schedules import build_schedule
+from simreal.vecenv import make_training_env, training_ranges
 
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
@@ -149,11 +156,19 @@ def train(
         for index, env_state in enumerate(state["randomization"]):
             venv.env_method("set_randomization_state", env_state, indices=[index])
 
+    schedule = build_schedule(config, training_ranges(config))
+    schedule.restore(state.get("schedule", {}))
+
     def checkpoint_state() -> dict[str, Any]:
-        return {**evaluation.state(), "randomization": venv.env_method("get_randomization_state")}
+        return {
+            **evaluation.state(),
+            "schedule": schedule.state(),
+            "randomization": venv.env_method("get_randomization_state"),
+        }
 
     checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
-    everything = CallbackList([DynamicsLogger(), _ConfigText(config), evaluation, checkpoints, *callbacks])
+    scheduling = [ScheduleCallback(schedule, evaluation)] if config.randomization.enabled else []
+    everything = CallbackList([DynamicsLogger(), _ConfigText(config), *scheduling, evaluation, checkpoints, *callbacks])
     try:
         remaining = config.total_timesteps - model.num_timesteps
         if remaining > 0:

@@ -11,6 +11,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from simreal.config import TrainConfig
 from simreal.factory import make
+from simreal.spec import ParameterRange, load_robot, resolve_ranges
+
+
+def training_ranges(config: TrainConfig) -> dict[str, ParameterRange]:
+    """The full training ranges of a config (empty when randomization is off)."""
+    if not config.randomization.enabled:
+        return {}
+    spec = load_robot(config.robot)
+    return resolve_ranges(spec, config.randomization.parameters, config.randomization.ranges or None)
 
 
 def env_factory(config: TrainConfig) -> Callable[[], gym.Env]:

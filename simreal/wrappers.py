@@ -83,6 +83,8 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         self._base = np.ones(len(self._names))
         self._base[dynamics.index_of(tuple(self._checked(fixed or {})))] = list(self._checked(fixed or {}).values())
         self._current = self._base.copy()
+        self._boundary: list[str] | None = None
+        self._boundary_probability = 0.0
         self.set_ranges(ranges or {})
         self._rng: np.random.Generator | None = None
         self._env_spec: EnvSpec | None = None
@@ -119,6 +121,7 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         if self._sampler is not None:
             current = self._base.copy()
             current[self._sampled] = self._next_sample()
+            self._boundary = self._pin_boundary(current)
             self._current = current
             self._apply()
         obs, info = self.env.reset(seed=seed, options=options)
@@ -131,12 +134,31 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         # MuJoCo already checked the state the observation is computed from (count_nonzero is numpy's cheapest test)
         if np.count_nonzero(self._warnings) or not math.isfinite(reward):
             info["sim_unstable"] = True
-            info["dynamics"] = self.get_dynamics()
-            return self._last_obs, 0.0, False, True, info
-        self._last_obs = obs
+            obs, reward, terminated, truncated = self._last_obs, 0.0, False, True
+        else:
+            self._last_obs = obs
         if terminated or truncated:
             info["dynamics"] = self.get_dynamics()  # the episode's dynamics, beside its return
+            if self._boundary is not None:
+                info["adr_boundary"] = self._boundary
         return obs, reward, terminated, truncated, info
+
+    def _pin_boundary(self, current: np.ndarray) -> list[str] | None:
+        # ADR's boundary episodes: with this probability, one parameter sits on one end of its current range
+        if self._boundary_probability <= 0 or self._rng.random() >= self._boundary_probability:
+            return None
+        position, side = divmod(int(self._rng.integers(2 * len(self._sampled))), 2)
+        name = self._sampler.names[position]
+        current[self._sampled[position]] = self._ranges[name].high if side else self._ranges[name].low
+        return [name, "high" if side else "low"]
+
+    def set_boundary_probability(self, probability: float) -> None:
+        """Make each episode, with this probability, pin one randomized parameter (chosen uniformly, as is the end)
+        to one end of its range; such episodes report ``info["adr_boundary"] = [name, "low"|"high"]`` at their
+        end. Used by Automatic Domain Randomization."""
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"boundary probability must be in [0, 1], got {probability}")
+        self._boundary_probability = float(probability)
 
     def _next_sample(self) -> np.ndarray:
         # draws come in blocks (numpy's per-call cost dominates at this size); a block holds the very numbers

@@ -189,6 +189,20 @@ def test_evaluate_json_schema_and_determinism(trained_run, tmp_path):
         ("randomization.ranges={torso_mass: [2, 1]}", "randomization.ranges: torso_mass: range low 2.0 > high 1.0"),
         ("algorithm.network.activation=eval('x')", "algorithm.network.activation: Input should be"),
         ("algorithm.name=dqn", "algorithm: Input tag 'dqn'"),
+        (
+            "randomization.schedule={kind: adr, thresholds: {low: 0.9, high: 0.5}}",
+            "randomization.schedule.thresholds: low 0.9 > high 0.5",
+        ),
+        ("randomization.schedule={kind: adr, step: 0}", "randomization.schedule.step: Input should be greater than 0"),
+        (
+            "randomization.schedule={kind: adr, limits: {friction: [1.1, 1.5]}}",
+            "randomization.schedule.limits.friction: limits [1.1, 1.5] do not contain the nominal value 1.0",
+        ),
+        (
+            "randomization.schedule={kind: adr, probability: 1.2}",
+            "randomization.schedule.probability: Input should be less than or equal to 1",
+        ),
+        ("randomization.schedule={kind: curriculum, ramp_fraction: -1}", "randomization.schedule.ramp_fraction"),
     ],
 )
 def test_bad_config_gives_one_line_naming_the_field(tmp_path, override, message):
@@ -224,3 +238,42 @@ def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):
             app, ["train", str(tiny_config(tmp_path, "ppo")), "--device", "cuda", "--run-dir", str(tmp_path / "c")]
         )
         assert cuda.exit_code == 2 and "cuda requested" in cuda.stderr
+
+
+def test_adr_in_subprocess_workers_is_checkpointed_and_resumed(tmp_path):
+    schedule = {
+        "kind": "adr",
+        "initial_width": 0.05,
+        "step": 0.05,
+        "probability": 1.0,
+        "buffer_size": 1,
+        "thresholds": {"low": -1.0e9, "high": -1.0e8, "relative": False},  # every judged boundary expands
+    }
+    config = tiny_config(
+        tmp_path,
+        "ppo",
+        total_timesteps=256,
+        env={"n_envs": 2, "vec_env": "subproc", "normalize": {"observations": True, "rewards": False}},
+        randomization={"parameters": ["torso_mass", "friction"], "schedule": schedule},
+        eval={"frequency": 0, "episodes": 1, "targets": ["mild"]},
+    )
+    run_dir = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
+    assert first.exit_code == 0, first.output
+    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    state = json.loads((run_dir / "checkpoints" / latest["checkpoint"] / "state.json").read_text())
+    saved_high = state["schedule"]["bounds"]["torso_mass"][1]
+    assert saved_high > 1.05  # boundary returns came back from the workers and moved the boundary
+
+    resumed = runner.invoke(
+        app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--set", "total_timesteps=512"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    accumulator = EventAccumulator(str(run_dir / "tb"))
+    accumulator.Reload()
+    highs = [(e.step, e.value) for e in accumulator.Scalars("dr/range/torso_mass/high")]
+    after = [value for step, value in highs if step >= 256]
+    assert after and min(after) >= saved_high - 1e-9  # continued from the checkpoint, not from the start
+    entropy = [e.value for e in accumulator.Scalars("dr/adr_entropy")]
+    assert entropy[-1] > entropy[0]
+    assert any(tag.startswith("dr/adr/torso_mass/") for tag in accumulator.Tags()["scalars"])

@@ -1,0 +1,242 @@
+"""Randomization schedules: how the sampled ranges evolve during training.
+
+* :class:`FixedSchedule`: the configured ranges for the whole run.
+* :class:`CurriculumSchedule`: every range starts at (or near) the nominal value and widens to its full range over
+  a fraction of training, linearly or in steps.
+* :class:`ADRSchedule`: Automatic Domain Randomization (OpenAI et al., 2019, "Solving Rubik's Cube with a Robot
+  Hand"): ranges start narrow around nominal; boundary episodes pin one parameter to one boundary of its current
+  range; when a boundary's buffer of returns is full its mean is compared with two thresholds and the boundary moves
+  out (above the high one) or in (below the low one), never past the hard limits.
+
+Schedules are plain objects of the training process: they decide the ranges; a callback pushes them to every env
+through the VecEnv interface and feeds the boundary episodes back (:mod:`simreal.callbacks`). Their state is JSON
+so that checkpoints carry it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simreal.spec import ParameterRange
+
+SIDES = ("low", "high")
+
+
+class FixedSchedule:
+    """Uniform (or the configured distribution) over the configured ranges, all run long."""
+
+    boundary_probability = 0.0
+
+    def __init__(self, full: Mapping[str, ParameterRange]) -> None:
+        self.full = dict(full)
+
+    def ranges(self) -> dict[str, ParameterRange]:
+        """The ranges to sample from now."""
+        return dict(self.full)
+
+    def update(self, progress: float) -> bool:
+        """Advance to ``progress`` (fraction of training done); ``True`` when the ranges changed."""
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` (nothing to restore for a fixed schedule)."""
+
+
+def _anchor(r: ParameterRange) -> float:
+    """Where a range grows from: the nominal value 1.0, or the nearest point of the range to it."""
+    return min(max(1.0, r.low), r.high)
+
+
+def _scaled(r: ParameterRange, width: float) -> ParameterRange:
+    """``r`` shrunk around its anchor to ``width`` (0 = the anchor alone, 1 = all of ``r``)."""
+    a = _anchor(r)
+    return r.model_copy(update={"low": a - width * (a - r.low), "high": a + width * (r.high - a)})
+
+
+class CurriculumSchedule(FixedSchedule):
+    """Ranges that widen from ``initial_fraction`` of their width to all of it over ``ramp_fraction`` of training.
+
+    Args:
+        full: the full ranges, reached at ``ramp_fraction``.
+        initial_fraction: width at the start, as a fraction of the full width around nominal (0: nominal only).
+        ramp_fraction: fraction of training over which ranges widen (then they stay full).
+        mode: ``linear``, or ``steps`` (``steps`` equal increments, the first at the start).
+        steps: the number of increments in ``steps`` mode.
+    """
+
+    def __init__(
+        self,
+        full: Mapping[str, ParameterRange],
+        initial_fraction: float = 0.0,
+        ramp_fraction: float = 0.5,
+        mode: str = "linear",
+        steps: int = 5,
+    ) -> None:
+        super().__init__(full)
+        self.initial_fraction, self.ramp_fraction, self.mode, self.steps = initial_fraction, ramp_fraction, mode, steps
+        self._width = self.width_at(0.0)
+
+    def width_at(self, progress: float) -> float:
+        """The fraction of the full width in force at ``progress`` (fraction of training done)."""
+        done = 1.0 if self.ramp_fraction <= 0 else min(max(progress / self.ramp_fraction, 0.0), 1.0)
+        if self.mode == "steps":
+            done = math.floor(done * self.steps) / self.steps
+        return self.initial_fraction + (1.0 - self.initial_fraction) * done
+
+    def ranges(self) -> dict[str, ParameterRange]:
+        return {name: _scaled(r, self._width) for name, r in self.full.items()}
+
+    def update(self, progress: float) -> bool:
+        width = self.width_at(progress)
+        changed = width != self._width
+        self._width = width
+        return changed
+
+    def state(self) -> dict[str, Any]:
+        return {"width": self._width}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._width = float(state.get("width", self._width))
+
+
+@dataclass(frozen=True)
+class BoundaryDecision:
+    """A boundary's buffer was full and evaluated: its mean return and where the boundary went."""
+
+    parameter: str
+    side: str
+    mean_return: float
+    move: str  # "expand", "contract" or "keep"
+    value: float
+
+
+class ADRSchedule(FixedSchedule):
+    """Automatic Domain Randomization over the parameters of ``limits``.
+
+    Args:
+        limits: hard limits per parameter (each contains the nominal value 1.0); ranges never pass them.
+        initial_width: each range starts at ``[1 - initial_width, 1 + initial_width]`` (within the limits).
+        step: how far a boundary moves in multiplier units.
+        probability: the chance that an episode is a boundary episode (one parameter pinned to one boundary).
+        buffer_size: boundary returns collected before a boundary is judged.
+        low_threshold, high_threshold: below the low threshold a boundary contracts, above the high one it expands.
+        relative: thresholds are fractions of the nominal-dynamics return (see :meth:`set_reference`) rather than
+            returns; until a reference is known, full buffers wait.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, tuple[float, float]],
+        initial_width: float = 0.05,
+        step: float = 0.05,
+        probability: float = 0.5,
+        buffer_size: int = 10,
+        low_threshold: float = 0.5,
+        high_threshold: float = 0.8,
+        relative: bool = True,
+    ) -> None:
+        self.limits = {name: (float(lo), float(hi)) for name, (lo, hi) in limits.items()}
+        self.step, self.boundary_probability, self.buffer_size = step, probability, buffer_size
+        self.low_threshold, self.high_threshold, self.relative = low_threshold, high_threshold, relative
+        self.bounds = {
+            name: [max(lo, 1.0 - initial_width), min(hi, 1.0 + initial_width)] for name, (lo, hi) in self.limits.items()
+        }
+        self.buffers: dict[str, list[float]] = {f"{name}/{side}": [] for name in self.limits for side in SIDES}
+        self.reference: float | None = None
+        self.full = self.ranges()
+
+    def ranges(self) -> dict[str, ParameterRange]:
+        return {name: ParameterRange(low=lo, high=hi) for name, (lo, hi) in self.bounds.items()}
+
+    def set_reference(self, nominal_return: float) -> None:
+        """The nominal-dynamics return that relative thresholds are fractions of (from the latest evaluation)."""
+        self.reference = float(nominal_return)
+
+    def thresholds(self) -> tuple[float, float] | None:
+        """``(low, high)`` as returns, or ``None`` while relative thresholds have no reference yet."""
+        if not self.relative:
+            return (self.low_threshold, self.high_threshold)
+        if self.reference is None:
+            return None
+        scale = abs(self.reference)
+        return (self.low_threshold * scale, self.high_threshold * scale)
+
+    def entropy(self) -> float:
+        """ADR entropy: the mean log width of the ranges (nats); it grows as the policy masters more randomization."""
+        widths = [hi - lo for lo, hi in self.bounds.values()]
+        return float(sum(math.log(w) if w > 0 else -math.inf for w in widths) / len(widths))
+
+    def observe(self, parameter: str, side: str, episode_return: float) -> BoundaryDecision | None:
+        """Record a boundary episode's return; judge the boundary when its buffer is full.
+
+        Returns:
+            The decision when the boundary was judged (its buffer is then cleared), else ``None``.
+        """
+        key = f"{parameter}/{side}"
+        if key not in self.buffers:
+            return None
+        buffer = self.buffers[key]
+        buffer.append(float(episode_return))
+        thresholds = self.thresholds()
+        if len(buffer) < self.buffer_size or thresholds is None:
+            return None
+        mean = sum(buffer) / len(buffer)
+        buffer.clear()
+        low_threshold, high_threshold = thresholds
+        move = "expand" if mean > high_threshold else "contract" if mean < low_threshold else "keep"
+        self._move(parameter, side, move)
+        index = SIDES.index(side)
+        return BoundaryDecision(parameter, side, mean, move, self.bounds[parameter][index])
+
+    def _move(self, parameter: str, side: str, move: str) -> None:
+        if move == "keep":
+            return
+        lo_limit, hi_limit = self.limits[parameter]
+        lo, hi = self.bounds[parameter]
+        outward = 1.0 if move == "expand" else -1.0
+        if side == "low":
+            # contracting never crosses the nominal value: the range always contains 1.0
+            self.bounds[parameter][0] = min(max(lo - outward * self.step, lo_limit), 1.0, hi)
+        else:
+            self.bounds[parameter][1] = max(min(hi + outward * self.step, hi_limit), 1.0, lo)
+
+    def update(self, progress: float) -> bool:
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {"bounds": self.bounds, "buffers": self.buffers, "reference": self.reference}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if "bounds" in state:
+            self.bounds = {name: [float(lo), float(hi)] for name, (lo, hi) in state["bounds"].items()}
+            self.buffers = {key: [float(v) for v in values] for key, values in state["buffers"].items()}
+            self.reference = state.get("reference")
+
+
+def build_schedule(config: Any, ranges: Mapping[str, ParameterRange]) -> FixedSchedule:
+    """The schedule a training config asks for, over the resolved training ``ranges``."""
+    from simreal.config import adr_limits
+
+    schedule = config.randomization.schedule
+    if schedule.kind == "curriculum":
+        return CurriculumSchedule(
+            ranges, schedule.initial_fraction, schedule.ramp_fraction, schedule.mode, schedule.steps
+        )
+    if schedule.kind == "adr":
+        return ADRSchedule(
+            adr_limits(config, dict(ranges)),
+            initial_width=schedule.initial_width,
+            step=schedule.step,
+            probability=schedule.probability,
+            buffer_size=schedule.buffer_size,
+            low_threshold=schedule.thresholds.low,
+            high_threshold=schedule.thresholds.high,
+            relative=schedule.thresholds.relative,
+        )
+    return FixedSchedule(ranges)
