@@ -277,3 +277,27 @@ def test_adr_in_subprocess_workers_is_checkpointed_and_resumed(tmp_path):
     entropy = [e.value for e in accumulator.Scalars("dr/adr_entropy")]
     assert entropy[-1] > entropy[0]
     assert any(tag.startswith("dr/adr/torso_mass/") for tag in accumulator.Tags()["scalars"])
+
+
+def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, monkeypatch):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import simreal
+    from simreal import rundir
+
+    venv = DummyVecEnv([lambda: simreal.make("hopper", nominal=True)])
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, policy_kwargs={"net_arch": [8]}, device="cpu")
+    first = rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
+    model.num_timesteps = 64
+
+    def killed(model, venv, folder):
+        (folder / "model.zip").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "model.zip").write_bytes(b"PK half written")
+        raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(rundir, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
+    assert rundir.latest_checkpoint(tmp_path) == first
+    assert rundir.load_model(first / "model.zip", "ppo").num_timesteps == 0
