@@ -301,3 +301,15 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
         rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
     assert rundir.latest_checkpoint(tmp_path) == first
     assert rundir.load_model(first / "model.zip", "ppo").num_timesteps == 0
+
+
+def test_the_shipped_policy_evaluates():
+    from simreal.evaluation import evaluate
+    from simreal.resources import data_dir
+
+    policy = data_dir("envs").parent / "policies" / "hopper_ppo_dr"
+    if not policy.is_dir():
+        pytest.skip("policies/ is not shipped inside the wheel")
+    report = evaluate(policy, targets=["mild"], episodes=2, seed=0)
+    assert report["robot"] == "hopper" and report["algorithm"] == "ppo"
+    assert report["source"]["nominal"]["mean_return"] > 500  # a trained policy, not a random one
