@@ -16,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
+from gymnasium.error import ResetNeeded
 
 from simreal.dynamics import DynamicsModel, DynamicsSampler
 from simreal.errors import SpecError
@@ -130,6 +131,8 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self._last_obs is None:
+            raise ResetNeeded("Cannot call env.step() before calling env.reset()")
         obs, reward, terminated, truncated, info = self.env.step(action)
         # MuJoCo already checked the state the observation is computed from (count_nonzero is numpy's cheapest test)
         if np.count_nonzero(self._warnings) or not math.isfinite(reward):
@@ -224,6 +227,7 @@ class RandomizedDynamics(_PartOfTheEnv, gym.Wrapper):
         self.__dict__.update(state)
         self._model, self._data = self.env.unwrapped.model, self.env.unwrapped.data
         self._warnings = self._data.warning.number
+        self._last_obs = None  # a new simulation: it needs a reset
         self._apply()
 
 

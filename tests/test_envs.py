@@ -119,6 +119,12 @@ def test_unstable_simulation_truncates_instead_of_crashing():
     assert "sim_unstable" not in info and not truncated
 
 
+def test_step_before_reset_is_refused():
+    env = simreal.make("hopper")
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.zeros(3))
+
+
 def test_mujoco_warnings_leave_no_log_file_behind(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env = simreal.make("halfcheetah", nominal=True)  # its model file uses a deprecated attribute
