@@ -90,14 +90,15 @@ class Randomization(_Strict):
     Attributes:
         enabled: ``false`` trains at nominal dynamics only.
         parameters: names to randomize (default: all the robot's parameters).
-        ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``.
+        ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``;
+            or the path of a YAML written by ``simreal sysid`` (its ``ranges``).
         effects: unmodeled effects applied during training too (delay, noise).
         schedule: how the ranges evolve: ``fixed``, ``curriculum`` or ``adr``.
     """
 
     enabled: bool = True
     parameters: list[str] | None = None
-    ranges: dict[str, Any] = Field(default_factory=dict)
+    ranges: dict[str, Any] | str = Field(default_factory=dict)
     effects: Effects = Field(default_factory=Effects)
     schedule: ScheduleConfig = Field(default_factory=FixedScheduleConfig)
 
@@ -297,9 +298,7 @@ def check_against_robot(config: TrainConfig, source: object) -> None:
     except SpecError as exc:
         raise ConfigError(f"{source}: robot: {exc}") from None
     try:
-        ranges = resolve_ranges(
-            spec, config.randomization.parameters, config.randomization.ranges, "randomization.ranges"
-        )
+        ranges = resolve_ranges(spec, config.randomization.parameters, range_overrides(config), "randomization.ranges")
     except SpecError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     schedule = config.randomization.schedule
@@ -329,6 +328,28 @@ def check_against_robot(config: TrainConfig, source: object) -> None:
         hyper = config.algorithm.hyperparameters
         if hyper.n_steps * config.env.n_envs < 2:
             raise ConfigError(f"{source}: algorithm.hyperparameters.n_steps: n_steps * n_envs must be > 1")
+
+
+def range_overrides(config: TrainConfig) -> dict[str, Any]:
+    """The config's range overrides; read from the sysid file when ``randomization.ranges`` is a path.
+
+    Raises:
+        ConfigError: the file is missing, malformed, or for another robot.
+    """
+    ranges = config.randomization.ranges
+    if not isinstance(ranges, str):
+        return dict(ranges)
+    from simreal.spec import load_target_file
+
+    try:
+        spec, _, target = load_target_file(ranges)
+    except SpecError as exc:
+        raise ConfigError(f"randomization.ranges: {exc}") from None
+    if spec.robot != config.robot:
+        raise ConfigError(f"randomization.ranges: {ranges}: base: ranges for {spec.robot}, not {config.robot}")
+    if not target.ranges:
+        raise ConfigError(f"randomization.ranges: {ranges}: ranges: none in the file (write it with simreal sysid)")
+    return {name: list(bounds) for name, bounds in target.ranges.items()}
 
 
 def adr_limits(config: TrainConfig, ranges: dict[str, Any]) -> dict[str, tuple[float, float]]:

@@ -169,7 +169,11 @@ class Effects(BaseModel):
 
 
 class TargetSpec(BaseModel):
-    """A fixed "reality": multipliers (omitted ones stay at 1.0) plus unmodeled effects."""
+    """A fixed "reality": multipliers (omitted ones stay at 1.0) plus unmodeled effects.
+
+    ``ranges`` (optional, written by ``simreal sysid``) are training ranges around the multipliers: a target file
+    with them can also serve as ``randomization.ranges`` of a training config. As a target, they are ignored.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -177,6 +181,22 @@ class TargetSpec(BaseModel):
     description: str = ""
     parameters: dict[str, float] = Field(default_factory=dict)
     effects: Effects = Field(default_factory=Effects)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class ObservationLayout(BaseModel):
+    """How the robot's observation holds its MuJoCo state, so that states can be rebuilt from observations.
+
+    Attributes:
+        skipped_positions: the leading ``qpos`` entries the observation leaves out (the free x, y position: the
+            dynamics do not depend on it, so it is rebuilt as 0).
+        velocity_clip: the observation clips ``qvel`` to this magnitude (a rebuilt state is exact only below it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    skipped_positions: int = Field(default=0, ge=0)
+    velocity_clip: float | None = Field(default=None, gt=0)
 
 
 class RobotSpec(BaseModel):
@@ -189,6 +209,7 @@ class RobotSpec(BaseModel):
     simreal_id: str
     description: str = ""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    observation: ObservationLayout | None = None
     parameters: dict[str, ParameterSpec]
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
@@ -263,6 +284,10 @@ def validate_target_values(spec: RobotSpec, target: TargetSpec, source: object, 
             check_multiplier(spec.parameters[name].kind, value)
         except ValueError as exc:
             raise SpecError(f"{source}: {prefix}parameters.{name}: {exc}") from None
+    for name, bounds in target.ranges.items():
+        if name not in spec.parameters:
+            raise SpecError(f"{source}: {prefix}ranges.{name}: unknown parameter for {spec.robot}")
+        parse_range(spec.parameters[name], list(bounds), f"{source}: {prefix}ranges.{name}")
 
 
 def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str, TargetSpec]:

@@ -9,7 +9,7 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-from simreal.config import TrainConfig
+from simreal.config import TrainConfig, range_overrides
 from simreal.factory import make
 from simreal.spec import ParameterRange, load_robot, resolve_ranges
 
@@ -19,7 +19,7 @@ def training_ranges(config: TrainConfig) -> dict[str, ParameterRange]:
     if not config.randomization.enabled:
         return {}
     spec = load_robot(config.robot)
-    return resolve_ranges(spec, config.randomization.parameters, config.randomization.ranges or None)
+    return resolve_ranges(spec, config.randomization.parameters, range_overrides(config) or None)
 
 
 def env_factory(config: TrainConfig) -> Callable[[], gym.Env]:
@@ -27,7 +27,7 @@ def env_factory(config: TrainConfig) -> Callable[[], gym.Env]:
     randomization = config.randomization
     kwargs: dict[str, Any] = {"effects": randomization.effects.model_dump()}
     if randomization.enabled:
-        kwargs.update(parameters=randomization.parameters, ranges=randomization.ranges or None)
+        kwargs.update(parameters=randomization.parameters, ranges=range_overrides(config) or None)
     else:
         kwargs["nominal"] = True
     return EnvFactory(config.robot, kwargs)

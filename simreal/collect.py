@@ -1,0 +1,105 @@
+"""Record trajectories from a policy (or random actions) on a simulated robot: the input of system identification."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from simreal.errors import DataError
+from simreal.factory import get_dynamics, make
+from simreal.spec import load_robot, load_target
+from simreal.trajectories import Trajectories
+
+
+def collect(
+    policy: str | os.PathLike[str],
+    robot: str,
+    target: str | os.PathLike[str] | None = None,
+    episodes: int = 10,
+    seed: int = 0,
+    deterministic: bool = True,
+) -> Trajectories:
+    """Run ``episodes`` episodes and record every step, with the full MuJoCo state.
+
+    Args:
+        policy: a run directory, a model file inside one, or ``"random"`` (uniform random actions).
+        robot: the robot to run on.
+        target: a target name or file (default: nominal dynamics).
+        episodes: episodes to record (episode ``i`` is reset with seed ``seed + i``).
+        seed: the first episode's seed, and the random policy's.
+        deterministic: the trained policy's mean action rather than a sampled one.
+
+    Returns:
+        The recording; its ``meta`` names the robot, source, policy and, for a target, its true multipliers and
+        effects.
+
+    Raises:
+        DataError: a policy trained on another robot, or a missing or corrupt policy.
+        SpecError: an unknown robot or target.
+    """
+    spec = load_robot(robot)
+    meta: dict[str, Any] = {"robot": robot, "source": "simulator", "policy": str(policy), "seed": seed}
+    if target is not None:
+        name, target_spec = load_target(spec, target)
+        env = make(robot, target=target_spec.model_dump())
+        meta["target"] = {"name": name, **target_spec.model_dump(exclude={"base", "description"})}
+    else:
+        env = make(robot, nominal=True)
+    meta["dynamics"] = get_dynamics(env)
+    act = _policy(policy, robot, env, seed, deterministic)
+    data = env.unwrapped.data
+    rows: dict[str, list] = {k: [] for k in ("episode", "step", "obs", "act", "rew", "term", "trunc", "qpos", "qvel")}
+    for index in range(episodes):
+        obs, _ = env.reset(seed=seed + index)
+        done, step = False, 0
+        while not done:
+            action = act(obs)
+            rows["qpos"].append(data.qpos.copy())
+            rows["qvel"].append(data.qvel.copy())
+            rows["obs"].append(np.asarray(obs, dtype=np.float64))
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in (
+                ("episode", index),
+                ("step", step),
+                ("act", np.asarray(action, dtype=np.float64)),
+                ("rew", reward),
+                ("term", terminated),
+                ("trunc", truncated),
+            ):
+                rows[key].append(value)
+            obs, step, done = next_obs, step + 1, terminated or truncated
+    env.close()
+    return Trajectories(
+        episode=np.array(rows["episode"], dtype=np.int64),
+        step=np.array(rows["step"], dtype=np.int64),
+        observations=np.array(rows["obs"]),
+        actions=np.array(rows["act"]),
+        rewards=np.array(rows["rew"], dtype=np.float64),
+        terminated=np.array(rows["term"], dtype=bool),
+        truncated=np.array(rows["trunc"], dtype=bool),
+        qpos=np.array(rows["qpos"]),
+        qvel=np.array(rows["qvel"]),
+        meta=meta,
+    )
+
+
+def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, deterministic: bool) -> Any:
+    if str(policy) == "random":
+        rng = np.random.default_rng(seed)
+        space = env.action_space
+        return lambda obs: rng.uniform(space.low, space.high).astype(space.dtype)
+    from simreal.evaluation import load_policy
+
+    loaded = load_policy(policy)
+    if loaded.config.robot != robot:
+        raise DataError(f"{policy}: the policy was trained on {loaded.config.robot}, not {robot}")
+    statistics = loaded.statistics
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        observed = statistics.normalize_obs(obs) if statistics is not None else obs
+        action, _ = loaded.model.predict(observed, deterministic=deterministic)
+        return action
+
+    return act

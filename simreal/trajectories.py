@@ -1,0 +1,306 @@
+"""Recorded trajectories: the data system identification learns from, in ``.npz`` or ``.csv``.
+
+One row per control step ``t`` of an episode:
+
+* ``episode`` (int): the episode the step belongs to; ``step`` (int): its index inside the episode;
+* ``observations`` (obs_dim): what the robot observed before acting; ``actions`` (act_dim): the command sent;
+* ``rewards``; ``terminated``, ``truncated``: what the step returned;
+* optional ``qpos`` (nq), ``qvel`` (nv): the full MuJoCo state before acting, when the source is a simulator.
+
+``.npz`` holds those arrays by name plus ``meta``, a JSON string (robot, source, target and its true parameters
+when known). ``.csv`` has a header ``episode,step,obs_0,...,act_0,...,reward,terminated,truncated[,qpos_0,...,
+qvel_0,...]`` and the same JSON on a first line starting ``# simreal:``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simreal.errors import DataError
+from simreal.fileio import atomic_write
+from simreal.spec import RobotSpec, load_robot
+
+REQUIRED = ("episode", "observations", "actions")
+
+
+@dataclass
+class Trajectories:
+    """Recorded steps (see the module docstring for the fields)."""
+
+    episode: np.ndarray
+    step: np.ndarray
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    qpos: np.ndarray | None = None
+    qvel: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    @property
+    def episodes(self) -> list[int]:
+        """Episode ids in order of first appearance."""
+        _, first = np.unique(self.episode, return_index=True)
+        return [int(self.episode[i]) for i in sorted(first)]
+
+    def select(self, episodes: list[int]) -> Trajectories:
+        """The steps of some episodes only."""
+        keep = np.isin(self.episode, episodes)
+        pick = lambda a: None if a is None else a[keep]  # noqa: E731
+        return Trajectories(
+            self.episode[keep],
+            self.step[keep],
+            self.observations[keep],
+            self.actions[keep],
+            self.rewards[keep],
+            self.terminated[keep],
+            self.truncated[keep],
+            pick(self.qpos),
+            pick(self.qvel),
+            dict(self.meta),
+        )
+
+
+def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
+    """Write ``.npz`` or ``.csv`` (by suffix), atomically."""
+    path = Path(path)
+    arrays = _arrays(data)
+    if path.suffix == ".npz":
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, meta=json.dumps(data.meta), **arrays)
+    elif path.suffix == ".csv":
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(_to_csv(data, arrays), encoding="utf-8")
+    else:
+        raise DataError(f"{path}: unknown data format (use .npz or .csv)")
+    return atomic_write(path, write)
+
+
+def _arrays(data: Trajectories) -> dict[str, np.ndarray]:
+    arrays = {
+        "episode": data.episode,
+        "step": data.step,
+        "observations": data.observations,
+        "actions": data.actions,
+        "rewards": data.rewards,
+        "terminated": data.terminated,
+        "truncated": data.truncated,
+    }
+    if data.qpos is not None and data.qvel is not None:
+        arrays.update(qpos=data.qpos, qvel=data.qvel)
+    return arrays
+
+
+def _to_csv(data: Trajectories, arrays: dict[str, np.ndarray]) -> str:
+    buffer = io.StringIO()
+    buffer.write("# simreal: " + json.dumps(data.meta) + "\n")
+    columns = ["episode", "step"]
+    columns += [f"obs_{i}" for i in range(data.observations.shape[1])]
+    columns += [f"act_{i}" for i in range(data.actions.shape[1])]
+    columns += ["reward", "terminated", "truncated"]
+    if "qpos" in arrays:
+        columns += [f"qpos_{i}" for i in range(data.qpos.shape[1])] + [f"qvel_{i}" for i in range(data.qvel.shape[1])]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    parts = [
+        data.episode[:, None],
+        data.step[:, None],
+        data.observations,
+        data.actions,
+        data.rewards[:, None],
+        data.terminated[:, None].astype(int),
+        data.truncated[:, None].astype(int),
+    ]
+    if "qpos" in arrays:
+        parts += [data.qpos, data.qvel]
+    for row in np.hstack([np.asarray(p, dtype=np.float64) for p in parts]):
+        writer.writerow([repr(float(v)) for v in row])
+    return buffer.getvalue()
+
+
+def load_trajectories(path: str | os.PathLike[str], robot: str | RobotSpec | None = None) -> Trajectories:
+    """Read and check a ``.npz`` or ``.csv`` recording.
+
+    Args:
+        path: the file.
+        robot: when given, observation and action sizes are checked against it.
+
+    Raises:
+        DataError: missing file or arrays, mismatched lengths, NaN or inf, sizes that do not fit the robot; the
+            message names the file and the field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix == ".npz":
+        arrays, meta = _read_npz(path)
+    elif path.suffix == ".csv":
+        arrays, meta = _read_csv(path)
+    else:
+        raise DataError(f"{path}: unknown data format (use .npz or .csv)")
+    data = _checked(path, arrays, meta)
+    if robot is not None:
+        _check_robot(path, data, robot if isinstance(robot, RobotSpec) else load_robot(robot))
+    return data
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    meta_text = arrays.pop("meta", None)
+    try:
+        meta = json.loads(str(meta_text)) if meta_text is not None else {}
+    except ValueError:
+        raise DataError(f"{path}: meta: not valid JSON") from None
+    return arrays, meta
+
+
+def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    meta: dict[str, Any] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable text file ({exc})") from None
+    if lines and lines[0].startswith("# simreal:"):
+        try:
+            meta = json.loads(lines[0].removeprefix("# simreal:"))
+        except ValueError:
+            raise DataError(f"{path}: line 1: the '# simreal:' metadata is not valid JSON") from None
+        lines = lines[1:]
+    rows = list(csv.reader(lines))
+    if not rows:
+        raise DataError(f"{path}: no header row")
+    header, body = rows[0], rows[1:]
+    try:
+        table = np.array([[float(v) for v in row] for row in body], dtype=np.float64).reshape(len(body), -1)
+    except ValueError as exc:
+        raise DataError(f"{path}: a value is not a number ({exc})") from None
+    if table.shape[1] != len(header) and len(body):
+        raise DataError(f"{path}: rows have {table.shape[1]} values for {len(header)} columns")
+
+    def columns(prefix: str) -> np.ndarray | None:
+        index = [i for i, name in enumerate(header) if name.startswith(prefix) and name[len(prefix) :].isdigit()]
+        index.sort(key=lambda i: int(header[i][len(prefix) :]))
+        return table[:, index] if index else None
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, column in (
+        ("episode", "episode"),
+        ("step", "step"),
+        ("rewards", "reward"),
+        ("terminated", "terminated"),
+        ("truncated", "truncated"),
+    ):
+        if column in header:
+            arrays[name] = table[:, header.index(column)]
+    for name, prefix in (("observations", "obs_"), ("actions", "act_"), ("qpos", "qpos_"), ("qvel", "qvel_")):
+        values = columns(prefix)
+        if values is not None:
+            arrays[name] = values
+    return arrays, meta
+
+
+def _checked(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Trajectories:
+    for name in REQUIRED:
+        if name not in arrays:
+            raise DataError(f"{path}: {name}: missing")
+    n = len(arrays["episode"])
+    if n == 0:
+        raise DataError(f"{path}: episode: no steps recorded")
+    for name, values in arrays.items():
+        if len(values) != n:
+            raise DataError(f"{path}: {name}: {len(values)} rows, but episode has {n}")
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            row = int(np.argwhere(~np.isfinite(values.reshape(n, -1)))[0][0])
+            raise DataError(f"{path}: {name}: NaN or inf at row {row}")
+    for name in ("observations", "actions", "qpos", "qvel"):
+        if name in arrays and arrays[name].ndim != 2:
+            raise DataError(f"{path}: {name}: expected a 2-D array (rows x values), got shape {arrays[name].shape}")
+    if ("qpos" in arrays) != ("qvel" in arrays):
+        raise DataError(f"{path}: {'qvel' if 'qpos' in arrays else 'qpos'}: missing (qpos and qvel come together)")
+    episode = arrays["episode"].astype(np.int64)
+    step = arrays["step"].astype(np.int64) if "step" in arrays else _steps_within(episode)
+    flags = {name: arrays.get(name, np.zeros(n)).astype(bool) for name in ("terminated", "truncated")}
+    return Trajectories(
+        episode=episode,
+        step=step,
+        observations=arrays["observations"].astype(np.float64),
+        actions=arrays["actions"].astype(np.float64),
+        rewards=arrays.get("rewards", np.zeros(n)).astype(np.float64),
+        terminated=flags["terminated"],
+        truncated=flags["truncated"],
+        qpos=arrays["qpos"].astype(np.float64) if "qpos" in arrays else None,
+        qvel=arrays["qvel"].astype(np.float64) if "qvel" in arrays else None,
+        meta=meta,
+    )
+
+
+def _steps_within(episode: np.ndarray) -> np.ndarray:
+    steps = np.zeros(len(episode), dtype=np.int64)
+    for i in range(1, len(episode)):
+        steps[i] = steps[i - 1] + 1 if episode[i] == episode[i - 1] else 0
+    return steps
+
+
+def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
+    from simreal.factory import make_base_env
+
+    env = make_base_env(spec)
+    try:
+        obs_dim = env.observation_space.shape[0]
+        act_dim = env.action_space.shape[0]
+        nq, nv = env.unwrapped.model.nq, env.unwrapped.model.nv
+    finally:
+        env.close()
+    if data.observations.shape[1] != obs_dim:
+        raise DataError(
+            f"{path}: observations: {data.observations.shape[1]} values per row, {spec.robot} observes {obs_dim}"
+        )
+    if data.actions.shape[1] != act_dim:
+        raise DataError(f"{path}: actions: {data.actions.shape[1]} values per row, {spec.robot} has {act_dim}")
+    if data.qpos is not None and (data.qpos.shape[1] != nq or data.qvel.shape[1] != nv):
+        raise DataError(
+            f"{path}: qpos: {data.qpos.shape[1]} + qvel {data.qvel.shape[1]} values, {spec.robot} has {nq} + {nv}"
+        )
+
+
+def rebuild_states(data: Trajectories, spec: RobotSpec, nq: int, nv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MuJoCo states from observations, for robots whose observation holds their state.
+
+    Returns:
+        ``(qpos, qvel, exact)``: the rebuilt states and, per row, whether the rebuild is exact (``False`` where a
+        velocity sits at the observation's clip).
+
+    Raises:
+        DataError: the robot's observation does not determine its state.
+    """
+    layout = spec.observation
+    if layout is None:
+        raise DataError(f"{spec.robot}: its observation does not determine its state: record qpos and qvel")
+    skipped = layout.skipped_positions
+    n = len(data)
+    qpos = np.zeros((n, nq))
+    qpos[:, skipped:] = data.observations[:, : nq - skipped]
+    qvel = data.observations[:, nq - skipped : nq - skipped + nv].copy()
+    exact = np.ones(n, dtype=bool)
+    if layout.velocity_clip is not None:
+        exact = (np.abs(qvel) < layout.velocity_clip).all(axis=1)
+    return qpos, qvel, exact

@@ -1,0 +1,161 @@
+"""System identification: recording, data files, states from observations, recovering known parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import simreal
+from simreal.cli import app
+from simreal.collect import collect
+from simreal.errors import DataError
+from simreal.spec import load_robot
+from simreal.sysid import identify
+from simreal.trajectories import load_trajectories, rebuild_states, save_trajectories
+
+runner = CliRunner()
+TRUTH = {"pole_mass": 1.3, "cart_mass": 0.8}
+
+
+@pytest.fixture(scope="module")
+def pendulum_data():
+    return collect("random", "inverted_pendulum", target={"parameters": TRUTH}, episodes=12, seed=0)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_recordings_round_trip_through_npz_and_csv(tmp_path, pendulum_data, suffix):
+    path = save_trajectories(pendulum_data, tmp_path / f"data{suffix}")
+    loaded = load_trajectories(path, "inverted_pendulum")
+    for field in ("episode", "step", "observations", "actions", "rewards", "terminated", "truncated", "qpos", "qvel"):
+        assert np.allclose(getattr(loaded, field), getattr(pendulum_data, field)), field
+    assert loaded.meta["dynamics"]["pole_mass"] == 1.3 and loaded.meta["robot"] == "inverted_pendulum"
+
+
+def test_states_rebuilt_from_observations_match_the_recorded_ones():
+    data = collect("random", "hopper", target="mild", episodes=3, seed=1)
+    spec = load_robot("hopper")
+    qpos, qvel, exact = rebuild_states(data, spec, nq=6, nv=6)
+    assert np.all(qpos[:, 0] == 0.0)  # x is not observed, and hopper's dynamics do not depend on it
+    assert exact.any()
+    # mild has observation noise: the rebuilt state is the noisy observation of the true one
+    assert np.allclose(qpos[exact, 1:], data.qpos[exact, 1:], atol=0.05)
+    assert np.allclose(qvel[exact], data.qvel[exact], atol=0.05)
+    assert not np.allclose(qpos[:, 1:], data.qpos[:, 1:], atol=1e-9)
+
+
+def test_identify_recovers_known_parameters_and_the_yaml_round_trips(tmp_path, pendulum_data):
+    fitted = pendulum_data.select(pendulum_data.episodes[:10])
+    held = pendulum_data.select(pendulum_data.episodes[10:])
+    result = identify(
+        fitted, "inverted_pendulum", ["pole_mass", "cart_mass"], horizon=3, budget=150, seed=0, holdout=held
+    )
+    assert result.errors()["pole_mass"] < 0.02 and result.errors()["cart_mass"] < 0.02
+    assert all(result.identifiable.values())
+    assert result.gap["fitted"]["identified"] * 5 < result.gap["fitted"]["nominal"]
+    assert result.gap["held_out"]["identified"] * 5 < result.gap["held_out"]["nominal"]
+
+    path = tmp_path / "identified.yaml"
+    path.write_text(yaml.safe_dump(result.target_yaml("data.npz")))
+    env = simreal.make("inverted_pendulum", target=path)
+    assert simreal.get_dynamics(env)["pole_mass"] == pytest.approx(result.estimate["pole_mass"])
+    from simreal.config import load_config
+    from simreal.vecenv import training_ranges
+
+    config = load_config("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}"])
+    ranges = training_ranges(config)
+    low, high = result.ranges()["pole_mass"]
+    assert ranges["pole_mass"].low == pytest.approx(low) and ranges["pole_mass"].high == pytest.approx(high)
+    assert low < result.estimate["pole_mass"] < high
+
+
+def test_identify_finds_an_action_delay():
+    data = collect(
+        "random",
+        "inverted_pendulum",
+        target={"parameters": TRUTH, "effects": {"action_delay_steps": 1}},
+        episodes=12,
+        seed=3,
+    )
+    result = identify(
+        data, "inverted_pendulum", ["pole_mass", "cart_mass"], horizon=3, budget=240, seed=0, delays=range(4)
+    )
+    assert result.delay == 1
+    assert min(result.delay_losses, key=result.delay_losses.get) == 1
+
+
+def bad_file(tmp_path, data, **changes):
+    arrays = {
+        "episode": data.episode,
+        "step": data.step,
+        "observations": data.observations,
+        "actions": data.actions,
+        "rewards": data.rewards,
+        "terminated": data.terminated,
+        "truncated": data.truncated,
+    }
+    arrays.update(changes)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"actions": None}, "actions: missing"),
+        ({"rewards": np.zeros(3)}, "rewards: 3 rows, but episode has"),
+        ("nan", "observations: NaN or inf at row 4"),
+        ("wide", "observations: 5 values per row, inverted_pendulum observes 4"),
+    ],
+)
+def test_bad_data_files_give_one_line_and_exit_2(tmp_path, pendulum_data, change, message):
+    if change == "nan":
+        observations = pendulum_data.observations.copy()
+        observations[4, 1] = np.nan
+        change = {"observations": observations}
+    elif change == "wide":
+        change = {"observations": np.hstack([pendulum_data.observations, np.zeros((len(pendulum_data), 1))])}
+    path = bad_file(tmp_path, pendulum_data, **change)
+    with pytest.raises(DataError, match=message):
+        load_trajectories(path, "inverted_pendulum")
+    result = runner.invoke(app, ["sysid", str(path), "--robot", "inverted_pendulum", "--budget", "10"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: {message}" + result.stderr.split(message, 1)[1].rstrip()
+    ]
+
+
+def test_sysid_cli_writes_yaml_and_refuses_unknown_parameters(tmp_path, pendulum_data):
+    data = save_trajectories(pendulum_data, tmp_path / "data.csv")
+    out = tmp_path / "id.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "sysid",
+            str(data),
+            "--robot",
+            "inverted_pendulum",
+            "--params",
+            "pole_mass",
+            "--horizon",
+            "3",
+            "--budget",
+            "40",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "id.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(out.read_text())
+    assert written["base"] == "inverted_pendulum" and set(written["ranges"]) == {"pole_mass"}
+    bad = runner.invoke(app, ["sysid", str(data), "--robot", "inverted_pendulum", "--params", "tail_mass"])
+    assert bad.exit_code == 2 and "--params: tail_mass: unknown parameter" in bad.stderr
+    collected = runner.invoke(
+        app, ["collect", "random", "--robot", "hopper", "--episodes", "1", "--out", str(tmp_path / "x.txt")]
+    )
+    assert collected.exit_code == 2 and "unknown data format" in collected.stderr
