@@ -287,6 +287,13 @@ def load_config(config: str | os.PathLike[str], overrides: list[str] | None = No
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, drop=("ppo", "sac", *SCHEDULE_KINDS))) from None
+    if isinstance(parsed.randomization.ranges, str):
+        # the run keeps the ranges themselves, not a path that may change or move
+        try:
+            ranges = range_overrides(parsed)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        parsed = parsed.model_copy(update={"randomization": parsed.randomization.model_copy(update={"ranges": ranges})})
     check_against_robot(parsed, path)
     return parsed
 
