@@ -76,7 +76,7 @@ class Trajectories:
 def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
     """Write ``.npz`` or ``.csv`` (by suffix), atomically."""
     path = Path(path)
-    arrays = _arrays(data)
+    arrays = as_arrays(data)
     if path.suffix == ".npz":
 
         def write(tmp: Path) -> None:
@@ -91,7 +91,8 @@ def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, write)
 
 
-def _arrays(data: Trajectories) -> dict[str, np.ndarray]:
+def as_arrays(data: Trajectories) -> dict[str, np.ndarray]:
+    """The recording's arrays by their file names (``qpos``/``qvel`` only when recorded)."""
     arrays = {
         "episode": data.episode,
         "step": data.step,

@@ -13,7 +13,7 @@ from simreal.collect import collect
 from simreal.errors import DataError
 from simreal.spec import load_robot
 from simreal.sysid import identify
-from simreal.trajectories import load_trajectories, rebuild_states, save_trajectories
+from simreal.trajectories import as_arrays, load_trajectories, rebuild_states, save_trajectories
 
 runner = CliRunner()
 TRUTH = {"pole_mass": 1.3, "cart_mass": 0.8}
@@ -86,15 +86,7 @@ def test_identify_finds_an_action_delay():
 
 
 def bad_file(tmp_path, data, **changes):
-    arrays = {
-        "episode": data.episode,
-        "step": data.step,
-        "observations": data.observations,
-        "actions": data.actions,
-        "rewards": data.rewards,
-        "terminated": data.terminated,
-        "truncated": data.truncated,
-    }
+    arrays = as_arrays(data)
     arrays.update(changes)
     arrays = {k: v for k, v in arrays.items() if v is not None}
     path = tmp_path / "bad.npz"
