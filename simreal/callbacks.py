@@ -113,7 +113,6 @@ class TransferEvalCallback(_Periodic):
         self.evaluator, self.run_dir = evaluator, run_dir
         self.best = -np.inf
         self.last_report: dict[str, Any] | None = None
-        self.nominal_return: float | None = None
 
     def fire(self) -> None:
         self.evaluate()
@@ -122,7 +121,6 @@ class TransferEvalCallback(_Periodic):
         """Evaluate now and log; returns the report as a mapping."""
         statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
         report = self.evaluator.evaluate(self.model, statistics)
-        self.nominal_return = report.nominal.mean
         self.logger.record("eval/nominal/mean_return", report.nominal.mean)
         if report.randomized is not None:
             self.logger.record("eval/randomized/mean_return", report.randomized.mean)
@@ -140,12 +138,11 @@ class TransferEvalCallback(_Periodic):
 
     def state(self) -> dict[str, Any]:
         best = None if self.best == -np.inf else float(self.best)
-        return {"best_nominal_return": best, "nominal_return": self.nominal_return}
+        return {"best_nominal_return": best}
 
     def restore(self, state: dict[str, Any]) -> None:
         best = state.get("best_nominal_return")
         self.best = -np.inf if best is None else float(best)
-        self.nominal_return = state.get("nominal_return")
 
 
 class CheckpointEvery(_Periodic):
@@ -173,12 +170,11 @@ class ScheduleCallback(BaseCallback):
 
     Args:
         schedule: the schedule (its state is restored by the caller on resume).
-        evaluation: the evaluation callback, whose nominal return is ADR's reference for relative thresholds.
     """
 
-    def __init__(self, schedule: FixedSchedule, evaluation: TransferEvalCallback | None = None) -> None:
+    def __init__(self, schedule: FixedSchedule) -> None:
         super().__init__()
-        self.schedule, self.evaluation = schedule, evaluation
+        self.schedule = schedule
 
     def _on_training_start(self) -> None:
         self.schedule.update(self._progress())
@@ -201,9 +197,6 @@ class ScheduleCallback(BaseCallback):
             self.logger.record("dr/adr_entropy", self.schedule.entropy())
 
     def _on_rollout_start(self) -> None:
-        evaluation = self.evaluation
-        if isinstance(self.schedule, ADRSchedule) and evaluation is not None and evaluation.nominal_return is not None:
-            self.schedule.set_reference(evaluation.nominal_return)
         if self.schedule.update(self._progress()):
             self._push()
         else:
@@ -214,8 +207,11 @@ class ScheduleCallback(BaseCallback):
             return True
         moved = False
         for info in self.locals.get("infos", ()):
+            if "episode" not in info:
+                continue
             boundary = info.get("adr_boundary")
-            if boundary is None or "episode" not in info:
+            if boundary is None:
+                self.schedule.observe_reference(info["episode"]["r"])
                 continue
             decision = self.schedule.observe(boundary[0], boundary[1], info["episode"]["r"])
             if decision is not None:

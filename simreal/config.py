@@ -46,7 +46,8 @@ class CurriculumConfig(_Strict):
 
 
 class Thresholds(_Strict):
-    """ADR thresholds: returns, or fractions of the nominal-dynamics return when ``relative``."""
+    """ADR thresholds: returns, or, when ``relative``, fractions of the mean return of recent non-boundary episodes
+    (the policy's return under its current ranges, which ADR keeps close to nominal)."""
 
     low: float = 0.5
     high: float = 0.8
@@ -72,7 +73,7 @@ class ADRConfig(_Strict):
     """
 
     kind: Literal["adr"]
-    initial_width: float = Field(default=0.05, ge=0)
+    initial_width: float = Field(default=0.05, gt=0)
     step: float = Field(default=0.05, gt=0)
     probability: float = Field(default=0.5, ge=0, le=1)
     buffer_size: int = Field(default=10, gt=0)
@@ -321,11 +322,7 @@ def check_against_robot(config: TrainConfig, source: object) -> None:
                 raise ConfigError(
                     f"{field}: limits [{low}, {high}] pass the parameter's limits [{hard_low}, {hard_high}]"
                 )
-        if schedule.thresholds.relative and config.eval.frequency <= 0:
-            raise ConfigError(
-                f"{source}: randomization.schedule.thresholds.relative: needs eval.frequency > 0 "
-                "(the nominal-dynamics return comes from evaluation)"
-            )
+
     for index, target in enumerate(config.eval.targets or []):
         try:
             load_target(spec, target)

@@ -16,6 +16,7 @@ so that checkpoints carry it.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -126,8 +127,9 @@ class ADRSchedule(FixedSchedule):
         probability: the chance that an episode is a boundary episode (one parameter pinned to one boundary).
         buffer_size: boundary returns collected before a boundary is judged.
         low_threshold, high_threshold: below the low threshold a boundary contracts, above the high one it expands.
-        relative: thresholds are fractions of the nominal-dynamics return (see :meth:`set_reference`) rather than
-            returns; until a reference is known, full buffers wait.
+        relative: thresholds are fractions of the reference return (see :meth:`observe_reference`) rather than
+            returns; until the reference has ``buffer_size`` episodes, full buffers wait.
+        reference_window: the reference is the mean return of this many recent non-boundary episodes.
     """
 
     def __init__(
@@ -140,32 +142,43 @@ class ADRSchedule(FixedSchedule):
         low_threshold: float = 0.5,
         high_threshold: float = 0.8,
         relative: bool = True,
+        reference_window: int = 100,
     ) -> None:
         self.limits = {name: (float(lo), float(hi)) for name, (lo, hi) in limits.items()}
+        self.initial_width = initial_width
         self.step, self.boundary_probability, self.buffer_size = step, probability, buffer_size
         self.low_threshold, self.high_threshold, self.relative = low_threshold, high_threshold, relative
         self.bounds = {
             name: [max(lo, 1.0 - initial_width), min(hi, 1.0 + initial_width)] for name, (lo, hi) in self.limits.items()
         }
         self.buffers: dict[str, list[float]] = {f"{name}/{side}": [] for name in self.limits for side in SIDES}
-        self.reference: float | None = None
+        self.reference_returns: deque[float] = deque(maxlen=reference_window)
         self.full = self.ranges()
 
     def ranges(self) -> dict[str, ParameterRange]:
         return {name: ParameterRange(low=lo, high=hi) for name, (lo, hi) in self.bounds.items()}
 
-    def set_reference(self, nominal_return: float) -> None:
-        """The nominal-dynamics return that relative thresholds are fractions of (from the latest evaluation)."""
-        self.reference = float(nominal_return)
+    def observe_reference(self, episode_return: float) -> None:
+        """Record the return of a non-boundary episode: the policy's own return under the current ranges, which ADR
+        keeps close to nominal. Relative thresholds are fractions of the mean of the recent ones. (The deterministic
+        evaluation return would not do: training episodes run the stochastic policy and score lower.)"""
+        self.reference_returns.append(float(episode_return))
+
+    @property
+    def reference(self) -> float | None:
+        """The reference return, once ``buffer_size`` non-boundary episodes are in."""
+        if len(self.reference_returns) < self.buffer_size:
+            return None
+        return sum(self.reference_returns) / len(self.reference_returns)
 
     def thresholds(self) -> tuple[float, float] | None:
         """``(low, high)`` as returns, or ``None`` while relative thresholds have no reference yet."""
         if not self.relative:
             return (self.low_threshold, self.high_threshold)
-        if self.reference is None:
+        reference = self.reference
+        if reference is None:
             return None
-        scale = abs(self.reference)
-        return (self.low_threshold * scale, self.high_threshold * scale)
+        return (self.low_threshold * abs(reference), self.high_threshold * abs(reference))
 
     def entropy(self) -> float:
         """ADR entropy: the mean log width of the ranges (nats); it grows as the policy masters more randomization."""
@@ -200,23 +213,26 @@ class ADRSchedule(FixedSchedule):
         lo_limit, hi_limit = self.limits[parameter]
         lo, hi = self.bounds[parameter]
         outward = 1.0 if move == "expand" else -1.0
+        # contracting never goes inside the initial range, so the range keeps a width and contains 1.0
         if side == "low":
-            # contracting never crosses the nominal value: the range always contains 1.0
-            self.bounds[parameter][0] = min(max(lo - outward * self.step, lo_limit), 1.0, hi)
+            floor = max(1.0 - self.initial_width, lo_limit)
+            self.bounds[parameter][0] = max(min(lo - outward * self.step, floor), lo_limit)
         else:
-            self.bounds[parameter][1] = max(min(hi + outward * self.step, hi_limit), 1.0, lo)
+            ceiling = min(1.0 + self.initial_width, hi_limit)
+            self.bounds[parameter][1] = min(max(hi + outward * self.step, ceiling), hi_limit)
 
     def update(self, progress: float) -> bool:
         return False
 
     def state(self) -> dict[str, Any]:
-        return {"bounds": self.bounds, "buffers": self.buffers, "reference": self.reference}
+        return {"bounds": self.bounds, "buffers": self.buffers, "reference_returns": list(self.reference_returns)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         if "bounds" in state:
             self.bounds = {name: [float(lo), float(hi)] for name, (lo, hi) in state["bounds"].items()}
             self.buffers = {key: [float(v) for v in values] for key, values in state["buffers"].items()}
-            self.reference = state.get("reference")
+            self.reference_returns.clear()
+            self.reference_returns.extend(float(v) for v in state.get("reference_returns", []))
 
 
 def build_schedule(config: Any, ranges: Mapping[str, ParameterRange]) -> FixedSchedule:

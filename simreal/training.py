@@ -167,7 +167,7 @@ def train(
         }
 
     checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
-    scheduling = [ScheduleCallback(schedule, evaluation)] if config.randomization.enabled else []
+    scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
     everything = CallbackList([DynamicsLogger(), _ConfigText(config), *scheduling, evaluation, checkpoints, *callbacks])
     try:
         remaining = config.total_timesteps - model.num_timesteps

@@ -67,26 +67,30 @@ def test_adr_expands_keeps_and_contracts_boundaries_on_returns():
     assert schedule.bounds["torso_mass"] == pytest.approx([0.9, 1.2])
     assert feed(schedule, "torso_mass", "high", 150.0).move == "keep"
     assert schedule.bounds["torso_mass"] == pytest.approx([0.9, 1.2])
+    assert feed(schedule, "torso_mass", "low", 250.0).move == "expand"
+    assert schedule.bounds["torso_mass"] == pytest.approx([0.8, 1.2])
     decision = feed(schedule, "torso_mass", "low", 50.0)
     assert decision.move == "contract" and decision.mean_return == 50.0
-    assert schedule.bounds["torso_mass"] == pytest.approx([1.0, 1.2])  # never past nominal
+    assert schedule.bounds["torso_mass"] == pytest.approx([0.9, 1.2])
     assert schedule.buffers["torso_mass/low"] == []  # cleared after judging
     feed(schedule, "torso_mass", "low", 50.0)
-    assert schedule.bounds["torso_mass"] == pytest.approx([1.0, 1.2])
+    assert schedule.bounds["torso_mass"] == pytest.approx([0.9, 1.2])  # never inside the initial range
     for _ in range(5):
         feed(schedule, "torso_mass", "high", 999.0)
     assert schedule.bounds["torso_mass"][1] == pytest.approx(1.25)  # the hard limit
     for _ in range(5):
         feed(schedule, "friction", "low", 999.0)
     assert schedule.bounds["friction"][0] == pytest.approx(0.9)
-    assert schedule.entropy() == pytest.approx((np.log(0.25) + np.log(0.2)) / 2)
+    assert schedule.entropy() == pytest.approx((np.log(0.35) + np.log(0.2)) / 2)
 
 
-def test_adr_relative_thresholds_wait_for_the_nominal_return():
+def test_adr_relative_thresholds_are_fractions_of_recent_non_boundary_returns():
     schedule = adr(low_threshold=0.5, high_threshold=0.8, relative=True)
     assert feed(schedule, "friction", "high", 900.0) is None  # no reference yet: the buffer waits
     assert len(schedule.buffers["friction/high"]) == 3
-    schedule.set_reference(1000.0)
+    for value in (900.0, 1000.0, 1100.0):
+        schedule.observe_reference(value)
+    assert schedule.reference == pytest.approx(1000.0)
     decision = schedule.observe("friction", "high", 900.0)
     assert decision.move == "expand" and schedule.bounds["friction"][1] == pytest.approx(1.2)
     assert feed(schedule, "friction", "high", 600.0).move == "keep"
@@ -97,10 +101,12 @@ def test_adr_state_round_trips_through_json():
     schedule = adr(low_threshold=100.0, high_threshold=200.0, relative=False)
     feed(schedule, "torso_mass", "high", 250.0)
     schedule.observe("friction", "low", 120.0)
+    schedule.observe_reference(321.0)
     restored = adr(low_threshold=100.0, high_threshold=200.0, relative=False)
     restored.restore(json.loads(json.dumps(schedule.state())))
     assert restored.ranges() == schedule.ranges()
     assert restored.buffers == schedule.buffers
+    assert restored.reference_returns == schedule.reference_returns
     assert restored.entropy() == schedule.entropy()
 
 
