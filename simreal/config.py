@@ -20,9 +20,6 @@ from simreal.fileio import read_yaml
 from simreal.resources import configs_dir
 from simreal.spec import Effects, format_validation_error, load_robot, load_target, resolve_ranges
 
-#: Activation functions by name (never ``eval`` a string from a config).
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -110,6 +107,7 @@ class Network(_Strict):
     pi: list[int] = Field(default_factory=lambda: [64, 64])
     vf: list[int] = Field(default_factory=lambda: [64, 64])
     qf: list[int] = Field(default_factory=lambda: [256, 256])
+    # by name, mapped to torch modules in simreal.training: a config never has code evaluated
     activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
     log_std_init: float = 0.0
     ortho_init: bool = True

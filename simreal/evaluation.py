@@ -96,10 +96,6 @@ class TransferEvaluator:
             factory = EnvFactory(config.robot, {"target": target_spec.model_dump()})
             self._targets[name] = make_eval_env(factory, seed, episodes)
 
-    @property
-    def target_names(self) -> list[str]:
-        return list(self._targets)
-
     def evaluate(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> TransferReport:
         """Run the episodes and compute the gaps (bootstrap seeded with ``seed``)."""
         nominal = self._returns(model, self._nominal, statistics)
