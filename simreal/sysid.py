@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cma
 import mujoco
 import numpy as np
 from mujoco import rollout
@@ -26,6 +26,11 @@ from simreal.errors import DataError, SpecError
 from simreal.factory import make_base_env
 from simreal.spec import RobotSpec, load_robot
 from simreal.trajectories import Trajectories, rebuild_states
+
+with warnings.catch_warnings():
+    # cma announces on import that it cannot plot without matplotlib: simreal never plots through it
+    warnings.filterwarnings("ignore", message="Could not import matplotlib")
+    import cma
 
 #: A parameter whose 10% change moves the loss by less than this fraction is reported as not identifiable.
 IDENTIFIABILITY_THRESHOLD = 0.01
