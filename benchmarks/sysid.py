@@ -7,7 +7,7 @@ observations as they would be on a real robot, the delay identified among 0..3. 
 episodes for the dynamics gap. Wall-clock times are of ``identify`` alone on this machine (both cores), and the
 simulator's own stepping speed, measured in the same run, is printed beside them as the reference.
 
-    python benchmarks/sysid.py [--budget 1500] [--seed 0]
+    python benchmarks/sysid.py [--budget 1500] [--seed 0] [--only clean noisy scaling]
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", nargs="+", default=["clean", "noisy", "scaling"], choices=["clean", "noisy", "scaling"]
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, python {platform.python_version()}; simreal {simreal.__version__}, "
@@ -94,13 +97,16 @@ def main() -> None:
             env.reset()
     print(f"reference: plain Hopper-v5 steps {steps / (time.perf_counter() - start):.0f}/s on this machine")
 
-    clean, seconds = fit(10, {}, False, None, args.budget, args.seed)
-    describe("clean, 10 episodes (goal: <= 1% in <= 60 s, held-out error >= 5x lower)", clean, seconds)
+    if "clean" in args.only:
+        clean, seconds = fit(10, {}, False, None, args.budget, args.seed)
+        describe("clean, 10 episodes (goal: <= 1% in <= 60 s, held-out error >= 5x lower)", clean, seconds)
     noisy_effects = {"obs_noise_std": 0.01, "action_delay_steps": 1}
-    noisy, seconds = fit(20, noisy_effects, True, range(4), args.budget, args.seed)
-    describe("noisy + 1-step delay, 20 episodes (goal: <= 10%, delay found, <= 120 s)", noisy, seconds)
-    print("error against episodes recorded (noisy + delay):")
-    for episodes in (1, 3, 10, 20):
+    if "noisy" in args.only:
+        noisy, seconds = fit(20, noisy_effects, True, range(4), args.budget, args.seed)
+        describe("noisy + 1-step delay, 20 episodes (goal: <= 10%, delay found, <= 120 s)", noisy, seconds)
+    if "scaling" in args.only:
+        print("error against episodes recorded (noisy + delay):")
+    for episodes in (1, 3, 10, 20) if "scaling" in args.only else ():
         result, seconds = fit(episodes, noisy_effects, True, range(4), args.budget, args.seed)
         print(
             f"  {episodes:2d} episodes: mean relative error {np.mean(list(result.errors().values())):.2%}, "

@@ -370,8 +370,9 @@ def _cma(
         "seed": seed + 1,
         "maxfevals": max(budget, 1),
         "verbose": -9,
+        # 1e-3 in log space is 0.1% on a multiplier: below any useful accuracy, and CMA-ES stops there
         "tolfun": 1e-12,
-        "tolx": 1e-6,
+        "tolx": 1e-3,
     }
     start = np.zeros(len(simulator.names)) if x0 is None else x0
     es = cma.CMAEvolutionStrategy(start, 0.2 if x0 is None else 0.05, options)
