@@ -12,10 +12,11 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 from gymnasium.envs.registration import EnvSpec
+from pydantic import ValidationError
 
 from simreal.dynamics import DynamicsModel
 from simreal.errors import SimrealError, SpecError
-from simreal.spec import Effects, RobotSpec, load_robot, load_target, resolve_ranges
+from simreal.spec import Effects, RobotSpec, format_validation_error, load_robot, load_target, resolve_ranges
 from simreal.wrappers import ActionDelay, ActionNoise, ObservationNoise, RandomizedDynamics
 
 
@@ -125,10 +126,6 @@ def route_mujoco_warnings() -> None:
 def _effects(effects: Effects | Mapping[str, Any]) -> Effects:
     if isinstance(effects, Effects):
         return effects
-    from pydantic import ValidationError
-
-    from simreal.spec import format_validation_error
-
     try:
         return Effects.model_validate(dict(effects))
     except ValidationError as exc:

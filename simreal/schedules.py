@@ -153,7 +153,6 @@ class ADRSchedule(FixedSchedule):
         }
         self.buffers: dict[str, list[float]] = {f"{name}/{side}": [] for name in self.limits for side in SIDES}
         self.reference_returns: deque[float] = deque(maxlen=reference_window)
-        self.full = self.ranges()
 
     def ranges(self) -> dict[str, ParameterRange]:
         return {name: ParameterRange(low=lo, high=hi) for name, (lo, hi) in self.bounds.items()}
@@ -220,9 +219,6 @@ class ADRSchedule(FixedSchedule):
         else:
             ceiling = min(1.0 + self.initial_width, hi_limit)
             self.bounds[parameter][1] = min(max(hi + outward * self.step, ceiling), hi_limit)
-
-    def update(self, progress: float) -> bool:
-        return False
 
     def state(self) -> dict[str, Any]:
         return {"bounds": self.bounds, "buffers": self.buffers, "reference_returns": list(self.reference_returns)}
