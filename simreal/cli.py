@@ -198,6 +198,9 @@ def sysid(
     use_observations: bool = typer.Option(
         False, "--use-observations", help="Rebuild states from observations even when qpos/qvel were recorded."
     ),
+    smooth: bool = typer.Option(
+        None, "--smooth/--no-smooth", help="Denoise rebuilt positions [default: when states come from observations]."
+    ),
     out: Path = typer.Option(None, "--out", help="Write the identified target and ranges to this YAML."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
@@ -235,6 +238,7 @@ def sysid(
             max_windows=windows,
             k=k,
             use_observations=use_observations,
+            smooth=smooth,
             progress=progress,
         )
     console.print(_sysid_table(result))

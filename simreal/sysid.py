@@ -24,6 +24,7 @@ from mujoco import rollout
 from simreal.dynamics import DynamicsModel
 from simreal.errors import DataError, SpecError
 from simreal.factory import make_base_env
+from simreal.smoothing import increment_weight, position_velocity_pairs, smooth_positions
 from simreal.spec import RobotSpec, load_robot
 from simreal.trajectories import Trajectories, rebuild_states
 
@@ -34,6 +35,10 @@ with warnings.catch_warnings():
 
 #: A parameter whose 10% change moves the loss by less than this fraction is reported as not identifiable.
 IDENTIFIABILITY_THRESHOLD = 0.01
+#: A velocity reading above this fraction of the observation's clip may have been clipped.
+CLIP_MARGIN = 0.99
+#: The delay screening fits see at most this many windows (the delays' losses differ by far more than the noise).
+SCREEN_WINDOWS = 50
 
 
 @dataclass
@@ -52,28 +57,61 @@ def state_vector(qpos: np.ndarray, qvel: np.ndarray, skipped: int) -> np.ndarray
     return np.concatenate([qpos[..., skipped:], qvel], axis=-1)
 
 
+@dataclass
+class States:
+    """The states the fit starts from and compares with, per recorded row."""
+
+    qpos: np.ndarray  # (n, nq)
+    qvel: np.ndarray  # (n, nv)
+    exact: np.ndarray  # (n,): False where a state cannot be trusted as a start (a velocity at the clip)
+    rebuilt: bool  # rebuilt from observations rather than recorded
+    position_noise: dict[int, float]  # qpos index -> estimated noise, for the coordinates that were smoothed
+
+
+def fit_states(
+    data: Trajectories, spec: RobotSpec, model: mujoco.MjModel, frame_skip: int, use_observations: bool, smooth: bool
+) -> States:
+    """The recorded MuJoCo states, or states rebuilt from observations (positions smoothed when ``smooth``).
+
+    Raises:
+        DataError: no qpos/qvel recorded and a robot whose observation does not hold its state.
+    """
+    if data.qpos is not None and not use_observations:
+        return States(data.qpos, data.qvel, np.ones(len(data), dtype=bool), False, {})
+    qpos, qvel, exact = rebuild_states(data, spec, model.nq, model.nv)
+    if not smooth:
+        return States(qpos, qvel, exact, True, {})
+    clip = spec.observation.velocity_clip if spec.observation else None
+    # noise can put a clipped reading just under the clip: keep a margin
+    velocity_ok = np.ones_like(qvel, dtype=bool) if clip is None else np.abs(qvel) < CLIP_MARGIN * clip
+    skipped = spec.observation.skipped_positions if spec.observation else 0
+    smoothed = smooth_positions(
+        qpos,
+        qvel,
+        data.episode,
+        velocity_ok,
+        model.opt.timestep * frame_skip,
+        position_velocity_pairs(model, skipped),
+        increment_weight(model, frame_skip),
+    )
+    return States(smoothed.qpos, qvel, exact, True, smoothed.position_noise)
+
+
 def make_windows(
     data: Trajectories,
-    spec: RobotSpec,
-    nq: int,
-    nv: int,
+    states: States,
+    skipped: int,
     horizon: int,
     delay: int,
     max_windows: int,
     rng: np.random.Generator,
-    use_observations: bool = False,
 ) -> Windows:
     """Cut the recording into windows of ``horizon`` steps (actions shifted by ``delay``), at most ``max_windows``.
 
     Raises:
-        DataError: no state to start from (no qpos/qvel and a robot whose observation does not hold its state), or
-            no episode long enough for one window.
+        DataError: no episode long enough for one window.
     """
-    skipped = spec.observation.skipped_positions if spec.observation else 0
-    if data.qpos is not None and not use_observations:
-        qpos, qvel, exact = data.qpos, data.qvel, np.ones(len(data), dtype=bool)
-    else:
-        qpos, qvel, exact = rebuild_states(data, spec, nq, nv)
+    qpos, qvel, exact = states.qpos, states.qvel, states.exact
     starts, episodes = [], data.episode
     for episode in data.episodes:
         rows = np.flatnonzero(episodes == episode)
@@ -120,7 +158,7 @@ class Simulator:
         self._datas = [mujoco.MjData(self.model) for _ in range(max(threads, 1))]
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(self.model, self._state_spec)
-        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._cache: tuple[Windows, np.ndarray, np.ndarray] | None = None
 
     def _models_for(self, candidates: np.ndarray) -> list[mujoco.MjModel]:
         while len(self._models) < len(candidates):
@@ -133,7 +171,7 @@ class Simulator:
 
     def _inputs(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
         # initial states and controls depend on the windows only: build them once per windows object
-        if self._cache is None or self._cache[0] != id(windows):
+        if self._cache is None or self._cache[0] is not windows:
             data = mujoco.MjData(self.model)
             states = np.empty((len(windows.qpos), self._nstate))
             for w in range(len(windows.qpos)):
@@ -141,7 +179,7 @@ class Simulator:
                 data.qpos[:], data.qvel[:] = windows.qpos[w], windows.qvel[w]
                 mujoco.mj_getState(self.model, data, states[w], self._state_spec)
             controls = np.repeat(np.clip(windows.actions, self.ctrl_low, self.ctrl_high), self.frame_skip, axis=1)
-            self._cache = (id(windows), states, controls)
+            self._cache = (windows, states, controls)  # held, so its id cannot be reused
         return self._cache[1], self._cache[2]
 
     def losses(self, candidates: np.ndarray, windows: Windows) -> np.ndarray:
@@ -193,7 +231,8 @@ class SysidResult:
     truth: dict[str, float] | None
     evaluations: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    states: str = "recorded"
+    position_noise: dict[int, float] = field(default_factory=dict)
 
     def errors(self) -> dict[str, float] | None:
         """Relative error of each estimate against the truth, when the data came from a simreal target."""
@@ -227,6 +266,8 @@ class SysidResult:
             "action_delay_steps": self.delay,
             "delay_losses": {str(d): v for d, v in self.delay_losses.items()},
             "horizon": self.horizon,
+            "states": self.states,
+            "position_noise": {f"qpos_{q}": v for q, v in self.position_noise.items()},
             "dynamics_gap": self.gap,
             "evaluations": self.evaluations,
             "seconds": self.seconds,
@@ -261,6 +302,7 @@ def identify(
     max_windows: int = 200,
     k: float = 2.0,
     use_observations: bool = False,
+    smooth: bool | None = None,
     threads: int = 2,
     progress: Callable[[str, int, int, float], None] | None = None,
 ) -> SysidResult:
@@ -271,13 +313,16 @@ def identify(
         robot: the robot.
         params: parameter names (default: all the robot's).
         horizon: K, the open-loop prediction horizon in control steps.
-        budget: CMA-ES objective evaluations in all (shared among the candidate delays).
+        budget: CMA-ES objective evaluations in all; with candidate delays, half of it screens them (on at most
+            ``SCREEN_WINDOWS`` windows each) and the rest fits the best one.
         seed: seed of CMA-ES and of the window subsampling.
         delays: candidate action delays to fit (e.g. ``range(4)``); ``None`` assumes no delay.
         holdout: other episodes for the dynamics gap on data not fitted.
         max_windows: at most this many windows (sampled) enter the objective.
         k: training ranges are the estimate times/divided by ``spread**k``.
         use_observations: rebuild states from observations even when qpos/qvel were recorded (as with a real robot).
+        smooth: denoise rebuilt positions with the observed velocities (:mod:`simreal.smoothing`); default: whenever
+            states are rebuilt from observations.
         threads: threads of MuJoCo's batched rollouts (each generation's candidates are evaluated together).
         progress: called with ``(stage, evaluations, budget, best loss)``.
 
@@ -292,43 +337,47 @@ def identify(
         if name not in spec.parameters:
             raise SpecError(f"--params: {name}: unknown parameter for {robot} (known: {', '.join(spec.parameters)})")
     local = Simulator(robot, names, threads=threads)
-    nq, nv = local.model.nq, local.model.nv
     bounds = np.log(np.array([spec.parameters[n].hard_limits for n in names]).clip(min=1e-3))
-    candidates = list(delays) if delays is not None else [0]
-    windows = {
-        d: make_windows(data, spec, nq, nv, horizon, d, max_windows, np.random.default_rng(seed), use_observations)
-        for d in candidates
-    }
+    if smooth is None:
+        smooth = use_observations or data.qpos is None
+    states = fit_states(data, spec, local.model, local.frame_skip, use_observations, smooth)
 
-    fits: dict[int, Fit] = {}
-    share = budget // (2 * len(candidates)) if len(candidates) > 1 else budget
-    for d in candidates:
-        fits[d] = _cma(local, windows[d], bounds, share, seed, progress, f"delay {d}")
-    delay = min(fits, key=lambda d: fits[d].loss)
-    used = sum(f.evaluations for f in fits.values())
-    if len(candidates) > 1 and budget - used > 0:
-        refined = _cma(
-            local, windows[delay], bounds, budget - used, seed + 1, progress, "refine", x0=fits[delay].log_estimate
+    def windows_for(recording: Trajectories, recorded: States, delay: int, count: int, rng_seed: int) -> Windows:
+        return make_windows(recording, recorded, local.skipped, horizon, delay, count, np.random.default_rng(rng_seed))
+
+    if delays is None:
+        delay, delay_losses = 0, {}
+        fitted = windows_for(data, states, 0, max_windows, seed)
+        best = _cma(local, fitted, bounds, budget, seed, progress, "fit")
+        used = best.evaluations
+    else:
+        # screen each candidate delay with a short fit on a few windows, then fit the best one on all of them
+        screens = {}
+        for d in delays:
+            few = windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed)
+            screens[d] = _cma(local, few, bounds, budget // (2 * len(delays)), seed, progress, f"delay {d}")
+        delay = min(screens, key=lambda d: screens[d].loss)
+        delay_losses = {d: f.loss for d, f in screens.items()}
+        used = sum(f.evaluations for f in screens.values())
+        fitted = windows_for(data, states, delay, max_windows, seed)
+        best = _cma(
+            local, fitted, bounds, max(budget - used, 1), seed + 1, progress, "fit", x0=screens[delay].log_estimate
         )
-        if refined.loss <= fits[delay].loss:
-            fits[delay] = refined
-        used += refined.evaluations
-    best = fits[delay]
+        used += best.evaluations
 
     # identifiability: how much a 10% change of each parameter alone moves the loss
     steps = np.concatenate([-0.1 * np.eye(len(names)), 0.1 * np.eye(len(names))])
-    probes = local.losses(np.vstack([best.log_estimate, best.log_estimate + steps]), windows[delay])
+    probes = local.losses(np.vstack([best.log_estimate, best.log_estimate + steps]), fitted)
     base, shifted = probes[0], (probes[1 : 1 + len(names)] + probes[1 + len(names) :]) / 2
     identifiable = {
         n: bool((shifted[i] - base) / max(base, 1e-12) >= IDENTIFIABILITY_THRESHOLD) for i, n in enumerate(names)
     }
 
-    gap = {"fitted": _gap(local, windows[delay], best.log_estimate, len(names))}
+    gap = {"fitted": _gap(local, fitted, best.log_estimate, len(names))}
     if holdout is not None:
-        held = make_windows(
-            holdout, spec, nq, nv, horizon, delay, max_windows, np.random.default_rng(seed + 7), use_observations
-        )
-        held.scale = windows[delay].scale
+        held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
+        held = windows_for(holdout, held_states, delay, max_windows, seed + 7)
+        held.scale = fitted.scale
         gap["held_out"] = _gap(local, held, best.log_estimate, len(names))
     # a recording from simreal's simulator carries the multipliers it ran with: the truth to compare against
     truth = data.meta.get("dynamics") if data.meta.get("source") == "simulator" else None
@@ -339,14 +388,22 @@ def identify(
         spread={n: float(np.exp(best.log_std[i])) for i, n in enumerate(names)},
         identifiable=identifiable,
         delay=delay if delays is not None else None,
-        delay_losses={d: f.loss for d, f in fits.items()},
+        delay_losses=delay_losses,
         k=k,
         horizon=horizon,
         gap=gap,
         truth=None if truth is None else {n: float(truth.get(n, 1.0)) for n in names},
         evaluations=used,
         seconds=time.perf_counter() - start,
+        states=_describe(states, smooth),
+        position_noise={int(q): float(v) for q, v in states.position_noise.items()},
     )
+
+
+def _describe(states: States, smooth: bool) -> str:
+    if not states.rebuilt:
+        return "recorded"
+    return "rebuilt from observations" + (", positions smoothed" if smooth else "")
 
 
 def _gap(simulator: Simulator, windows: Windows, log_estimate: np.ndarray, n: int) -> dict[str, float]:
