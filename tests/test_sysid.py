@@ -85,6 +85,20 @@ def test_identify_finds_an_action_delay():
     assert min(result.delay_losses, key=result.delay_losses.get) == 1
 
 
+def test_noisy_observations_are_smoothed_and_their_noise_reported():
+    effects = {"obs_noise_std": 0.01}
+    data = collect("random", "hopper", target={"parameters": {}, "effects": effects}, episodes=3, seed=2)
+    common = dict(horizon=3, budget=16, max_windows=10, use_observations=True)
+    smoothed = identify(data, "hopper", ["torso_mass"], **common).as_dict()
+    assert smoothed["states"] == "rebuilt from observations, positions smoothed"
+    assert sorted(smoothed["position_noise"]) == [f"qpos_{i}" for i in range(1, 6)]
+    assert all(0.007 < v < 0.013 for v in smoothed["position_noise"].values())
+    raw = identify(data, "hopper", ["torso_mass"], smooth=False, **common).as_dict()
+    assert raw["states"] == "rebuilt from observations" and raw["position_noise"] == {}
+    # the smoothed states are closer to the truth, so nominal dynamics (the truth here) predict them better
+    assert smoothed["dynamics_gap"]["fitted"]["nominal"] < raw["dynamics_gap"]["fitted"]["nominal"]
+
+
 def bad_file(tmp_path, data, **changes):
     arrays = as_arrays(data)
     arrays.update(changes)
