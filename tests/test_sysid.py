@@ -87,7 +87,7 @@ def test_identify_finds_an_action_delay():
 
 def test_noisy_observations_are_smoothed_and_their_noise_reported():
     effects = {"obs_noise_std": 0.01}
-    data = collect("random", "hopper", target={"parameters": {}, "effects": effects}, episodes=3, seed=2)
+    data = collect("random", "hopper", target={"parameters": {}, "effects": effects}, episodes=8, seed=0)
     common = dict(horizon=3, budget=16, max_windows=10, use_observations=True)
     smoothed = identify(data, "hopper", ["torso_mass"], **common).as_dict()
     assert smoothed["states"] == "rebuilt from observations, positions smoothed"
