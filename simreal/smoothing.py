@@ -92,11 +92,9 @@ def smooth_positions(
     runs = _episode_runs(episode)
     noise: dict[int, float] = {}
     for q, v in pairs:
-        residuals, usable = [], []
-        for rows in runs:
-            y, u, ok = qpos[rows, q], qvel[rows, v], velocity_ok[rows, v]
-            residuals.append(np.diff(y) - _increments(u, dt, end_weight))
-            usable.append(ok[:-1] & ok[1:])
+        increments = [_increments(qvel[rows, v], dt, end_weight) for rows in runs]
+        residuals = [np.diff(qpos[rows, q]) - step for rows, step in zip(runs, increments, strict=True)]
+        usable = [velocity_ok[rows[:-1], v] & velocity_ok[rows[1:], v] for rows in runs]
         residual, keep = np.concatenate(residuals), np.concatenate(usable)
         if keep.sum() < MIN_STEPS or _lag_one_correlation(residuals, usable) > NOISE_CORRELATION:
             continue  # too few steps, or the residual is the integration rule's error rather than noise
@@ -105,8 +103,8 @@ def smooth_positions(
         noise[q] = sigma
         # the observed velocities carry noise too: assume the same level in velocity units (one sensor noise level)
         step_error = max(dt * sigma / np.sqrt(2), NOISE_FLOOR)
-        for rows, step_ok in zip(runs, usable, strict=True):
-            out[rows, q] = _solve(qpos[rows, q], _increments(qvel[rows, v], dt, end_weight), step_ok, sigma, step_error)
+        for rows, step, step_ok in zip(runs, increments, usable, strict=True):
+            out[rows, q] = _solve(qpos[rows, q], step, step_ok, sigma, step_error)
     return SmoothedStates(out, noise)
 
 
