@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simreal.gap import reality_gap
+from simreal.evaluate.gap import reality_gap
 
 SCHEDULES = {
     "nominal": ["randomization.enabled=false"],

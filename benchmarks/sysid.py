@@ -25,9 +25,14 @@ import mujoco
 import numpy as np
 
 import simreal
-from simreal.collect import collect
-from simreal.spec import load_robot
-from simreal.sysid import Simulator, fit_states, identify, make_windows
+from simreal import seeding
+from simreal.envs.spec import load_robot
+from simreal.sysid.collect import collect
+from simreal.sysid.identify import identify
+from simreal.sysid.simulator import Simulator
+from simreal.sysid.states import fit_states
+from simreal.sysid.trajectories import split_holdout
+from simreal.sysid.windows import make_windows
 
 TRUTH = {"torso_mass": 1.2, "thigh_mass": 0.85, "leg_mass": 1.1, "foot_mass": 0.9, "friction": 0.7}
 NAMES = list(TRUTH)
@@ -41,10 +46,7 @@ def fit(episodes: int, effects: dict, use_observations: bool, delays, budget: in
         episodes=episodes,
         seed=seed,
     )
-    ids = data.episodes
-    held = max(len(ids) // 5, 1) if len(ids) >= 2 else 0
-    fitted = data.select(ids[: len(ids) - held]) if held else data
-    holdout = data.select(ids[len(ids) - held :]) if held else None
+    fitted, holdout = split_holdout(data)  # the library's rule, as simreal sysid applies it
     start = time.perf_counter()
     result = identify(
         fitted,
@@ -65,7 +67,8 @@ def fit(episodes: int, effects: dict, use_observations: bool, delays, budget: in
 
 def truth_gap(fitted, holdout, result, use_observations: bool, seed: int) -> dict[str, float]:
     """The held-out K-step error of nominal and of the true parameters, on the windows the estimate was scored on."""
-    spec, simulator = load_robot("hopper"), Simulator("hopper", NAMES)
+    spec = load_robot("hopper")
+    simulator = Simulator(spec, NAMES)
     smooth = use_observations
 
     def windows(data, rng_seed):
@@ -74,7 +77,7 @@ def truth_gap(fitted, holdout, result, use_observations: bool, seed: int) -> dic
             data, states, simulator.skipped, result.horizon, result.delay or 0, 200, np.random.default_rng(rng_seed)
         )
 
-    held = windows(holdout, seed + 7)
+    held = windows(holdout, seed + seeding.HOLDOUT_WINDOWS)
     held.scale = windows(fitted, seed).scale
     nominal, true = simulator.loss(np.zeros(len(NAMES)), held), simulator.loss(np.log(list(TRUTH.values())), held)
     return {"nominal": nominal, "identified": true, "ratio": nominal / true}

@@ -24,8 +24,8 @@ import torch
 from stable_baselines3 import PPO
 
 import simreal
-from simreal.config import load_config
-from simreal.training import train
+from simreal.runs.setup import load_setup
+from simreal.train.trainer import train
 
 
 def reference(timesteps: int, seed: int) -> float:
@@ -38,9 +38,9 @@ def reference(timesteps: int, seed: int) -> float:
 
 def simreal_train(timesteps: int, seed: int, folder: Path) -> float:
     """Steps/s of the whole ``simreal train configs/hopper_ppo_dr.yaml`` job at ``timesteps``."""
-    config = load_config("hopper_ppo_dr", [f"total_timesteps={timesteps}", f"seed={seed}"])
+    setup = load_setup("hopper_ppo_dr", [f"total_timesteps={timesteps}", f"seed={seed}"])
     start = time.perf_counter()
-    train(config, folder / f"run_{seed}", device="cpu")
+    train(setup, folder / f"run_{seed}", device="cpu")
     return timesteps / (time.perf_counter() - start)
 
 

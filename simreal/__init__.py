@@ -7,15 +7,23 @@ The env API::
     target = simreal.make("hopper", target="severe")  # a fixed "reality" the policy never trained on
     simreal.get_dynamics(env)                       # {'torso_mass': 1.07, ...}
 
-Importing simreal registers ``simreal/<Robot>-v0`` with gymnasium.
+Importing simreal registers ``simreal/<Robot>-v0`` with gymnasium (lazily: no robot file is read until an env is
+made). The pipeline's stages are subpackages: :mod:`simreal.envs`, :mod:`simreal.train`, :mod:`simreal.evaluate`,
+:mod:`simreal.sysid`, and :mod:`simreal.cli` on top.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from simreal.errors import ConfigError, DataError, SimrealError, SpecError
-from simreal.factory import MujocoWarning, get_dynamics, make, register_envs, set_dynamics
+# before anything imports MuJoCo, which refuses to import under a MUJOCO_GL it cannot use
+from simreal.envs.rendering import guard_mujoco_import
+
+guard_mujoco_import()
+
+from simreal.envs import MujocoWarning, get_dynamics, make, set_dynamics  # noqa: E402
+from simreal.envs.registration import register_envs  # noqa: E402
+from simreal.errors import ConfigError, DataError, SetupError, SimrealError, SpecError  # noqa: E402
 
 try:
     __version__ = version("simreal")
@@ -28,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "MujocoWarning",
+    "SetupError",
     "SimrealError",
     "SpecError",
     "__version__",

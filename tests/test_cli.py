@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.spec import load_robot, robot_names
+from simreal.envs.spec import load_robot, robot_names
 
 runner = CliRunner()
 

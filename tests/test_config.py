@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simreal.config import apply_overrides, config_table, load_config, parse_overrides
 from simreal.errors import ConfigError
 from simreal.resources import configs_dir
+from simreal.runs.config import apply_overrides, config_table, load_config, parse_overrides
 
 SHIPPED = sorted(path.stem for path in configs_dir().glob("*.yaml"))
 

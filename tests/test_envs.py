@@ -11,8 +11,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import simreal
-from simreal.factory import MujocoWarning
-from simreal.spec import load_robot
+from simreal.envs.mujoco_base import MujocoWarning
+from simreal.envs.spec import load_robot
 from tests.conftest import ROBOTS, TARGETS, rollout
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simreal.gap import reality_gap
+from simreal.evaluate.gap import reality_gap
 
 
 def test_gap_point_estimates_and_intervals():

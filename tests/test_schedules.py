@@ -9,8 +9,8 @@ import pytest
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import simreal
-from simreal.schedules import ADRSchedule, CurriculumSchedule
-from simreal.spec import ParameterRange, load_robot
+from simreal.envs.spec import ParameterRange, load_robot
+from simreal.train.schedules import ADRSchedule, BoundarySampler, CurriculumSchedule
 
 FULL = {"torso_mass": ParameterRange(low=0.5, high=1.5), "friction": ParameterRange(low=0.8, high=2.0)}
 
@@ -55,7 +55,7 @@ def adr(**kwargs) -> ADRSchedule:
 
 
 def feed(schedule: ADRSchedule, parameter: str, side: str, value: float, count: int = 3):
-    decisions = [schedule.observe(parameter, side, value) for _ in range(count)]
+    decisions = [schedule.observe_boundary(parameter, side, value) for _ in range(count)]
     assert decisions[:-1] == [None] * (count - 1)
     return decisions[-1]
 
@@ -91,7 +91,7 @@ def test_adr_relative_thresholds_are_fractions_of_recent_non_boundary_returns():
     for value in (900.0, 1000.0, 1100.0):
         schedule.observe_reference(value)
     assert schedule.reference == pytest.approx(1000.0)
-    decision = schedule.observe("friction", "high", 900.0)
+    decision = schedule.observe_boundary("friction", "high", 900.0)
     assert decision.move == "expand" and schedule.bounds["friction"][1] == pytest.approx(1.2)
     assert feed(schedule, "friction", "high", 600.0).move == "keep"
     assert feed(schedule, "friction", "high", 400.0).move == "contract"
@@ -100,7 +100,7 @@ def test_adr_relative_thresholds_are_fractions_of_recent_non_boundary_returns():
 def test_adr_state_round_trips_through_json():
     schedule = adr(low_threshold=100.0, high_threshold=200.0, relative=False)
     feed(schedule, "torso_mass", "high", 250.0)
-    schedule.observe("friction", "low", 120.0)
+    schedule.observe_boundary("friction", "low", 120.0)
     schedule.observe_reference(321.0)
     restored = adr(low_threshold=100.0, high_threshold=200.0, relative=False)
     restored.restore(json.loads(json.dumps(schedule.state())))
@@ -120,7 +120,7 @@ def test_ranges_and_boundary_episodes_reach_subprocess_workers():
         for dynamics in simreal.get_dynamics(venv):
             assert 1.3 <= dynamics["torso_mass"] <= 1.4 and 0.7 <= dynamics["friction"] <= 0.8
             assert dynamics["leg_mass"] == 1.0  # no longer randomized
-        venv.env_method("set_boundary_probability", 1.0)
+        venv.env_method("set_sampler", BoundarySampler(narrow, probability=1.0))
         pinned = []
         for _ in range(5):
             venv.reset()
@@ -134,7 +134,7 @@ def test_ranges_and_boundary_episodes_reach_subprocess_workers():
 
 def test_boundary_episode_reports_its_boundary_at_the_end():
     env = simreal.make("inverted_pendulum", ranges={"pole_mass": [0.8, 1.2]}, parameters=["pole_mass"])
-    env.get_wrapper_attr("set_boundary_probability")(1.0)
+    env.get_wrapper_attr("set_sampler")(BoundarySampler({"pole_mass": ParameterRange(low=0.8, high=1.2)}, 1.0))
     _, info = env.reset(seed=0)
     side = "low" if info["dynamics"]["pole_mass"] == 0.8 else "high"
     assert info["dynamics"]["pole_mass"] in (0.8, 1.2)
@@ -146,10 +146,9 @@ def test_boundary_episode_reports_its_boundary_at_the_end():
 
 
 def test_robot_ranges_are_adr_limits_by_default():
-    from simreal.config import adr_limits, load_config
-    from simreal.vecenv import training_ranges
+    from simreal.runs.setup import load_setup
 
-    config = load_config("hopper_ppo_dr", ["randomization.schedule={kind: adr, limits: {friction: [0.5, 2.0]}}"])
-    limits = adr_limits(config, training_ranges(config))
+    setup = load_setup("hopper_ppo_dr", ["randomization.schedule={kind: adr, limits: {friction: [0.5, 2.0]}}"])
+    limits = setup.schedule_limits
     assert limits["torso_mass"] == tuple(load_robot("hopper").parameters["torso_mass"].range)
     assert limits["friction"] == (0.5, 2.0)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simreal.collect import collect
-from simreal.factory import make_base_env
-from simreal.smoothing import position_velocity_pairs
-from simreal.spec import load_robot
-from simreal.sysid import fit_states
+from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.spec import load_robot
+from simreal.sysid.collect import collect
+from simreal.sysid.smoothing import position_velocity_pairs
+from simreal.sysid.states import fit_states
 
 
 def _smooth(data, robot):

@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 import simreal
 from simreal.cli import app
-from simreal.collect import collect
+from simreal.envs.spec import load_robot
 from simreal.errors import DataError
-from simreal.spec import load_robot
-from simreal.sysid import identify
-from simreal.trajectories import as_arrays, load_trajectories, rebuild_states, save_trajectories
+from simreal.sysid.collect import collect
+from simreal.sysid.identify import identify
+from simreal.sysid.states import rebuild_states
+from simreal.sysid.trajectories import as_arrays, load_trajectories, save_trajectories
 
 runner = CliRunner()
 TRUTH = {"pole_mass": 1.3, "cart_mass": 0.8}
@@ -60,11 +61,9 @@ def test_identify_recovers_known_parameters_and_the_yaml_round_trips(tmp_path, p
     path.write_text(yaml.safe_dump(result.target_yaml("data.npz")))
     env = simreal.make("inverted_pendulum", target=path)
     assert simreal.get_dynamics(env)["pole_mass"] == pytest.approx(result.estimate["pole_mass"])
-    from simreal.config import load_config
-    from simreal.vecenv import training_ranges
+    from simreal.runs.setup import load_setup
 
-    config = load_config("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}"])
-    ranges = training_ranges(config)
+    ranges = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}"]).ranges
     low, high = result.ranges()["pole_mass"]
     assert ranges["pole_mass"].low == pytest.approx(low) and ranges["pole_mass"].high == pytest.approx(high)
     assert low < result.estimate["pole_mass"] < high
@@ -160,7 +159,7 @@ def test_sysid_cli_writes_yaml_and_refuses_unknown_parameters(tmp_path, pendulum
     written = yaml.safe_load(out.read_text())
     assert written["base"] == "inverted_pendulum" and set(written["ranges"]) == {"pole_mass"}
     bad = runner.invoke(app, ["sysid", str(data), "--robot", "inverted_pendulum", "--params", "tail_mass"])
-    assert bad.exit_code == 2 and "--params: tail_mass: unknown parameter" in bad.stderr
+    assert bad.exit_code == 2 and "--params: unknown parameter 'tail_mass'" in bad.stderr
     collected = runner.invoke(
         app, ["collect", "random", "--robot", "hopper", "--episodes", "1", "--out", str(tmp_path / "x.txt")]
     )

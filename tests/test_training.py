@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.rundir import load_model
-from simreal.spec import load_robot
+from simreal.envs.spec import load_robot
+from simreal.runs.algorithms import load_model
 
 runner = CliRunner()
 
@@ -107,43 +102,6 @@ def test_default_run_name_and_overrides(tmp_path, monkeypatch):
     assert saved["seed"] == 7 and saved["total_timesteps"] == 256
 
 
-def test_resume_after_sigkill_loses_at_most_one_checkpoint_interval(tmp_path):
-    total, interval = 4096, 256
-    config = tiny_config(
-        tmp_path,
-        "ppo",
-        total_timesteps=total,
-        checkpoint={"frequency": interval, "keep": 2},
-        eval={"frequency": 0, "episodes": 1, "targets": ["mild"]},
-    )
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "simreal.cli", "train", str(config), "--run-dir", str(run_dir), "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = run_dir / "checkpoints" / "latest.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (
-        latest.exists() and json.loads(latest.read_text())["num_timesteps"] >= 3 * interval
-    ):
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert latest.exists(), "no checkpoint before the kill"
-    saved_at = json.loads(latest.read_text())["num_timesteps"]
-    assert saved_at < total, "the run finished before it could be killed"
-    checkpoint = run_dir / "checkpoints" / json.loads(latest.read_text())["checkpoint"]
-    assert load_model(checkpoint / "model.zip", "ppo").num_timesteps == saved_at  # the latest is never corrupt
-
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    assert load_model(run_dir / "model.zip", "ppo").num_timesteps == total
-    run = json.loads((run_dir / "run.json").read_text())
-    assert len(run["starts"]) == 2
-
-    again = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
-    assert again.exit_code == 0  # already at the total: nothing more to train
-    assert load_model(run_dir / "model.zip", "ppo").num_timesteps == total
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("trained")
@@ -185,33 +143,70 @@ def test_evaluate_json_schema_and_determinism(trained_run, tmp_path):
         ("env.n_envs=-1", "env.n_envs: Input should be greater than 0"),
         ("eval.episodes=0", "eval.episodes: Input should be greater than 0"),
         ("robot=spider", "robot: unknown robot 'spider'"),
-        ("eval.targets=[brutal]", "eval.targets.0: unknown target 'brutal'"),
-        ("randomization.ranges={torso_mass: [2, 1]}", "randomization.ranges: torso_mass: range low 2.0 > high 1.0"),
+        ("eval.targets=[brutal]", "eval.targets: eval.targets.0: unknown target 'brutal'"),
+        (
+            "randomization.ranges={torso_mass: [2, 1]}",
+            "randomization.ranges: randomization.ranges.torso_mass: range low 2.0 > high 1.0",
+        ),
+        (
+            "randomization.parameters=[torso_mass, wing_mass]",
+            "randomization.parameters: randomization.parameters.1: unknown parameter 'wing_mass' for hopper",
+        ),
         ("algorithm.network.activation=eval('x')", "algorithm.network.activation: Input should be"),
-        ("algorithm.name=dqn", "algorithm: Input tag 'dqn'"),
+        ("algorithm.name=dqn", "algorithm.name: algorithm: Input tag 'dqn'"),
         (
             "randomization.schedule={kind: adr, thresholds: {low: 0.9, high: 0.5}}",
-            "randomization.schedule.thresholds: low 0.9 > high 0.5",
+            "randomization.schedule: randomization.schedule.thresholds: low 0.9 > high 0.5",
         ),
-        ("randomization.schedule={kind: adr, step: 0}", "randomization.schedule.step: Input should be greater than 0"),
+        (
+            "randomization.schedule={kind: adr, step: 0}",
+            "randomization.schedule: randomization.schedule.step: Input should be greater than 0",
+        ),
         (
             "randomization.schedule={kind: adr, limits: {friction: [1.1, 1.5]}}",
-            "randomization.schedule.limits.friction: limits [1.1, 1.5] do not contain the nominal value 1.0",
+            "randomization.schedule: randomization.schedule.limits.friction: limits [1.1, 1.5] do not contain the "
+            "nominal value 1.0",
         ),
         (
             "randomization.schedule={kind: adr, probability: 1.2}",
-            "randomization.schedule.probability: Input should be less than or equal to 1",
+            "randomization.schedule: randomization.schedule.probability: Input should be less than or equal to 1",
         ),
-        ("randomization.schedule={kind: curriculum, ramp_fraction: -1}", "randomization.schedule.ramp_fraction"),
+        (
+            "randomization.schedule={kind: curriculum, ramp_fraction: -1}",
+            "randomization.schedule: randomization.schedule.ramp_fraction",
+        ),
     ],
 )
-def test_bad_config_gives_one_line_naming_the_field(tmp_path, override, message):
+def test_bad_set_override_gives_one_line_naming_the_set_key(tmp_path, override, message):
     config = tiny_config(tmp_path, "ppo")
     result = runner.invoke(app, ["train", str(config), "--set", override, "--run-dir", str(tmp_path / "r")])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: {message}"), lines
+    assert len(lines) == 1 and lines[0].startswith(f"error: --set {message}"), lines
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"env": {"n_envs": -1}}, "env.n_envs: Input should be greater than 0"),
+        ({"randomization": {"parameters": ["wing_mass"]}}, "randomization.parameters.0: unknown parameter 'wing_mass'"),
+        ({"randomization": {"ranges": {"wing_mass": [0.9, 1.1]}}}, "randomization.ranges.wing_mass: unknown parameter"),
+        ({"eval": {"targets": ["brutal"]}}, "eval.targets.0: unknown target 'brutal'"),
+    ],
+)
+def test_bad_config_file_gives_one_line_naming_the_file_and_field(tmp_path, changes, message):
+    config = tiny_config(tmp_path, "ppo", **changes)
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: {message}"), lines
+
+
+def test_a_misspelled_config_name_lists_the_shipped_ones():
+    result = runner.invoke(app, ["train", "hopper_ppo_drr"])
+    assert result.exit_code == 2
+    assert "unknown config 'hopper_ppo_drr'" in result.stderr and "hopper_ppo_dr," in result.stderr
 
 
 def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):
@@ -227,10 +222,8 @@ def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):
     assert gone.exit_code == 2 and "no such run directory or model file" in gone.stderr
     again = runner.invoke(app, ["train", str(tiny_config(tmp_path, "ppo")), "--run-dir", str(trained_run)])
     assert again.exit_code == 2 and "already holds a run" in again.stderr
-    nothing = runner.invoke(
-        app, ["train", str(tiny_config(tmp_path, "ppo")), "--resume", "--run-dir", str(tmp_path / "x")]
-    )
-    assert nothing.exit_code == 2 and "no such run directory" in nothing.stderr
+    nothing = runner.invoke(app, ["train", "--resume", str(tmp_path / "x")])
+    assert nothing.exit_code == 2 and "not a simreal run directory" in nothing.stderr
     import torch
 
     if not torch.cuda.is_available():
@@ -265,9 +258,7 @@ def test_adr_in_subprocess_workers_is_checkpointed_and_resumed(tmp_path):
     saved_high = state["schedule"]["bounds"]["torso_mass"][1]
     assert saved_high > 1.05  # boundary returns came back from the workers and moved the boundary
 
-    resumed = runner.invoke(
-        app, ["train", str(config), "--run-dir", str(run_dir), "--resume", "--set", "total_timesteps=512"]
-    )
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "total_timesteps=512"])
     assert resumed.exit_code == 0, resumed.output
     accumulator = EventAccumulator(str(run_dir / "tb"))
     accumulator.Reload()
@@ -284,7 +275,8 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     import simreal
-    from simreal import rundir
+    from simreal.runs import rundir
+    from simreal.runs.algorithms import load_model
 
     venv = DummyVecEnv([lambda: simreal.make("hopper", nominal=True)])
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, policy_kwargs={"net_arch": [8]}, device="cpu")
@@ -300,11 +292,11 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
     assert rundir.latest_checkpoint(tmp_path) == first
-    assert rundir.load_model(first / "model.zip", "ppo").num_timesteps == 0
+    assert load_model(first / "model.zip", "ppo").num_timesteps == 0
 
 
 def test_the_shipped_policy_evaluates():
-    from simreal.evaluation import evaluate
+    from simreal.evaluate.evaluator import evaluate_run as evaluate
     from simreal.resources import data_dir
 
     policy = data_dir("envs").parent / "policies" / "hopper_ppo_dr"

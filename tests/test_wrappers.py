@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import simreal
-from simreal.wrappers import ActionDelay, ActionNoise, ObservationNoise
+from simreal.envs.effects import ActionDelay, ActionNoise, ObservationNoise
 
 
 class RecordActions(gym.Wrapper):

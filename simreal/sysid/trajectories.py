@@ -18,17 +18,28 @@ import csv
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simreal.envs.spec import RobotSpec, load_robot
 from simreal.errors import DataError
 from simreal.fileio import atomic_write
-from simreal.spec import RobotSpec, load_robot
 
 REQUIRED = ("episode", "observations", "actions")
+#: With no ``holdout`` given, this fraction of the episodes is held out, once there are at least
+#: ``HOLDOUT_MIN_EPISODES``.
+HOLDOUT_FRACTION = 5
+HOLDOUT_MIN_EPISODES = 5
+
+
+def episode_rows(episode: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each episode, episodes in order of first appearance (the one way rows are grouped)."""
+    _, first = np.unique(episode, return_index=True)
+    return [np.flatnonzero(episode == episode[i]) for i in sorted(first)]
 
 
 @dataclass
@@ -52,8 +63,11 @@ class Trajectories:
     @property
     def episodes(self) -> list[int]:
         """Episode ids in order of first appearance."""
-        _, first = np.unique(self.episode, return_index=True)
-        return [int(self.episode[i]) for i in sorted(first)]
+        return [int(self.episode[rows[0]]) for rows in episode_rows(self.episode)]
+
+    def episode_rows(self) -> list[np.ndarray]:
+        """The row indices of each episode (see :func:`episode_rows`)."""
+        return episode_rows(self.episode)
 
     def select(self, episodes: list[int]) -> Trajectories:
         """The steps of some episodes only."""
@@ -71,6 +85,27 @@ class Trajectories:
             pick(self.qvel),
             dict(self.meta),
         )
+
+
+def split_holdout(data: Trajectories, holdout: int | None = None) -> tuple[Trajectories, Trajectories | None]:
+    """Split a recording into the episodes to fit and the last ``holdout`` episodes, held out to score the fit.
+
+    Args:
+        data: the recording.
+        holdout: episodes to hold out; default: a fifth of them (rounded down) when there are at least 5, else none.
+
+    Raises:
+        DataError: ``holdout`` leaves no episode to fit.
+    """
+    episodes = data.episodes
+    if holdout is None:
+        holdout = len(episodes) // HOLDOUT_FRACTION if len(episodes) >= HOLDOUT_MIN_EPISODES else 0
+    if holdout >= len(episodes):
+        raise DataError(f"--holdout {holdout} leaves no episode to fit ({len(episodes)} recorded)")
+    if holdout == 0:
+        return data, None
+    cut = len(episodes) - holdout
+    return data.select(episodes[:cut]), data.select(episodes[cut:])
 
 
 def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
@@ -164,8 +199,10 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        # a 0-byte file is "no data" to numpy; a truncated one fails inside zipfile
+        problem = "empty file" if path.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
+        raise DataError(f"{path}: not a readable .npz file ({problem})") from None
     meta_text = arrays.pop("meta", None)
     try:
         meta = json.loads(str(meta_text)) if meta_text is not None else {}
@@ -256,13 +293,13 @@ def _checked(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
 
 def _steps_within(episode: np.ndarray) -> np.ndarray:
     steps = np.zeros(len(episode), dtype=np.int64)
-    for i in range(1, len(episode)):
-        steps[i] = steps[i - 1] + 1 if episode[i] == episode[i - 1] else 0
+    for rows in episode_rows(episode):
+        steps[rows] = np.arange(len(rows))
     return steps
 
 
 def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
-    from simreal.factory import make_base_env
+    from simreal.envs.mujoco_base import make_base_env
 
     env = make_base_env(spec)
     try:
@@ -281,27 +318,3 @@ def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
         raise DataError(
             f"{path}: qpos: {data.qpos.shape[1]} + qvel {data.qvel.shape[1]} values, {spec.robot} has {nq} + {nv}"
         )
-
-
-def rebuild_states(data: Trajectories, spec: RobotSpec, nq: int, nv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MuJoCo states from observations, for robots whose observation holds their state.
-
-    Returns:
-        ``(qpos, qvel, exact)``: the rebuilt states and, per row, whether the rebuild is exact (``False`` where a
-        velocity sits at the observation's clip).
-
-    Raises:
-        DataError: the robot's observation does not determine its state.
-    """
-    layout = spec.observation
-    if layout is None:
-        raise DataError(f"{spec.robot}: its observation does not determine its state: record qpos and qvel")
-    skipped = layout.skipped_positions
-    n = len(data)
-    qpos = np.zeros((n, nq))
-    qpos[:, skipped:] = data.observations[:, : nq - skipped]
-    qvel = data.observations[:, nq - skipped : nq - skipped + nv].copy()
-    exact = np.ones(n, dtype=bool)
-    if layout.velocity_clip is not None:
-        exact = (np.abs(qvel) < layout.velocity_clip).all(axis=1)
-    return qpos, qvel, exact

@@ -8,45 +8,77 @@
   range; when a boundary's buffer of returns is full its mean is compared with two thresholds and the boundary moves
   out (above the high one) or in (below the low one), never past the hard limits.
 
-Schedules are plain objects of the training process: they decide the ranges; a callback pushes them to every env
-through the VecEnv interface and feeds the boundary episodes back (:mod:`simreal.callbacks`). Their state is JSON
-so that checkpoints carry it.
+Every schedule follows one protocol, :class:`Schedule`: it lives in the training process, decides the ranges and
+the sampler the envs draw with (:meth:`Schedule.sampler`, pushed to every env through the VecEnv interface by
+:class:`~simreal.train.callbacks.ScheduleCallback`), hears every finished episode (:meth:`Schedule.observe`), and
+keeps its state as JSON so that checkpoints carry it. The callback knows no schedule by name.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from simreal.spec import ParameterRange
+import numpy as np
+
+from simreal.envs.dynamics import DynamicsSampler
+from simreal.envs.spec import ParameterRange
+from simreal.runs.setup import TrainingSetup
 
 SIDES = ("low", "high")
 
 
-class FixedSchedule:
-    """Uniform (or the configured distribution) over the configured ranges, all run long."""
+@dataclass(frozen=True)
+class Observation:
+    """What a schedule made of a finished episode: whether its ranges changed, and scalars to log."""
 
-    boundary_probability = 0.0
+    changed: bool = False
+    scalars: dict[str, float] = field(default_factory=dict)
 
-    def __init__(self, full: Mapping[str, ParameterRange]) -> None:
-        self.full = dict(full)
 
+class Schedule(ABC):
+    """How the sampled ranges evolve during training: the protocol every schedule follows."""
+
+    @abstractmethod
     def ranges(self) -> dict[str, ParameterRange]:
-        """The ranges to sample from now."""
-        return dict(self.full)
+        """The ranges to draw from now."""
+
+    def sampler(self) -> DynamicsSampler:
+        """What the envs draw each episode's dynamics with (pushed to every env whenever the ranges change)."""
+        return DynamicsSampler(self.ranges())
 
     def update(self, progress: float) -> bool:
         """Advance to ``progress`` (fraction of training done); ``True`` when the ranges changed."""
         return False
 
-    def state(self) -> dict[str, Any]:
+    def observe(self, info: Mapping[str, Any], episode_return: float) -> Observation:
+        """Hear a finished training episode: its last ``info`` and its return."""
+        return Observation()
+
+    def scalars(self) -> dict[str, float]:
+        """Scalars to log beside the ranges at every rollout (TensorBoard tag -> value)."""
         return {}
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Continue from :meth:`state` (nothing to restore for a fixed schedule)."""
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps, JSON-ready."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (most schedules have nothing to restore)
+        """Continue from :meth:`state`."""
+
+
+class FixedSchedule(Schedule):
+    """The configured distributions over the configured ranges, all run long."""
+
+    def __init__(self, full: Mapping[str, ParameterRange]) -> None:
+        self.full = dict(full)
+
+    def ranges(self) -> dict[str, ParameterRange]:
+        return dict(self.full)
 
 
 def _anchor(r: ParameterRange) -> float:
@@ -117,7 +149,27 @@ class BoundaryDecision:
     value: float
 
 
-class ADRSchedule(FixedSchedule):
+class BoundarySampler(DynamicsSampler):
+    """ADR's sampler: with ``probability`` an episode pins one parameter (chosen uniformly, as is the end) to one end
+    of its range, and reports ``adr_boundary: [name, "low" | "high"]`` at its end."""
+
+    def __init__(self, ranges: Mapping[str, ParameterRange], probability: float) -> None:
+        super().__init__(ranges)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"boundary probability must be in [0, 1], got {probability}")
+        self.probability = float(probability)
+
+    def episode(self, values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        if self.probability <= 0 or rng.random() >= self.probability:
+            return values, {}
+        position, side = divmod(int(rng.integers(2 * len(self.names))), 2)
+        name = self.names[position]
+        values = values.copy()
+        values[position] = self.ranges[name].high if side else self.ranges[name].low
+        return values, {"adr_boundary": [name, SIDES[side]]}
+
+
+class ADRSchedule(Schedule):
     """Automatic Domain Randomization over the parameters of ``limits``.
 
     Args:
@@ -157,6 +209,24 @@ class ADRSchedule(FixedSchedule):
     def ranges(self) -> dict[str, ParameterRange]:
         return {name: ParameterRange(low=lo, high=hi) for name, (lo, hi) in self.bounds.items()}
 
+    def sampler(self) -> BoundarySampler:
+        return BoundarySampler(self.ranges(), self.boundary_probability)
+
+    def scalars(self) -> dict[str, float]:
+        return {"dr/adr_entropy": self.entropy()}
+
+    def observe(self, info: Mapping[str, Any], episode_return: float) -> Observation:
+        """A boundary episode's return goes to its boundary's buffer; any other episode's to the reference."""
+        boundary = info.get("adr_boundary")
+        if boundary is None:
+            self.observe_reference(episode_return)
+            return Observation()
+        decision = self.observe_boundary(boundary[0], boundary[1], episode_return)
+        if decision is None:
+            return Observation()
+        tag = f"dr/adr/{decision.parameter}/{decision.side}/mean_return"
+        return Observation(changed=decision.move != "keep", scalars={tag: decision.mean_return})
+
     def observe_reference(self, episode_return: float) -> None:
         """Record the return of a non-boundary episode: the policy's own return under the current ranges, which ADR
         keeps close to nominal. Relative thresholds are fractions of the mean of the recent ones. (The deterministic
@@ -184,7 +254,7 @@ class ADRSchedule(FixedSchedule):
         widths = [hi - lo for lo, hi in self.bounds.values()]
         return float(sum(math.log(w) if w > 0 else -math.inf for w in widths) / len(widths))
 
-    def observe(self, parameter: str, side: str, episode_return: float) -> BoundaryDecision | None:
+    def observe_boundary(self, parameter: str, side: str, episode_return: float) -> BoundaryDecision | None:
         """Record a boundary episode's return; judge the boundary when its buffer is full.
 
         Returns:
@@ -231,18 +301,16 @@ class ADRSchedule(FixedSchedule):
             self.reference_returns.extend(float(v) for v in state.get("reference_returns", []))
 
 
-def build_schedule(config: Any, ranges: Mapping[str, ParameterRange]) -> FixedSchedule:
-    """The schedule a training config asks for, over the resolved training ``ranges``."""
-    from simreal.config import adr_limits
-
-    schedule = config.randomization.schedule
+def build_schedule(setup: TrainingSetup) -> Schedule:
+    """The schedule a resolved training config asks for, over its training ranges."""
+    schedule = setup.config.randomization.schedule
     if schedule.kind == "curriculum":
         return CurriculumSchedule(
-            ranges, schedule.initial_fraction, schedule.ramp_fraction, schedule.mode, schedule.steps
+            setup.ranges, schedule.initial_fraction, schedule.ramp_fraction, schedule.mode, schedule.steps
         )
     if schedule.kind == "adr":
         return ADRSchedule(
-            adr_limits(config, dict(ranges)),
+            setup.schedule_limits,
             initial_width=schedule.initial_width,
             step=schedule.step,
             probability=schedule.probability,
@@ -251,4 +319,4 @@ def build_schedule(config: Any, ranges: Mapping[str, ParameterRange]) -> FixedSc
             high_threshold=schedule.thresholds.high,
             relative=schedule.thresholds.relative,
         )
-    return FixedSchedule(ranges)
+    return FixedSchedule(setup.ranges)

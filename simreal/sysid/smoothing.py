@@ -25,6 +25,8 @@ import mujoco
 import numpy as np
 from scipy.linalg import solveh_banded
 
+from simreal.sysid.trajectories import episode_rows
+
 #: Scale from the median absolute deviation to the standard deviation of a normal distribution.
 MAD_TO_STD = 1.4826
 #: Smallest noise level the smoother assumes (keeps the system well conditioned on exact data).
@@ -89,7 +91,7 @@ def smooth_positions(
         The smoothed positions and the estimated noise of each smoothed coordinate.
     """
     out = qpos.copy()
-    runs = _episode_runs(episode)
+    runs = episode_rows(episode)
     noise: dict[int, float] = {}
     for q, v in pairs:
         increments = [_increments(qvel[rows, v], dt, end_weight) for rows in runs]
@@ -119,11 +121,6 @@ def _lag_one_correlation(residuals: list[np.ndarray], usable: list[np.ndarray]) 
     bound = 5 * MAD_TO_STD * float(np.median(np.abs(np.concatenate([a, b])))) + NOISE_FLOOR
     a, b = np.clip(a, -bound, bound), np.clip(b, -bound, bound)  # impacts would dominate a plain correlation
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else 0.0
-
-
-def _episode_runs(episode: np.ndarray) -> list[np.ndarray]:
-    _, first = np.unique(episode, return_index=True)
-    return [np.flatnonzero(episode == episode[i]) for i in sorted(first)]
 
 
 def increment_weight(model: mujoco.MjModel, frame_skip: int) -> float:

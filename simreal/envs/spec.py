@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simreal.errors import SpecError
+from simreal.errors import SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import envs_dir
 
@@ -66,11 +66,6 @@ class ParameterRange(BaseModel):
         if (self.mean is not None or self.std is not None) and self.distribution != "truncnormal":
             raise ValueError("mean and std apply to the truncnormal distribution only")
         return self
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """``(low, high)``."""
-        return (self.low, self.high)
 
 
 class ParameterSpec(BaseModel):
@@ -162,11 +157,6 @@ class Effects(BaseModel):
     obs_noise_std: float = Field(default=0.0, ge=0)
     action_noise_std: float = Field(default=0.0, ge=0)
 
-    @property
-    def any(self) -> bool:
-        """Whether any effect is active."""
-        return bool(self.action_delay_steps or self.obs_noise_std or self.action_noise_std)
-
 
 class TargetSpec(BaseModel):
     """A fixed "reality": multipliers (omitted ones stay at 1.0) plus unmodeled effects.
@@ -220,12 +210,11 @@ class RobotSpec(BaseModel):
         return {name: p.sampling for name, p in self.parameters.items()}
 
 
-def format_validation_error(source: object, exc: ValidationError, drop: tuple[str, ...] = ()) -> str:
-    """One line naming ``source``, the dotted field and what is wrong with it.
+def validation_problem(exc: ValidationError, drop: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The dotted field and the message of pydantic's first problem.
 
     Args:
-        source: the file (or label) the data came from.
-        exc: pydantic's error; its first problem is reported.
+        exc: pydantic's error.
         drop: location parts to leave out (the tags of discriminated unions).
     """
     err = exc.errors()[0]
@@ -233,6 +222,12 @@ def format_validation_error(source: object, exc: ValidationError, drop: tuple[st
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"
+    return field, message
+
+
+def format_validation_error(source: object, exc: ValidationError, drop: tuple[str, ...] = ()) -> str:
+    """One line naming ``source``, the dotted field and what is wrong with it (see :func:`validation_problem`)."""
+    field, message = validation_problem(exc, drop)
     return f"{source}: {field}: {message}" if field else f"{source}: {message}"
 
 
@@ -249,7 +244,7 @@ def load_robot(robot: str) -> RobotSpec:
     """
     path = envs_dir() / f"{robot}.yaml"
     if not isinstance(robot, str) or not path.is_file():
-        raise SpecError(f"unknown robot {robot!r} (known: {', '.join(robot_names())})")
+        raise SpecError(unknown_name("robot", robot, robot_names()))
     return _load_robot_file(str(path), os.stat(path).st_mtime_ns)
 
 
@@ -275,18 +270,13 @@ def validate_target_values(spec: RobotSpec, target: TargetSpec, source: object, 
     """
     prefix = f"{field}." if field else ""
     for name, value in target.parameters.items():
-        if name not in spec.parameters:
-            raise SpecError(
-                f"{source}: {prefix}parameters.{name}: unknown parameter for {spec.robot} "
-                f"(known: {', '.join(spec.parameters)})"
-            )
+        check_parameter(spec, name, f"{source}: {prefix}parameters.{name}")
         try:
             check_multiplier(spec.parameters[name].kind, value)
         except ValueError as exc:
             raise SpecError(f"{source}: {prefix}parameters.{name}: {exc}") from None
     for name, bounds in target.ranges.items():
-        if name not in spec.parameters:
-            raise SpecError(f"{source}: {prefix}ranges.{name}: unknown parameter for {spec.robot}")
+        check_parameter(spec, name, f"{source}: {prefix}ranges.{name}")
         parse_range(spec.parameters[name], list(bounds), f"{source}: {prefix}ranges.{name}")
 
 
@@ -308,8 +298,7 @@ def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, A
         source = Path(target)
         name, data = source.stem, read_yaml(source, SpecError)
     else:
-        known = ", ".join(spec.targets) or "none"
-        raise SpecError(f"unknown target {target!r} for {spec.robot} (shipped: {known}; or give a YAML file)")
+        raise SpecError(unknown_name("target", target, [*spec.targets, "or a YAML file"], spec.robot))
     try:
         parsed = TargetSpec.model_validate(data)
     except ValidationError as exc:
@@ -342,7 +331,8 @@ def resolve_ranges(
     spec: RobotSpec,
     parameters: list[str] | tuple[str, ...] | None = None,
     ranges: Mapping[str, Any] | None = None,
-    source: object = "ranges",
+    parameters_source: object = "parameters",
+    ranges_source: object = "ranges",
 ) -> dict[str, ParameterRange]:
     """The training distributions for ``spec``: all or some parameters, with ranges overriding the defaults.
 
@@ -352,25 +342,25 @@ def resolve_ranges(
         ranges: per-name overrides, each ``[low, high]`` or a mapping of :class:`ParameterRange` fields (``low``,
             ``high``, ``distribution``...) or of ``range``/``distribution``. Named parameters are randomized even if
             ``parameters`` leaves them out.
-        source: how to name the origin of ``ranges`` in errors.
+        parameters_source, ranges_source: how to name the origin of ``parameters`` and of ``ranges`` in errors.
 
     Raises:
         SpecError: unknown names, bad ranges, ranges outside the parameter's limits.
     """
     names = list(spec.parameters) if parameters is None else list(parameters)
-    for name in names:
-        if name not in spec.parameters:
-            raise SpecError(
-                f"{source}: {name}: unknown parameter for {spec.robot} (known: {', '.join(spec.parameters)})"
-            )
+    for index, name in enumerate(names):
+        check_parameter(spec, name, f"{parameters_source}.{index}")
     result = {name: spec.parameters[name].sampling for name in names}
     for name, value in (ranges or {}).items():
-        if name not in spec.parameters:
-            raise SpecError(
-                f"{source}: {name}: unknown parameter for {spec.robot} (known: {', '.join(spec.parameters)})"
-            )
-        result[name] = parse_range(spec.parameters[name], value, f"{source}: {name}")
+        check_parameter(spec, name, f"{ranges_source}.{name}")
+        result[name] = parse_range(spec.parameters[name], value, f"{ranges_source}.{name}")
     return {name: result[name] for name in spec.parameters if name in result}
+
+
+def check_parameter(spec: RobotSpec, name: object, where: str) -> None:
+    """Raise :class:`SpecError` prefixed with ``where`` when ``name`` is not one of the robot's parameters."""
+    if name not in spec.parameters:
+        raise SpecError(f"{where}: {unknown_name('parameter', name, spec.parameters, spec.robot)}")
 
 
 def parse_range(param: ParameterSpec, value: Any, where: str) -> ParameterRange:

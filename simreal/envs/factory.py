@@ -1,23 +1,32 @@
-"""The public env API: :func:`make`, :func:`get_dynamics`, :func:`set_dynamics`, and gymnasium registration."""
+"""The public env API: :func:`make`, :func:`get_dynamics`, :func:`set_dynamics`; and :func:`make_env`, which
+builds an env from an already resolved robot spec, ranges and effects (what training and evaluation use)."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 from gymnasium.envs.registration import EnvSpec
 from pydantic import ValidationError
 
-from simreal.dynamics import DynamicsModel
+from simreal.envs.dynamics import DynamicsModel
+from simreal.envs.effects import add_effects
+from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.randomized import RandomizedDynamics
+from simreal.envs.registration import ENTRY_POINT
+from simreal.envs.rendering import require_rendering
+from simreal.envs.spec import (
+    Effects,
+    ParameterRange,
+    RobotSpec,
+    format_validation_error,
+    load_robot,
+    load_target,
+    resolve_ranges,
+)
 from simreal.errors import SimrealError, SpecError
-from simreal.spec import Effects, RobotSpec, format_validation_error, load_robot, load_target, resolve_ranges
-from simreal.wrappers import ActionDelay, ActionNoise, ObservationNoise, RandomizedDynamics
 
 
 def make(
@@ -41,8 +50,8 @@ def make(
         ranges: per-parameter overrides of the default training range: ``[low, high]`` or a mapping with
             ``low``/``high`` (or ``range``) and optionally ``distribution``, ``mean``, ``std``.
         nominal: no randomization at all: nominal dynamics.
-        effects: unmodeled effects to add (:class:`~simreal.spec.Effects` fields). With a target, they replace the
-            target's effects.
+        effects: unmodeled effects to add (:class:`~simreal.envs.spec.Effects` fields). With a target, they replace
+            the target's effects.
         **env_kwargs: passed to the gymnasium env's constructor (e.g. ``render_mode="rgb_array"``), over the robot
             spec's ``env_kwargs``.
 
@@ -51,6 +60,7 @@ def make(
 
     Raises:
         SpecError: unknown robot, target or parameter; invalid range, multiplier, or target file.
+        SetupError: a render mode asked for where ``MUJOCO_GL`` cannot render.
     """
     spec = load_robot(robot)
     if target is not None:
@@ -58,89 +68,68 @@ def make(
             raise SpecError("make: a target has fixed dynamics: give no parameters, ranges or nominal with it")
         _, target_spec = load_target(spec, target)
         fixed, randomized = target_spec.parameters, None
-        chosen_effects = target_spec.effects if effects is None else _effects(effects)
+        chosen_effects = target_spec.effects if effects is None else as_effects(effects)
     else:
         fixed = {}
         randomized = None if nominal else resolve_ranges(spec, parameters, ranges)
-        chosen_effects = _effects(effects) if effects is not None else Effects()
-
-    base = make_base_env(spec, **env_kwargs)
-    dynamics = RandomizedDynamics(base, DynamicsModel(spec, base.unwrapped.model), randomized, fixed)
+        chosen_effects = as_effects(effects) if effects is not None else Effects()
     arguments = {"target": target, "parameters": parameters, "ranges": ranges, "nominal": nominal or None}
+    record = {k: v for k, v in arguments.items() if v is not None}
+    if effects is not None:
+        record["effects"] = effects.model_dump() if isinstance(effects, Effects) else dict(effects)
+    return make_env(spec, randomized, fixed, chosen_effects, record=record, **env_kwargs)
+
+
+def make_env(
+    spec: RobotSpec,
+    ranges: Mapping[str, ParameterRange] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    effects: Effects | None = None,
+    *,
+    record: dict[str, Any] | None = None,
+    **env_kwargs: Any,
+) -> gym.Env:
+    """Build an env from resolved pieces: nothing is loaded or re-validated.
+
+    Args:
+        spec: the robot.
+        ranges: the distributions drawn at every reset (``None`` or empty: fixed dynamics).
+        fixed: multipliers of the parameters that are not drawn.
+        effects: unmodeled effects.
+        record: the :func:`make` arguments that rebuild this env (``env.spec.kwargs``); by default they are
+            written from the pieces themselves.
+        **env_kwargs: passed to the gymnasium env's constructor.
+    """
+    if env_kwargs.get("render_mode") is not None:
+        require_rendering()
+    effects = effects or Effects()
+    if record is None:
+        record = {"effects": effects.model_dump()}
+        if ranges:
+            record.update(parameters=list(ranges), ranges={n: r.model_dump() for n, r in ranges.items()})
+        else:
+            record["target"] = {"parameters": dict(fixed or {}), "effects": effects.model_dump()}
+    base = make_base_env(spec, **env_kwargs)
+    dynamics = RandomizedDynamics(base, DynamicsModel(spec, base.unwrapped.model), ranges, fixed)
     dynamics.spec = EnvSpec(
         id=spec.simreal_id,
-        entry_point=_registered_env,
+        entry_point=ENTRY_POINT,
         max_episode_steps=None,
         order_enforce=False,
         disable_env_checker=True,
-        kwargs={
-            "robot": robot,
-            **{k: v for k, v in arguments.items() if v is not None},
-            **_effects_kwargs(effects),
-            **env_kwargs,
-        },
+        kwargs={"robot": spec.robot, **record, **env_kwargs},
     )
-    return add_effects(dynamics, chosen_effects)
+    return add_effects(dynamics, effects)
 
 
-def _effects_kwargs(effects: Effects | Mapping[str, Any] | None) -> dict[str, Any]:
-    if effects is None:
-        return {}
-    return {"effects": effects.model_dump() if isinstance(effects, Effects) else dict(effects)}
-
-
-def make_base_env(spec: RobotSpec, **env_kwargs: Any) -> gym.Env:
-    """The robot's plain gymnasium env with its time limit, MuJoCo's warnings routed to Python's.
-
-    gymnasium's passive checker and order enforcing are pass-through layers on every step (about 0.3% of Hopper's
-    step time each): the test suite runs the full env checker on every robot and target instead, and
-    :class:`~simreal.wrappers.RandomizedDynamics` refuses a step before the first reset itself.
-    """
-    route_mujoco_warnings()
-    gym_spec = dataclasses.replace(gym.spec(spec.gym_id), order_enforce=False)
-    return gym.make(gym_spec, disable_env_checker=True, **{**spec.env_kwargs, **env_kwargs})
-
-
-class MujocoWarning(RuntimeWarning):
-    """A warning MuJoCo raised (e.g. an unstable simulation, which simreal also reports in ``info``)."""
-
-
-_log = logging.getLogger(__name__)
-
-
-def _forward_mujoco_warning(message: str) -> None:
-    # deprecations in gymnasium's model files (settotalmass in half_cheetah.xml) are not the user's to fix
-    if "deprecated" in message:
-        _log.debug("MuJoCo: %s", message)
-    else:
-        warnings.warn(message, MujocoWarning, stacklevel=2)
-
-
-def route_mujoco_warnings() -> None:
-    """Send MuJoCo's warnings to Python's ``warnings`` instead of stdout and a ``MUJOCO_LOG.TXT`` in the working
-    folder, unless the process already installed a handler of its own."""
-    if mujoco.get_mju_user_warning() is None:
-        mujoco.set_mju_user_warning(_forward_mujoco_warning)
-
-
-def _effects(effects: Effects | Mapping[str, Any]) -> Effects:
+def as_effects(effects: Effects | Mapping[str, Any]) -> Effects:
+    """Validate effects given as a mapping (raises :class:`SpecError` naming the field)."""
     if isinstance(effects, Effects):
         return effects
     try:
         return Effects.model_validate(dict(effects))
     except ValidationError as exc:
         raise SpecError(format_validation_error("effects", exc)) from None
-
-
-def add_effects(env: gym.Env, effects: Effects) -> gym.Env:
-    """Wrap ``env`` with the active unmodeled effects: actuator noise, then delay, then observation noise."""
-    if effects.action_noise_std > 0:
-        env = ActionNoise(env, effects.action_noise_std)
-    if effects.action_delay_steps > 0:
-        env = ActionDelay(env, effects.action_delay_steps)
-    if effects.obs_noise_std > 0:
-        env = ObservationNoise(env, effects.obs_noise_std)
-    return env
 
 
 def _is_vec_env(env: Any) -> bool:
@@ -196,24 +185,3 @@ def _dynamics_method(env: gym.Env, name: str) -> Any:
         return env.get_wrapper_attr(name)
     except AttributeError:
         raise SimrealError(f"{type(env).__name__} is not a simreal env (no RandomizedDynamics wrapper)") from None
-
-
-def _registered_env(robot: str, **kwargs: Any) -> gym.Env:
-    return make(robot, **kwargs)
-
-
-def register_envs() -> None:
-    """Register every shipped robot with gymnasium as ``simreal/<Robot>-v0`` (idempotent)."""
-    from simreal.spec import robot_names
-
-    for robot in robot_names():
-        env_id = load_robot(robot).simreal_id
-        if env_id not in gym.registry:
-            # simreal.make already adds order enforcing and the time limit inside
-            gym.register(
-                id=env_id,
-                entry_point=_registered_env,
-                kwargs={"robot": robot},
-                order_enforce=False,
-                disable_env_checker=True,
-            )

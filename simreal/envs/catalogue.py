@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from simreal.dynamics import UNITS, DynamicsModel
-from simreal.factory import make_base_env
-from simreal.spec import TargetSpec, load_robot, load_target_file, robot_names
+from simreal.envs.dynamics import UNITS, DynamicsModel
+from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.spec import TargetSpec, load_robot, load_target_file, robot_names
 
 
 def robot_catalogue(robot: str) -> dict[str, Any]:

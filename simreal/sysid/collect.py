@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from simreal.envs.factory import get_dynamics, make_env
+from simreal.envs.spec import load_robot, load_target
 from simreal.errors import DataError
-from simreal.factory import get_dynamics, make
-from simreal.spec import load_robot, load_target
-from simreal.trajectories import Trajectories
+from simreal.sysid.trajectories import Trajectories
 
 
 def collect(
@@ -43,10 +43,10 @@ def collect(
     meta: dict[str, Any] = {"robot": robot, "source": "simulator", "policy": str(policy), "seed": seed}
     if target is not None:
         name, target_spec = load_target(spec, target)
-        env = make(robot, target=target_spec.model_dump())
+        env = make_env(spec, fixed=target_spec.parameters, effects=target_spec.effects)
         meta["target"] = {"name": name, **target_spec.model_dump(exclude={"base", "description"})}
     else:
-        env = make(robot, nominal=True)
+        env = make_env(spec)
     meta["dynamics"] = get_dynamics(env)
     act = _policy(policy, robot, env, seed, deterministic)
     data = env.unwrapped.data
@@ -90,11 +90,12 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
         rng = np.random.default_rng(seed)
         space = env.action_space
         return lambda obs: rng.uniform(space.low, space.high).astype(space.dtype)
-    from simreal.evaluation import load_policy
+    # only a trained policy needs stable-baselines3 (the train extra): random actions do not
+    from simreal.runs.policy import load_policy
 
     loaded = load_policy(policy)
-    if loaded.config.robot != robot:
-        raise DataError(f"{policy}: the policy was trained on {loaded.config.robot}, not {robot}")
+    if loaded.robot != robot:
+        raise DataError(f"{policy}: the policy was trained on {loaded.robot}, not {robot}")
     statistics = loaded.statistics
 
     def act(obs: np.ndarray) -> np.ndarray:

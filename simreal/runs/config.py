@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simreal.errors import ConfigError, SpecError
+from simreal.envs.spec import Effects, load_target_file, validation_problem
+from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import configs_dir
-from simreal.spec import Effects, format_validation_error, load_robot, load_target, resolve_ranges
 
 
 class _Strict(BaseModel):
@@ -58,7 +58,7 @@ class Thresholds(_Strict):
 
 
 class ADRConfig(_Strict):
-    """Automatic Domain Randomization (see :class:`simreal.schedules.ADRSchedule`).
+    """Automatic Domain Randomization (see :class:`simreal.train.schedules.ADRSchedule`).
 
     Attributes:
         initial_width: ranges start at ``1 +- initial_width``.
@@ -107,7 +107,7 @@ class Network(_Strict):
     pi: list[int] = Field(default_factory=lambda: [64, 64])
     vf: list[int] = Field(default_factory=lambda: [64, 64])
     qf: list[int] = Field(default_factory=lambda: [256, 256])
-    # by name, mapped to torch modules in simreal.training: a config never has code evaluated
+    # by name, mapped to torch modules in simreal.runs.algorithms: a config never has code evaluated
     activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
     log_std_init: float = 0.0
     ortho_init: bool = True
@@ -258,108 +258,104 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> d
     return data
 
 
+def shipped_configs() -> list[str]:
+    """The names of the shipped configs, sorted."""
+    return sorted(path.stem for path in configs_dir().glob("*.yaml"))
+
+
 def resolve_config_path(config: str | os.PathLike[str]) -> Path:
-    """A config path as given, or the name of a shipped config (``hopper_ppo_dr`` or ``hopper_ppo_dr.yaml``)."""
+    """A config path as given, or the name of a shipped config (``hopper_ppo_dr`` or ``hopper_ppo_dr.yaml``).
+
+    Raises:
+        ConfigError: a bare name that is neither a file nor a shipped config (the message lists the shipped ones).
+    """
     path = Path(config)
     if path.exists():
         return path
     shipped = configs_dir() / (path.name if path.suffix else f"{path.name}.yaml")
     if len(path.parts) == 1 and shipped.exists():
         return shipped
+    if len(path.parts) == 1 and path.suffix in ("", ".yaml", ".yml"):
+        raise ConfigError(unknown_name("config", str(config), [*shipped_configs(), "or a YAML file"]))
     return path
 
 
+class ConfigSource:
+    """Where each field of a config came from: a ``--set`` override or the file, to name it in errors."""
+
+    def __init__(self, path: str | os.PathLike[str], overrides: list[tuple[str, Any]] | None = None) -> None:
+        self.path = str(path)
+        self.keys = [key for key, _ in overrides or []]
+
+    def where(self, field: str) -> str:
+        """``--set key: field`` when an override set ``field`` (or a mapping holding it), else ``file: field``."""
+        for key in reversed(self.keys):  # the last override of a field wins
+            if field == key:
+                return f"--set {key}"
+            if field.startswith(f"{key}.") or key.startswith(f"{field}."):
+                return f"--set {key}: {field}"
+        return f"{self.path}: {field}" if field else self.path
+
+
 def load_config(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainConfig:
-    """Read, override and validate a training config, and check it against the robot's spec.
+    """Read, override and validate a training config (its schema only: :func:`simreal.runs.setup.load_setup`
+    also checks it against the robot).
 
     Args:
         config: a YAML path, or the name of a shipped config.
         overrides: ``key=value`` strings with dotted keys.
 
     Raises:
-        ConfigError: missing or malformed file, unknown key, wrong type, out-of-range value, unknown robot,
-            parameter or target; the message names the file and the field.
+        ConfigError: missing or malformed file, unknown key, wrong type, out-of-range value; the message names the
+            file and the field, or the ``--set`` key that set it.
     """
+    return load_config_with_source(config, overrides)[0]
+
+
+def load_config_with_source(
+    config: str | os.PathLike[str], overrides: list[str] | None = None
+) -> tuple[TrainConfig, ConfigSource]:
+    """:func:`load_config`, and where each field came from (for the errors of later checks)."""
     path = resolve_config_path(config)
-    data = apply_overrides(read_yaml(path, ConfigError), parse_overrides(overrides or []))
+    parsed_overrides = parse_overrides(overrides or [])
+    source = ConfigSource(path, parsed_overrides)
+    data = apply_overrides(read_yaml(path, ConfigError), parsed_overrides)
+    return validate_config(data, source), source
+
+
+def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
+    """Validate a raw config mapping; a ``randomization.ranges`` path is replaced by the ranges in that file.
+
+    Raises:
+        ConfigError: naming the field and where it came from.
+    """
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc, drop=("ppo", "sac", *SCHEDULE_KINDS))) from None
+        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS))
+        raise ConfigError(f"{source.where(field)}: {message}") from None
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move
-        try:
-            ranges = range_overrides(parsed)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        ranges = ranges_from_file(parsed.randomization.ranges, parsed.robot, source.where("randomization.ranges"))
         parsed = parsed.model_copy(update={"randomization": parsed.randomization.model_copy(update={"ranges": ranges})})
-    check_against_robot(parsed, path)
     return parsed
 
 
-def check_against_robot(config: TrainConfig, source: object) -> None:
-    """Check the robot, parameters, ranges and targets a config names (raises :class:`ConfigError`)."""
-    try:
-        spec = load_robot(config.robot)
-    except SpecError as exc:
-        raise ConfigError(f"{source}: robot: {exc}") from None
-    try:
-        ranges = resolve_ranges(spec, config.randomization.parameters, range_overrides(config), "randomization.ranges")
-    except SpecError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    schedule = config.randomization.schedule
-    if schedule.kind == "adr":
-        for name, (low, high) in adr_limits(config, ranges).items():
-            field = f"{source}: randomization.schedule.limits.{name}"
-            if name not in spec.parameters:
-                raise ConfigError(f"{field}: unknown parameter for {spec.robot}")
-            if not low <= 1.0 <= high:
-                raise ConfigError(f"{field}: limits [{low}, {high}] do not contain the nominal value 1.0")
-            hard_low, hard_high = spec.parameters[name].hard_limits
-            if low < hard_low or high > hard_high:
-                raise ConfigError(
-                    f"{field}: limits [{low}, {high}] pass the parameter's limits [{hard_low}, {hard_high}]"
-                )
-
-    for index, target in enumerate(config.eval.targets or []):
-        try:
-            load_target(spec, target)
-        except SpecError as exc:
-            raise ConfigError(f"{source}: eval.targets.{index}: {exc}") from None
-    if config.algorithm.name == "ppo":
-        hyper = config.algorithm.hyperparameters
-        if hyper.n_steps * config.env.n_envs < 2:
-            raise ConfigError(f"{source}: algorithm.hyperparameters.n_steps: n_steps * n_envs must be > 1")
-
-
-def range_overrides(config: TrainConfig) -> dict[str, Any]:
-    """The config's range overrides; read from the sysid file when ``randomization.ranges`` is a path.
+def ranges_from_file(path: str, robot: str, where: str) -> dict[str, list[float]]:
+    """The training ranges in a YAML written by ``simreal sysid``.
 
     Raises:
-        ConfigError: the file is missing, malformed, or for another robot.
+        ConfigError: the file is missing, malformed, for another robot, or holds no ranges.
     """
-    ranges = config.randomization.ranges
-    if not isinstance(ranges, str):
-        return dict(ranges)
-    from simreal.spec import load_target_file
-
     try:
-        spec, _, target = load_target_file(ranges)
+        spec, _, target = load_target_file(path)
     except SpecError as exc:
-        raise ConfigError(f"randomization.ranges: {exc}") from None
-    if spec.robot != config.robot:
-        raise ConfigError(f"randomization.ranges: {ranges}: base: ranges for {spec.robot}, not {config.robot}")
+        raise ConfigError(f"{where}: {exc}") from None
+    if spec.robot != robot:
+        raise ConfigError(f"{where}: {path}: base: ranges for {spec.robot}, not {robot}")
     if not target.ranges:
-        raise ConfigError(f"randomization.ranges: {ranges}: ranges: none in the file (write it with simreal sysid)")
+        raise ConfigError(f"{where}: {path}: ranges: none in the file (write it with simreal sysid)")
     return {name: list(bounds) for name, bounds in target.ranges.items()}
-
-
-def adr_limits(config: TrainConfig, ranges: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """ADR's hard limits: the configured ``limits``, else each randomized parameter's training range."""
-    schedule = config.randomization.schedule
-    limits = {name: (r.low, r.high) for name, r in ranges.items()}
-    limits.update({name: (float(lo), float(hi)) for name, (lo, hi) in schedule.limits.items()})
-    return limits
 
 
 def config_table(config: TrainConfig) -> list[tuple[str, str]]:

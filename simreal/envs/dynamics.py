@@ -2,7 +2,7 @@
 
 Two pure pieces, kept apart from any env so that training, schedules and system identification share them:
 
-* :func:`sample_dynamics` draws one multiplier per parameter from its :class:`~simreal.spec.ParameterRange`;
+* :func:`sample_dynamics` draws one multiplier per parameter from its :class:`~simreal.envs.spec.ParameterRange`;
 * :class:`DynamicsModel` binds a robot's catalogue to a compiled ``MjModel`` by element *names* and writes
   multipliers into it. Every write scales the nominal values cached when the binding was made, never the current
   (already scaled) ones, so thousands of resets never compound or drift.
@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import mujoco
 import numpy as np
 
+from simreal.envs.spec import ParameterRange, RobotSpec
 from simreal.errors import SpecError
-from simreal.spec import ParameterRange, RobotSpec
 
 #: Units of the nominal values reported by :meth:`DynamicsModel.nominal` (damping is N·s/m or N·m·s/rad by joint).
 UNITS = {"mass": "kg", "friction": "", "damping": "", "gain": "", "gravity": "m/s²"}
@@ -35,6 +36,7 @@ class DynamicsSampler:
     """
 
     def __init__(self, ranges: Mapping[str, ParameterRange]) -> None:
+        self.ranges = dict(ranges)
         self.names = tuple(ranges)
         items = list(ranges.values())
         self._low = np.array([r.low for r in items], dtype=np.float64)
@@ -59,7 +61,11 @@ class DynamicsSampler:
 
     def sample_block(self, rng: np.random.Generator, count: int) -> np.ndarray:
         """``count`` draws at once, shape ``(count, len(names))``: the same numbers as ``count`` single draws."""
-        u = rng.random((count, len(self.names)))
+        return self.transform(rng.random((count, len(self.names))))
+
+    def transform(self, u: np.ndarray) -> np.ndarray:
+        """Multipliers from uniform numbers in [0, 1), one per parameter: shape ``(count, len(names))`` in and
+        out. The uniform stream does not depend on the ranges, so ranges can change between draws."""
         values = self._low + u * self._width
         if self._any_log:
             values = np.where(self._log, np.exp(self._log_low + u * self._log_span), values)
@@ -71,6 +77,15 @@ class DynamicsSampler:
     def sample_array(self, rng: np.random.Generator) -> np.ndarray:
         """One draw: the multipliers in the order of :attr:`names`."""
         return self.sample_block(rng, 1)[0]
+
+    def episode(self, values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        """Run once per episode on its draw (in the order of :attr:`names`): the multipliers to use, and what to
+        report beside the episode's return in its last ``info``.
+
+        The plain sampler uses the draw as it is. A schedule may push a subclass that changes it: ADR's pins one
+        parameter to a boundary of its range (:class:`simreal.train.schedules.BoundarySampler`).
+        """
+        return values, {}
 
     def sample(self, rng: np.random.Generator) -> dict[str, float]:
         """One draw: name -> multiplier, each inside its ``[low, high]``."""
@@ -157,18 +172,14 @@ class DynamicsModel:
         position = {name: i for i, name in enumerate(self.names)}
         return np.array([position[name] for name in names], dtype=np.intp)
 
-    def apply(self, model: mujoco.MjModel, data: mujoco.MjData, values: Mapping[str, float]) -> None:
-        """Write multipliers into ``model`` (names left out are set to 1.0) and recompute derived constants.
+    def apply_array(self, model: mujoco.MjModel, data: mujoco.MjData, multipliers: np.ndarray) -> None:
+        """Write multipliers, one per parameter in catalogue order, into ``model`` and recompute derived constants.
 
         Args:
             model: the model to change: the one this binding was made from, or a copy of it.
             data: its data, used by ``mj_setConst`` to recompute the constants that depend on masses and gears.
-            values: name -> multiplier of the nominal value.
+            multipliers: multipliers of the nominal values, in the order of :attr:`names`.
         """
-        self.apply_array(model, data, np.array([values.get(name, 1.0) for name in self.names], dtype=np.float64))
-
-    def apply_array(self, model: mujoco.MjModel, data: mujoco.MjData, multipliers: np.ndarray) -> None:
-        """:meth:`apply` with every multiplier given, in catalogue order (the fast path used at each reset)."""
         self._multipliers[:-1] = multipliers
         values = self._nominal * self._multipliers[self._source]
         for view, part in zip(self._views(model), self._slices, strict=True):

@@ -1,4 +1,5 @@
-"""stable-baselines3 callbacks, one job each: log the sampled dynamics, evaluate on targets, checkpoint.
+"""stable-baselines3 callbacks, one job each: log the sampled dynamics, run the schedule, evaluate on targets,
+checkpoint, write the config to TensorBoard.
 
 Frequencies are given in total timesteps (summed over envs), as users think of them, and checked against the
 model's ``num_timesteps``, so they hold whatever ``n_envs`` is and across ``--resume``.
@@ -6,7 +7,9 @@ model's ``num_timesteps``, so they hold whatever ``n_envs`` is and across ``--re
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
-from simreal.evaluation import TransferEvaluator
-from simreal.fileio import atomic_write_json
-from simreal.rundir import save_checkpoint, save_model
-from simreal.schedules import ADRSchedule, FixedSchedule
+from simreal.evaluate.evaluator import TransferEvaluator
+from simreal.runs.config import TrainConfig, config_table
+from simreal.runs.rundir import save_best, save_checkpoint
+from simreal.train.schedules import Schedule
 
 
 def tensorboard_writer(callback: BaseCallback) -> Any:
@@ -56,8 +59,9 @@ class _Periodic(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    @abstractmethod
     def fire(self) -> None:
-        raise NotImplementedError
+        """What to do when due."""
 
 
 class DynamicsLogger(BaseCallback):
@@ -121,19 +125,26 @@ class TransferEvalCallback(_Periodic):
         """Evaluate now and log; returns the report as a mapping."""
         statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
         report = self.evaluator.evaluate(self.model, statistics)
-        self.logger.record("eval/nominal/mean_return", report.nominal.mean)
+        # the model's count: the callback's own is stale outside learn() (the final evaluation)
+        steps = self.model.num_timesteps
+        scalars = {"eval/nominal/mean_return": report.nominal.mean}
         if report.randomized is not None:
-            self.logger.record("eval/randomized/mean_return", report.randomized.mean)
+            scalars["eval/randomized/mean_return"] = report.randomized.mean
         for name, returns in report.targets.items():
-            self.logger.record(f"eval/target/{name}/mean_return", returns.mean)
-            self.logger.record(f"sim2real/gap/{name}", report.gaps[name]["gap"])
-            self.logger.record(f"sim2real/relative_gap/{name}", report.gaps[name]["relative_gap"])
-        self.last_report = {"num_timesteps": self.num_timesteps, **report.as_dict()}
+            scalars[f"eval/target/{name}/mean_return"] = returns.mean
+            scalars[f"sim2real/gap/{name}"] = report.gaps[name]["gap"]
+            scalars[f"sim2real/relative_gap/{name}"] = report.gaps[name]["relative_gap"]
+        # straight to TensorBoard at this step: dumping SB3's logger here would also write the values it holds for
+        # its next dump (the last update's train/ statistics) at a step it has already logged
+        writer = tensorboard_writer(self)
+        if writer is not None:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, steps)
+            writer.flush()
+        self.last_report = {"num_timesteps": steps, **report.as_dict()}
         if report.nominal.mean > self.best:
             self.best = report.nominal.mean
-            save_model(self.model, self.training_env, self.run_dir / "best")
-            atomic_write_json(self.run_dir / "best" / "eval.json", self.last_report)
-        self.logger.dump(self.num_timesteps)
+            save_best(self.model, self.training_env, self.run_dir, self.last_report)
         return self.last_report
 
     def state(self) -> dict[str, Any]:
@@ -147,9 +158,9 @@ class TransferEvalCallback(_Periodic):
 
 class CheckpointEvery(_Periodic):
     """Every ``frequency`` total timesteps, write a complete checkpoint atomically (see
-    :func:`simreal.rundir.save_checkpoint`), with the state that ``state()`` returns."""
+    :func:`simreal.runs.rundir.save_checkpoint`), with the state that ``state()`` returns."""
 
-    def __init__(self, frequency: int, run_dir: Path, keep: int, state: Any) -> None:
+    def __init__(self, frequency: int, run_dir: Path, keep: int, state: Callable[[], dict[str, Any]]) -> None:
         super().__init__(frequency)
         self.run_dir, self.keep, self.state = run_dir, keep, state
 
@@ -161,24 +172,23 @@ class CheckpointEvery(_Periodic):
 
 
 class ScheduleCallback(BaseCallback):
-    """Runs a randomization schedule in the training process and keeps every env's ranges in step with it.
+    """Runs a randomization schedule in the training process and keeps every env's sampler in step with it.
 
-    Ranges reach the envs through ``env_method`` (so also envs in ``SubprocVecEnv`` workers); ADR's boundary episodes
-    come back through ``info["adr_boundary"]`` beside the Monitor's episode return. Logs ``dr/range/<param>/low``
-    and ``/high`` at every rollout, and for ADR ``dr/adr_entropy`` and ``dr/adr/<param>/<side>/mean_return`` each
-    time a boundary is judged.
+    Samplers reach the envs through ``env_method`` (so also envs in ``SubprocVecEnv`` workers); every finished
+    episode's last ``info`` and return go back to the schedule (ADR's boundary episodes report
+    ``info["adr_boundary"]`` there). Logs ``dr/range/<param>/low`` and ``/high`` and the schedule's own scalars at
+    every rollout, and whatever the schedule reports for an episode when it does.
 
     Args:
         schedule: the schedule (its state is restored by the caller on resume).
     """
 
-    def __init__(self, schedule: FixedSchedule) -> None:
+    def __init__(self, schedule: Schedule) -> None:
         super().__init__()
         self.schedule = schedule
 
     def _on_training_start(self) -> None:
         self.schedule.update(self._progress())
-        self.training_env.env_method("set_boundary_probability", self.schedule.boundary_probability)
         self._push()
 
     def _progress(self) -> float:
@@ -186,15 +196,15 @@ class ScheduleCallback(BaseCallback):
         return self.num_timesteps / total if total else 1.0
 
     def _push(self) -> None:
-        self.training_env.env_method("set_ranges", self.schedule.ranges())
+        self.training_env.env_method("set_sampler", self.schedule.sampler())
         self._log_ranges()
 
     def _log_ranges(self) -> None:
         for name, r in self.schedule.ranges().items():
             self.logger.record(f"dr/range/{name}/low", r.low)
             self.logger.record(f"dr/range/{name}/high", r.high)
-        if isinstance(self.schedule, ADRSchedule):
-            self.logger.record("dr/adr_entropy", self.schedule.entropy())
+        for tag, value in self.schedule.scalars().items():
+            self.logger.record(tag, value)
 
     def _on_rollout_start(self) -> None:
         if self.schedule.update(self._progress()):
@@ -203,20 +213,31 @@ class ScheduleCallback(BaseCallback):
             self._log_ranges()
 
     def _on_step(self) -> bool:
-        if not isinstance(self.schedule, ADRSchedule):
-            return True
-        moved = False
+        changed = False
         for info in self.locals.get("infos", ()):
             if "episode" not in info:
                 continue
-            boundary = info.get("adr_boundary")
-            if boundary is None:
-                self.schedule.observe_reference(info["episode"]["r"])
-                continue
-            decision = self.schedule.observe(boundary[0], boundary[1], info["episode"]["r"])
-            if decision is not None:
-                self.logger.record(f"dr/adr/{decision.parameter}/{decision.side}/mean_return", decision.mean_return)
-                moved = moved or decision.move != "keep"
-        if moved:
+            observation = self.schedule.observe(info, info["episode"]["r"])
+            for tag, value in observation.scalars.items():
+                self.logger.record(tag, value)
+            changed = changed or observation.changed
+        if changed:
             self._push()
+        return True
+
+
+class ConfigText(BaseCallback):
+    """Writes the resolved config to TensorBoard as a text table, once."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def _on_training_start(self) -> None:
+        writer = tensorboard_writer(self)
+        if writer is not None:
+            rows = "\n".join(f"| {key} | {value} |" for key, value in config_table(self.config))
+            writer.add_text("config", f"| field | value |\n| --- | --- |\n{rows}", self.num_timesteps)
+
+    def _on_step(self) -> bool:
         return True

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,12 +12,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from simreal.config import TrainConfig
-from simreal.errors import DataError, SpecError
-from simreal.gap import reality_gap
-from simreal.rundir import MODEL, VECNORMALIZE, find_run_dir, load_model, load_vecnormalize, saved_config
-from simreal.spec import load_robot, load_target
-from simreal.vecenv import EnvFactory, env_factory, make_eval_env, normalized_like
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_target
+from simreal.envs.vector import EnvFactory, normalized_like, vectorize
+from simreal.errors import SpecError
+from simreal.evaluate.gap import reality_gap
+from simreal.runs.policy import load_policy
 
 SCHEMA = "simreal.evaluate/1"
 
@@ -68,33 +67,32 @@ class TransferEvaluator:
     the same episodes (common random numbers) and the same seed gives the same numbers.
 
     Args:
-        config: the training config (robot, training distribution, default targets).
+        spec: the robot.
+        targets: the targets by name.
         episodes: episodes per env.
         seed: seed of the eval envs and of the bootstrap.
-        targets: target names or files (default: the config's ``eval.targets``, else every shipped target).
-        randomized: also evaluate under the training distribution.
+        ranges: the training distribution, also evaluated (``None``: not evaluated; empty: nominal dynamics).
+        effects: the training effects, applied with ``ranges``.
     """
 
     def __init__(
         self,
-        config: TrainConfig,
+        spec: RobotSpec,
+        targets: Mapping[str, TargetSpec],
         episodes: int,
         seed: int,
-        targets: list[str] | None = None,
-        randomized: bool = True,
+        ranges: Mapping[str, ParameterRange] | None = None,
+        effects: Effects | None = None,
     ) -> None:
-        spec = load_robot(config.robot)
-        chosen = targets if targets else (config.eval.targets or list(spec.targets))
         self.episodes, self.seed = episodes, seed
-        self._nominal = make_eval_env(EnvFactory(config.robot, {"nominal": True}), seed, episodes)
-        self._randomized = make_eval_env(env_factory(config), seed, episodes) if randomized else None
-        self._targets: dict[str, VecEnv] = {}
-        for target in chosen:
-            name, target_spec = load_target(spec, target)
-            if name in self._targets:
-                raise SpecError(f"target {target}: another target is already called {name!r}")
-            factory = EnvFactory(config.robot, {"target": target_spec.model_dump()})
-            self._targets[name] = make_eval_env(factory, seed, episodes)
+        self._nominal = vectorize(EnvFactory(spec), episodes, seed)
+        self._randomized = (
+            vectorize(EnvFactory(spec, ranges, effects=effects), episodes, seed) if ranges is not None else None
+        )
+        self._targets = {
+            name: vectorize(EnvFactory(spec, fixed=target.parameters, effects=target.effects), episodes, seed)
+            for name, target in targets.items()
+        }
 
     def evaluate(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> TransferReport:
         """Run the episodes and compute the gaps (bootstrap seeded with ``seed``)."""
@@ -119,53 +117,7 @@ class TransferEvaluator:
                 venv.close()
 
 
-@dataclass
-class LoadedPolicy:
-    """A model with what is needed to run it: its config and normalization statistics."""
-
-    model: BaseAlgorithm
-    config: TrainConfig
-    statistics: VecNormalize | None
-    path: Path
-
-
-def load_policy(source: str | os.PathLike[str], device: str = "cpu") -> LoadedPolicy:
-    """Load a policy from a run directory (its final model) or a model file inside a run directory.
-
-    The VecNormalize statistics are the ``vecnormalize.pkl`` beside the model file.
-
-    Raises:
-        DataError: no such file or folder, no config for it, a corrupt model or statistics file.
-    """
-    path = Path(source)
-    if path.is_dir():
-        run_dir, model_path = path, path / MODEL
-        if not model_path.exists():
-            raise DataError(f"{path}: run directory has no {MODEL} (train it to the end, or name a checkpoint's)")
-    elif path.is_file():
-        model_path = path
-        found = find_run_dir(path)
-        if found is None:
-            raise DataError(f"{path}: no config.yaml beside or above the model: cannot tell its robot")
-        run_dir = found
-    else:
-        raise DataError(f"{path}: no such run directory or model file")
-    config = saved_config(run_dir)
-    model = load_model(model_path, config.algorithm.name, device=device)
-    statistics = None
-    stats_path = model_path.parent / VECNORMALIZE
-    if stats_path.exists():
-        dummy = make_eval_env(EnvFactory(config.robot, {"nominal": True}), seed=0)
-        statistics = load_vecnormalize(stats_path, dummy)
-    elif config.env.normalize.observations:
-        raise DataError(f"{stats_path}: missing: the model was trained on normalized observations")
-    expected = statistics.observation_space.shape if statistics is not None else None
-    if expected is not None and model.observation_space.shape != expected:
-        raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
-    return LoadedPolicy(model, config, statistics, model_path)
-
-
-def evaluate(
+def evaluate_run(
     source: str | os.PathLike[str],
     targets: list[str] | None = None,
     episodes: int = 10,
@@ -185,10 +137,21 @@ def evaluate(
         A JSON-ready mapping: ``schema``, ``model``, ``robot``, ``algorithm``, ``episodes``, ``seed``, ``source``
         (``nominal`` and ``randomized``: mean, std and list of returns) and ``targets`` (per target: the same plus
         ``gap``, ``gap_ci95``, ``relative_gap``, ``relative_gap_ci95``).
+
+    Raises:
+        DataError: a missing or corrupt run, model or statistics file.
+        SpecError: an unknown target, or two targets of the same name.
     """
     policy = load_policy(source, device=device)
-    chosen = targets or list(load_robot(policy.config.robot).targets)
-    evaluator = TransferEvaluator(policy.config, episodes, seed, targets=chosen)
+    spec = policy.setup.spec
+    chosen: dict[str, TargetSpec] = {}
+    for target in targets or list(spec.targets):
+        name, target_spec = load_target(spec, target)
+        if name in chosen:
+            raise SpecError(f"target {target}: another target is already called {name!r}")
+        chosen[name] = target_spec
+    setup = policy.setup
+    evaluator = TransferEvaluator(spec, chosen, episodes, seed, ranges=setup.ranges, effects=setup.effects)
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)
     finally:
@@ -196,8 +159,8 @@ def evaluate(
     return {
         "schema": SCHEMA,
         "model": str(policy.path),
-        "robot": policy.config.robot,
-        "algorithm": policy.config.algorithm.name,
+        "robot": spec.robot,
+        "algorithm": setup.config.algorithm.name,
         "episodes": episodes,
         "seed": seed,
         "deterministic": True,

@@ -1,0 +1,33 @@
+"""The ``simreal`` command line: one module per command group, each parsing arguments, calling the library and
+printing. Nothing else lives here."""
+
+from __future__ import annotations
+
+import typer
+
+from simreal.cli.envs import envs
+from simreal.cli.evaluate import evaluate
+from simreal.cli.sysid import collect, sysid
+from simreal.cli.train import train
+
+app = typer.Typer(
+    name="simreal",
+    help="Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
+
+
+for command in (envs, train, evaluate, collect, sysid):
+    app.command()(command)
+
+
+def main() -> None:
+    """Entry point of the ``simreal`` console script."""
+    app()

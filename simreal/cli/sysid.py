@@ -1,0 +1,145 @@
+"""``simreal collect`` and ``simreal sysid``: record trajectories, and identify simulator parameters from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.progress import Progress
+from rich.table import Table
+
+from simreal.cli.common import console, err_console, one_line_errors, require_training
+from simreal.errors import DataError
+from simreal.fileio import atomic_write_json, atomic_write_text
+from simreal.sysid.collect import collect as run_collect
+from simreal.sysid.identify import identify
+from simreal.sysid.trajectories import load_trajectories, save_trajectories, split_holdout
+
+
+@one_line_errors
+def collect(
+    policy: str = typer.Argument(..., help="A run directory, a model file inside one, or 'random'."),
+    robot: str = typer.Option(..., "--robot", help="The robot to run on."),
+    target: str = typer.Option(None, "--target", help="Target name or YAML; default: nominal dynamics."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to record."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first episode."),
+    out: Path = typer.Option(..., "--out", help="Where to write: .npz or .csv."),
+) -> None:
+    """Record trajectories (observations, actions, rewards, MuJoCo states) for system identification."""
+    if policy != "random":
+        require_training("simreal collect with a trained policy")
+    if out.suffix not in (".npz", ".csv"):
+        raise DataError(f"{out}: unknown data format (use .npz or .csv)")
+    data = run_collect(policy, robot, target, episodes, seed)
+    save_trajectories(data, out)
+    console.print(f"recorded {len(data.episodes)} episodes, {len(data)} steps: {out}")
+
+
+@one_line_errors
+def sysid(
+    data: Path = typer.Argument(..., help="Recorded trajectories: .npz or .csv (see simreal collect)."),
+    robot: str = typer.Option(..., "--robot", help="The robot the data comes from."),
+    params: str = typer.Option(
+        None, "--params", help="Comma-separated parameters to identify; default: all of the robot's."
+    ),
+    horizon: int = typer.Option(10, "--horizon", min=1, help="K: open-loop prediction horizon (control steps)."),
+    budget: int = typer.Option(1500, "--budget", min=10, help="CMA-ES objective evaluations in all."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of CMA-ES and of the window sampling."),
+    delay: bool = typer.Option(False, "--delay", help="Also identify an action delay of 0..3 control steps."),
+    holdout: int = typer.Option(
+        None, "--holdout", min=0, help="Episodes held out; default: a fifth of them, when there are at least 5."
+    ),
+    windows: int = typer.Option(100, "--windows", min=1, help="At most this many windows in the objective."),
+    k: float = typer.Option(2.0, "--k", min=0.0, help="Training ranges: estimate times/divided by spread**k."),
+    use_observations: bool = typer.Option(
+        False, "--use-observations", help="Rebuild states from observations even when qpos/qvel were recorded."
+    ),
+    smooth: bool = typer.Option(
+        None, "--smooth/--no-smooth", help="Denoise rebuilt positions; default: when states come from observations."
+    ),
+    out: Path = typer.Option(None, "--out", help="Write the identified target and ranges to this YAML."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
+) -> None:
+    """Identify simulator parameters from recorded trajectories (CMA-ES on K-step prediction error)."""
+    recording = load_trajectories(data, robot)
+    try:
+        fitted, held_out = split_holdout(recording, holdout)
+    except DataError as exc:
+        raise DataError(f"{data}: {exc}") from None
+    names = [name.strip() for name in params.split(",") if name.strip()] if params else None
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("sysid", total=budget)
+
+        def progress(stage: str, evaluations: int, stage_budget: int, best: float) -> None:
+            bar.update(task, total=stage_budget, completed=evaluations, description=f"sysid {stage}, loss {best:.3g}")
+
+        result = identify(
+            fitted,
+            robot,
+            names,
+            horizon=horizon,
+            budget=budget,
+            seed=seed,
+            delays=range(4) if delay else None,
+            holdout=held_out,
+            max_windows=windows,
+            k=k,
+            use_observations=use_observations,
+            smooth=smooth,
+            progress=progress,
+        )
+    # the results reach their files before anything is printed: a failing terminal never loses a fit
+    if out is not None:
+        text = yaml.safe_dump(result.target_yaml(str(data)), sort_keys=False)
+        atomic_write_text(out, "# simreal sysid: a target (parameters, effects) and training ranges (ranges)\n" + text)
+    if json_out is not None:
+        atomic_write_json(json_out, result.as_dict())
+    console.print(sysid_table(result))
+    if out is not None:
+        console.print(f"wrote {out}: use it as --target, or as randomization.ranges of a training config")
+    if json_out is not None:
+        console.print(f"wrote {json_out}")
+
+
+def sysid_table(result: Any) -> Table:
+    """An identification result as a table."""
+    report = result.as_dict()
+    table = Table(
+        title=f"{result.robot}: identified in {result.seconds:.0f} s, {result.evaluations} evaluations",
+        title_justify="left",
+    )
+    for column in ("parameter", "estimate", "spread (x/÷)", "range", "identifiable", "truth", "error"):
+        table.add_column(column, justify="left" if column == "parameter" else "right")
+    for name, row in report["parameters"].items():
+        table.add_row(
+            name,
+            f"{row['estimate']:.4f}",
+            f"{row['spread']:.4f}",
+            f"{row['range'][0]:.3f}–{row['range'][1]:.3f}",
+            "yes" if row["identifiable"] else "[bold red]no[/]",
+            f"{row['truth']:.4f}" if "truth" in row else "",
+            _error(row),
+        )
+    if report["action_delay_steps"] is not None:
+        table.caption = f"action delay: {report['action_delay_steps']} steps"
+    for part, gap in report["dynamics_gap"].items():
+        table.add_row(
+            f"K-step error ({part})",
+            f"nominal {gap['nominal']:.3g}",
+            f"identified {gap['identified']:.3g}",
+            f"{gap['ratio']:.3g}x lower",
+            "",
+            "",
+            "",
+        )
+    return table
+
+
+def _error(row: dict[str, Any]) -> str:
+    if "truth" not in row:
+        return ""
+    if row["relative_error"] is None:  # a true value of 0: only the absolute error means something
+        return f"{row['absolute_error']:.4f} (abs.)"
+    return f"{row['relative_error']:.2%}"

@@ -1,0 +1,61 @@
+"""``MUJOCO_GL``: which OpenGL backend MuJoCo renders with, checked before MuJoCo is imported.
+
+``import mujoco`` raises when ``MUJOCO_GL`` holds an unknown value, or names a library that is not installed
+(``osmesa`` without libOSMesa), although most of simreal never renders. So ``import simreal`` checks the variable
+first: when it cannot work, the process renders nothing (``MUJOCO_GL=disable`` for MuJoCo) and every command that
+does not render works; one that renders raises :class:`~simreal.errors.SetupError` with what to set or install.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import platform
+
+from simreal.errors import SetupError
+
+_OFF = ("disable", "disabled", "off", "false", "0")
+_LIBRARIES = {"osmesa": "OSMesa", "egl": "EGL"}
+_ADVICE = "set MUJOCO_GL=egl (GPU machines) or MUJOCO_GL=osmesa (CPU; Debian/Ubuntu: apt-get install libosmesa6)"
+
+_problem: str | None = None
+
+
+def _backends() -> tuple[str, ...]:
+    system = platform.system()
+    extra = {"Linux": ("glx", "egl", "osmesa"), "Windows": ("wgl",), "Darwin": ("cgl",)}.get(system, ())
+    return ("enable", "enabled", "on", "true", "1", "glfw", "", *extra)
+
+
+def diagnose(value: str | None) -> str | None:
+    """What is wrong with ``MUJOCO_GL=value`` for rendering, or ``None`` when it may work."""
+    if value is None:
+        return None
+    chosen = value.lower().strip()
+    if chosen in _OFF:
+        return f"rendering is off (MUJOCO_GL={value}): {_ADVICE}"
+    if chosen not in _backends():
+        return f"MUJOCO_GL={value} is not a rendering backend MuJoCo knows: {_ADVICE}"
+    library = _LIBRARIES.get(chosen)
+    if library is not None and ctypes.util.find_library(library) is None:
+        return f"MUJOCO_GL={value} but lib{library} is not installed: {_ADVICE}"
+    return None
+
+
+def guard_mujoco_import() -> None:
+    """Run before the first ``import mujoco``: when ``MUJOCO_GL`` cannot work, turn rendering off for this process
+    (so that importing MuJoCo succeeds) and remember why."""
+    global _problem
+    value = os.environ.get("MUJOCO_GL")
+    problem = diagnose(value)
+    if problem is not None and value is not None and value.lower().strip() not in _OFF:
+        _problem = problem
+        os.environ["MUJOCO_GL"] = "disable"
+    elif problem is not None:
+        _problem = problem
+
+
+def require_rendering() -> None:
+    """Raise :class:`SetupError` (one line: what to set or install) when this process cannot render."""
+    if _problem is not None:
+        raise SetupError(_problem)

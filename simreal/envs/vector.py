@@ -1,0 +1,66 @@
+"""stable-baselines3 VecEnvs of simreal envs: a picklable env factory, vectorized envs, and normalization kept in
+step between training and evaluation. Nothing here reads a config: callers pass resolved pieces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from simreal.envs.factory import make_env
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec
+
+
+class EnvFactory:
+    """:func:`simreal.envs.make_env` with fixed arguments, as a picklable callable (SubprocVecEnv sends it to its
+    workers).
+
+    Args:
+        spec: the robot.
+        ranges: distributions drawn at every reset (empty or ``None``: fixed dynamics).
+        fixed: multipliers of the parameters not drawn (a target's).
+        effects: unmodeled effects.
+    """
+
+    def __init__(
+        self,
+        spec: RobotSpec,
+        ranges: Mapping[str, ParameterRange] | None = None,
+        fixed: Mapping[str, float] | None = None,
+        effects: Effects | None = None,
+    ) -> None:
+        self.spec, self.ranges, self.fixed, self.effects = spec, dict(ranges or {}), dict(fixed or {}), effects
+
+    def __call__(self) -> gym.Env:
+        return make_env(self.spec, self.ranges, self.fixed, self.effects)
+
+
+def vectorize(factory: Callable[[], gym.Env], n_envs: int, seed: int, subprocesses: bool = False) -> VecEnv:
+    """``n_envs`` envs from ``factory``, env ``i`` seeded with ``seed + i`` at its first reset, each in a Monitor
+    (which records the raw episode returns), in this process or in subprocesses."""
+    vec_env_cls = SubprocVecEnv if subprocesses else DummyVecEnv
+    return make_vec_env(factory, n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls)
+
+
+def normalize(
+    venv: VecEnv, observations: bool, rewards: bool, clip_obs: float, clip_reward: float, gamma: float
+) -> VecEnv:
+    """Wrap ``venv`` in VecNormalize when anything is normalized (``gamma`` discounts the reward statistics)."""
+    if not (observations or rewards):
+        return venv
+    return VecNormalize(
+        venv, norm_obs=observations, norm_reward=rewards, clip_obs=clip_obs, clip_reward=clip_reward, gamma=gamma
+    )
+
+
+def normalized_like(venv: VecEnv, statistics: VecNormalize | None) -> VecEnv:
+    """Wrap an eval env with frozen copies of the training normalization (observations only: returns are raw)."""
+    if statistics is None:
+        return venv
+    frozen = VecNormalize(
+        venv, training=False, norm_obs=statistics.norm_obs, norm_reward=False, clip_obs=statistics.clip_obs
+    )
+    frozen.obs_rms = statistics.obs_rms.copy()
+    return frozen

@@ -1,0 +1,123 @@
+"""The algorithms simreal trains (stable-baselines3's PPO and SAC): the registry by config name, their constructor
+arguments from a config, the torch device, and loading saved models and normalization statistics."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from simreal.errors import ConfigError, DataError
+from simreal.runs.config import TrainConfig
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+    "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU,
+}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``.
+
+    Raises:
+        ConfigError: ``cuda`` asked for where there is none, or an unknown device.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device: cuda requested, but torch sees no CUDA device (use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device: expected auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def algorithm_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """The stable-baselines3 constructor arguments of the config's algorithm."""
+    algorithm = config.algorithm
+    hyper = algorithm.hyperparameters.model_dump()
+    network = algorithm.network
+    policy_kwargs: dict[str, Any] = {"activation_fn": ACTIVATIONS[network.activation]}
+    if algorithm.name == "ppo":
+        policy_kwargs.update(
+            net_arch={"pi": list(network.pi), "vf": list(network.vf)},
+            log_std_init=network.log_std_init,
+            ortho_init=network.ortho_init,
+        )
+        if hyper.pop("linear_lr_decay"):
+            hyper["learning_rate"] = LinearDecay(hyper["learning_rate"])
+    else:
+        policy_kwargs.update(
+            net_arch={"pi": list(network.pi), "qf": list(network.qf)}, log_std_init=network.log_std_init
+        )
+    return {**hyper, "policy_kwargs": policy_kwargs}
+
+
+class LinearDecay:
+    """Learning rate falling linearly to 0 over training (picklable, unlike a lambda in a saved model)."""
+
+    def __init__(self, initial: float) -> None:
+        self.initial = initial
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.initial
+
+
+def new_model(config: TrainConfig, venv: VecEnv, device: str) -> BaseAlgorithm:
+    """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed."""
+    algorithm = ALGORITHMS[config.algorithm.name]
+    return algorithm("MlpPolicy", venv, seed=config.seed, device=device, verbose=0, **algorithm_kwargs(config))
+
+
+def load_model(
+    path: Path, algorithm: str, env: VecEnv | None = None, device: str = "auto", for_training: bool = False
+) -> BaseAlgorithm:
+    """Load a stable-baselines3 model file (a zip holding pickles: load only files you trust).
+
+    Args:
+        path: the model zip.
+        algorithm: its algorithm's config name (``ppo``, ``sac``).
+        env: the env to attach (needed to train on).
+        device: torch device.
+        for_training: keep the saved learning-rate schedule (to continue training). A model loaded to act only
+            skips unpickling it, so models saved by other versions of simreal still load.
+
+    Raises:
+        DataError: the file is missing or is not a model of this algorithm.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found")
+    custom = None if for_training else {"learning_rate": 0.0, "lr_schedule": _no_learning}
+    try:
+        return ALGORITHMS[algorithm].load(path, env=env, device=device, custom_objects=custom)
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, pickle.UnpicklingError, RuntimeError) as exc:
+        raise DataError(f"{path}: not a readable {algorithm.upper()} model ({type(exc).__name__}: {exc})") from None
+    except ModuleNotFoundError as exc:
+        raise DataError(f"{path}: saved by another version of simreal, cannot continue training it ({exc})") from None
+
+
+def _no_learning(progress_remaining: float) -> float:
+    return 0.0
+
+
+def load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
+    """Load VecNormalize statistics (a pickle: load only files you trust) around ``venv``.
+
+    Raises:
+        DataError: the file is corrupt or does not fit the env.
+    """
+    try:
+        return VecNormalize.load(str(path), venv)
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, AssertionError, AttributeError) as exc:
+        raise DataError(f"{path}: not readable VecNormalize statistics for this env ({exc})") from None

@@ -1,0 +1,70 @@
+"""A trained policy loaded back from its run directory: the model, its resolved config and its normalization
+statistics. Evaluation, data collection and fine-tuning all start here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from simreal.envs.vector import EnvFactory, vectorize
+from simreal.errors import ConfigError, DataError
+from simreal.runs.algorithms import load_model, load_vecnormalize
+from simreal.runs.rundir import CONFIG, MODEL, VECNORMALIZE, find_run_dir, saved_config
+from simreal.runs.setup import TrainingSetup, resolve
+
+
+@dataclass
+class LoadedPolicy:
+    """A model with what is needed to run it: its resolved config and normalization statistics."""
+
+    model: BaseAlgorithm
+    setup: TrainingSetup
+    statistics: VecNormalize | None
+    path: Path
+
+    @property
+    def robot(self) -> str:
+        return self.setup.spec.robot
+
+
+def load_policy(source: str | os.PathLike[str], device: str = "cpu") -> LoadedPolicy:
+    """Load a policy from a run directory (its final model) or a model file inside a run directory.
+
+    The VecNormalize statistics are the ``vecnormalize.pkl`` beside the model file. Model zips and statistics hold
+    pickles: load only runs you trust.
+
+    Raises:
+        DataError: no such file or folder, no config for it, a corrupt model or statistics file.
+    """
+    path = Path(source)
+    if path.is_dir():
+        run_dir, model_path = path, path / MODEL
+        if not model_path.exists():
+            raise DataError(f"{path}: run directory has no {MODEL} (train it to the end, or name a checkpoint's)")
+    elif path.is_file():
+        model_path = path
+        found = find_run_dir(path)
+        if found is None:
+            raise DataError(f"{path}: no {CONFIG} beside or above the model: cannot tell its robot")
+        run_dir = found
+    else:
+        raise DataError(f"{path}: no such run directory or model file")
+    try:
+        setup = resolve(saved_config(run_dir), str(run_dir / CONFIG))
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    model = load_model(model_path, setup.config.algorithm.name, device=device)
+    statistics = None
+    stats_path = model_path.parent / VECNORMALIZE
+    if stats_path.exists():
+        statistics = load_vecnormalize(stats_path, vectorize(EnvFactory(setup.spec), n_envs=1, seed=0))
+    elif setup.config.env.normalize.observations:
+        raise DataError(f"{stats_path}: missing: the model was trained on normalized observations")
+    expected = statistics.observation_space.shape if statistics is not None else None
+    if expected is not None and model.observation_space.shape != expected:
+        raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
+    return LoadedPolicy(model, setup, statistics, model_path)

@@ -1,0 +1,198 @@
+"""The run directory: what a training run leaves behind, written atomically, and how to read it back.
+
+Layout::
+
+    <run_dir>/
+      config.yaml            the resolved config (after --set)
+      run.json               every start and resume: command line, versions, git commit, device, timesteps
+      model.zip              final model            + vecnormalize.pkl beside it
+      eval.json              the final evaluation
+      best/                  best on nominal source: model.zip, vecnormalize.pkl, eval.json (one folder, swapped)
+      checkpoints/<steps>/   model.zip, vecnormalize.pkl, replay_buffer.pkl (SAC), state.json
+      checkpoints/latest.json  which checkpoint is the latest complete one
+      tb/                    TensorBoard event files
+
+Model zips and ``vecnormalize.pkl`` hold pickles: load only run directories you trust.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from simreal.errors import ConfigError, DataError
+from simreal.fileio import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    recover_dir,
+    replace_dir,
+    staging_dir,
+)
+from simreal.runs.config import TrainConfig, load_config
+
+CONFIG = "config.yaml"
+RUN = "run.json"
+MODEL = "model.zip"
+VECNORMALIZE = "vecnormalize.pkl"
+REPLAY_BUFFER = "replay_buffer.pkl"
+EVAL = "eval.json"
+BEST = "best"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+
+
+def default_run_name(config: TrainConfig, now: float | None = None) -> str:
+    """``<robot>_<algo>_<seed>_<timestamp>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{config.robot}_{config.algorithm.name}_{config.seed}_{stamp}"
+
+
+def git_commit() -> dict[str, str | None]:
+    """``{"git_commit": sha}`` of the simreal checkout this code runs from, or ``None`` and ``git_commit_note``
+    saying why there is none."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return {"git_commit": None, "git_commit_note": "simreal is installed from a package, not a git checkout"}
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except FileNotFoundError:
+        return {"git_commit": None, "git_commit_note": "git is not installed"}
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"git_commit": None, "git_commit_note": f"git rev-parse failed ({type(exc).__name__})"}
+    return {"git_commit": result.stdout.strip() or None}
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Write ``config.yaml``: the resolved config."""
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def record_start(run_dir: Path, command: list[str] | None, device: str, num_timesteps: int) -> None:
+    """Add a start (or resume) to ``run.json``: command line, versions, git commit, device, the timesteps it
+    starts from."""
+    from simreal import __version__
+
+    previous = read_json(run_dir / RUN, default={})
+    entry = {
+        "command": command if command is not None else sys.argv,
+        "simreal_version": __version__,
+        **git_commit(),
+        "device": device,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "start_timesteps": num_timesteps,
+    }
+    starts = [*previous.get("starts", []), entry]
+    atomic_write_json(run_dir / RUN, {**entry, "num_timesteps": num_timesteps, "starts": starts})
+
+
+def record_end(run_dir: Path, num_timesteps: int) -> None:
+    """Write the timesteps the run reached, and when, into ``run.json`` and its latest start."""
+    data = read_json(run_dir / RUN, default={})
+    finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if data.get("starts"):
+        data["starts"][-1].update(finished=finished, end_timesteps=num_timesteps)
+    atomic_write_json(run_dir / RUN, {**data, "num_timesteps": num_timesteps, "finished": finished})
+
+
+def saved_config(run_dir: Path) -> TrainConfig:
+    """The resolved config a run was started with.
+
+    Raises:
+        DataError: no ``config.yaml``, or one that is not a valid config.
+    """
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a simreal run directory (no {CONFIG})")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+
+
+def save_model(model: BaseAlgorithm, venv: VecEnv, folder: Path) -> None:
+    """Save ``model.zip`` and, when the env is normalized, ``vecnormalize.pkl`` into ``folder``, each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / MODEL, lambda tmp: model.save(tmp))
+    if isinstance(venv, VecNormalize):
+        atomic_write(folder / VECNORMALIZE, lambda tmp: venv.save(tmp))
+
+
+def save_best(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, report: dict[str, Any]) -> Path:
+    """Write ``best/`` as one folder renamed into place: the model, its statistics and its evaluation always
+    belong together."""
+    staged = staging_dir(run_dir / BEST)
+    save_model(model, venv, staged)
+    atomic_write_json(staged / EVAL, report)
+    return replace_dir(staged, run_dir / BEST)
+
+
+def save_checkpoint(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, state: dict[str, Any], keep: int) -> Path:
+    """Write a complete checkpoint, then point ``latest.json`` at it; keep the newest ``keep``.
+
+    The checkpoint is written into a temporary folder that is renamed once complete, and ``latest.json`` is replaced
+    atomically afterwards, so a kill at any moment leaves the previous latest checkpoint intact. Pruning never
+    removes the folder ``latest.json`` names.
+    """
+    folder = run_dir / CHECKPOINTS
+    name = f"{model.num_timesteps:012d}"
+    staged = staging_dir(folder / name)
+    save_model(model, venv, staged)
+    if isinstance(model, SAC):
+        model.save_replay_buffer(staged / REPLAY_BUFFER)
+    atomic_write_json(staged / "state.json", {**state, "num_timesteps": model.num_timesteps})
+    final = replace_dir(staged, folder / name)
+    atomic_write_json(folder / LATEST, {"checkpoint": name, "num_timesteps": model.num_timesteps})
+    complete = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # newer names than the latest are checkpoints a killed run wrote but never pointed latest.json at
+    kept = [p for p in complete if p.name <= name][-keep:]
+    for old in complete:
+        if old not in kept:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The latest complete checkpoint folder, or ``None`` (leftovers of a killed write are cleaned up first).
+
+    Raises:
+        DataError: ``latest.json`` names a checkpoint that is not there.
+    """
+    folder = run_dir / CHECKPOINTS
+    pointer = read_json(folder / LATEST)
+    if pointer is None:
+        return None
+    checkpoint = folder / str(pointer.get("checkpoint", ""))
+    recover_dir(checkpoint)
+    if not (checkpoint / MODEL).exists():
+        raise DataError(f"{folder / LATEST}: checkpoint: {checkpoint.name} is missing")
+    return checkpoint
+
+
+def clean_leftovers(run_dir: Path) -> None:
+    """Remove or put back what a killed write left in a run directory (temporary and set-aside folders)."""
+    recover_dir(run_dir / BEST)
+    folder = run_dir / CHECKPOINTS
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def find_run_dir(model_path: Path) -> Path | None:
+    """The run directory a model file belongs to: the nearest folder at or above it with a ``config.yaml``."""
+    for folder in [model_path.parent, *model_path.parent.parents][:4]:
+        if (folder / CONFIG).exists():
+            return folder
+    return None

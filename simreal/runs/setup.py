@@ -1,0 +1,181 @@
+"""A training config resolved once, at the top, into what the stages need.
+
+:func:`load_setup` reads and validates a config (:mod:`simreal.runs.config`), then loads the robot's spec once,
+resolves the training ranges, the effects, the evaluation targets and the schedule's limits once, and hands them
+down as a :class:`TrainingSetup`: the vectorized envs, the evaluator and the schedule take these pieces and never
+reload the spec or re-resolve the config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_robot, load_target, resolve_ranges
+from simreal.errors import ConfigError, SpecError, unknown_name
+from simreal.runs.config import (
+    ConfigSource,
+    TrainConfig,
+    apply_overrides,
+    load_config_with_source,
+    parse_overrides,
+    validate_config,
+)
+from simreal.runs.rundir import CONFIG, saved_config
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Everything a training run needs, resolved.
+
+    Attributes:
+        config: the validated config (what the run directory saves).
+        spec: the robot.
+        ranges: the full training distributions (empty when randomization is off: nominal dynamics).
+        effects: the unmodeled effects applied during training.
+        targets: the evaluation targets by name (the config's, else every target the robot ships).
+        schedule_limits: ADR's hard limits per parameter (empty for other schedules).
+        source: the config file, for messages.
+    """
+
+    config: TrainConfig
+    spec: RobotSpec
+    ranges: dict[str, ParameterRange]
+    effects: Effects
+    targets: dict[str, TargetSpec]
+    schedule_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = "config"
+
+
+def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:
+    """Read, override, validate and resolve a training config.
+
+    Args:
+        config: a YAML path, or the name of a shipped config.
+        overrides: ``key=value`` strings with dotted keys.
+
+    Raises:
+        ConfigError: anything wrong with the file or the config, named by file (or ``--set`` key) and field.
+    """
+    parsed, source = load_config_with_source(config, overrides)
+    return resolve(parsed, source)
+
+
+def resume_setup(
+    run_dir: str | os.PathLike[str], config: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+) -> TrainingSetup:
+    """The resolved config a resumed run continues with: the run's own ``config.yaml``.
+
+    A config file or ``--set`` that disagrees with it is refused, except ``--set total_timesteps=N``: the explicit
+    way to extend (or restate) a run's budget.
+
+    Args:
+        run_dir: the run directory.
+        config: a config file or shipped name to check against the run's (optional).
+        overrides: ``key=value`` strings; only ``total_timesteps`` may change anything.
+
+    Raises:
+        ConfigError: a field that differs from the run's, named with where it came from.
+        DataError: not a run directory, or a corrupt ``config.yaml``.
+    """
+    run_dir = Path(run_dir)
+    saved = saved_config(run_dir)
+    pairs = parse_overrides(overrides or [])
+    if config is not None:
+        candidate, source = load_config_with_source(config, overrides)
+    else:
+        source = ConfigSource(run_dir / CONFIG, pairs)
+        candidate = validate_config(apply_overrides(saved.model_dump(mode="json"), pairs), source)
+    extends = any(key == "total_timesteps" for key, _ in pairs)
+    before, after = _flat(saved.model_dump(mode="json")), _flat(candidate.model_dump(mode="json"))
+    for key in [*after, *(k for k in before if k not in after)]:
+        if key == "total_timesteps" and extends:
+            continue
+        if before.get(key) != after.get(key):
+            raise ConfigError(
+                f"{source.where(key)}: {after.get(key)!r} differs from the run's {before.get(key)!r} "
+                "(a resumed run keeps its config; extend its budget with --set total_timesteps=N)"
+            )
+    return resolve(candidate, source)
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}
+
+
+def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> TrainingSetup:
+    """Check a validated config against its robot and resolve it (see :class:`TrainingSetup`).
+
+    Raises:
+        ConfigError: unknown robot, parameter or target; bad ranges or limits; naming the field.
+    """
+    if isinstance(source, str):
+        source = ConfigSource(source)
+    try:
+        spec = load_robot(config.robot)
+    except SpecError as exc:
+        raise ConfigError(f"{source.where('robot')}: {exc}") from None
+    randomization = config.randomization
+    try:
+        ranges = resolve_ranges(
+            spec,
+            randomization.parameters,
+            dict(randomization.ranges),
+            parameters_source="randomization.parameters",
+            ranges_source="randomization.ranges",
+        )
+    except SpecError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise ConfigError(f"{source.where(field)}: {message}") from None
+    limits = _adr_limits(config, spec, ranges, source) if randomization.schedule.kind == "adr" else {}
+
+    targets: dict[str, TargetSpec] = {}
+    chosen = config.eval.targets if config.eval.targets is not None else list(spec.targets)
+    for index, target in enumerate(chosen):
+        try:
+            name, target_spec = load_target(spec, target)
+        except SpecError as exc:
+            raise ConfigError(f"{source.where(f'eval.targets.{index}')}: {exc}") from None
+        if name in targets:
+            raise ConfigError(f"{source.where(f'eval.targets.{index}')}: another target is already called {name!r}")
+        targets[name] = target_spec
+
+    if config.algorithm.name == "ppo":
+        hyper = config.algorithm.hyperparameters
+        if hyper.n_steps * config.env.n_envs < 2:
+            where = source.where("algorithm.hyperparameters.n_steps")
+            raise ConfigError(f"{where}: n_steps * n_envs must be > 1")
+    return TrainingSetup(
+        config=config,
+        spec=spec,
+        ranges=ranges if randomization.enabled else {},
+        effects=randomization.effects,
+        targets=targets,
+        schedule_limits=limits,
+        source=source.path,
+    )
+
+
+def _adr_limits(
+    config: TrainConfig, spec: RobotSpec, ranges: dict[str, ParameterRange], source: ConfigSource
+) -> dict[str, tuple[float, float]]:
+    """ADR's hard limits: the configured ``limits``, else each randomized parameter's training range."""
+    limits = {name: (r.low, r.high) for name, r in ranges.items()}
+    for name, (low, high) in config.randomization.schedule.limits.items():
+        where = source.where(f"randomization.schedule.limits.{name}")
+        if name not in spec.parameters:
+            raise ConfigError(f"{where}: {unknown_name('parameter', name, spec.parameters, spec.robot)}")
+        if not low <= 1.0 <= high:
+            raise ConfigError(f"{where}: limits [{low}, {high}] do not contain the nominal value 1.0")
+        hard_low, hard_high = spec.parameters[name].hard_limits
+        if low < hard_low or high > hard_high:
+            raise ConfigError(f"{where}: limits [{low}, {high}] pass the parameter's limits [{hard_low}, {hard_high}]")
+        limits[name] = (float(low), float(high))
+    return limits

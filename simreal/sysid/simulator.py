@@ -1,0 +1,80 @@
+"""The simulator system identification scores parameter candidates with: MuJoCo's native batched rollouts
+(``mujoco.rollout``) over windows, one thread per core."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from simreal.envs.dynamics import DynamicsModel
+from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.spec import RobotSpec
+from simreal.sysid.windows import Windows
+
+
+class Simulator:
+    """Scores parameter candidates on windows with MuJoCo's native batched rollouts (``mujoco.rollout``), one thread
+    per core, one model copy per candidate of a generation."""
+
+    def __init__(self, spec: RobotSpec, names: Sequence[str], threads: int = 2) -> None:
+        self.spec = spec
+        env = make_base_env(spec)
+        self.model = env.unwrapped.model
+        self.frame_skip = env.unwrapped.frame_skip
+        self.dynamics = DynamicsModel(self.spec, self.model)
+        self.names = list(names)
+        self.index = self.dynamics.index_of(tuple(self.names))
+        self.skipped = self.spec.observation.skipped_positions if self.spec.observation else 0
+        self.ctrl_low, self.ctrl_high = self.model.actuator_ctrlrange.T.copy()
+        self._models: list[mujoco.MjModel] = []
+        self._datas = [mujoco.MjData(self.model) for _ in range(max(threads, 1))]
+        self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        self._nstate = mujoco.mj_stateSize(self.model, self._state_spec)
+        self._cache: tuple[Windows, np.ndarray, np.ndarray] | None = None
+
+    def _models_for(self, candidates: np.ndarray) -> list[mujoco.MjModel]:
+        while len(self._models) < len(candidates):
+            self._models.append(copy.deepcopy(self.model))
+        for model, log_multipliers in zip(self._models, candidates, strict=False):
+            values = np.ones(len(self.dynamics.names))
+            values[self.index] = np.exp(log_multipliers)
+            self.dynamics.apply_array(model, mujoco.MjData(model), values)
+        return self._models[: len(candidates)]
+
+    def _inputs(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+        # initial states and controls depend on the windows only: build them once per windows object
+        if self._cache is None or self._cache[0] is not windows:
+            data = mujoco.MjData(self.model)
+            states = np.empty((len(windows.qpos), self._nstate))
+            for w in range(len(windows.qpos)):
+                mujoco.mj_resetData(self.model, data)
+                data.qpos[:], data.qvel[:] = windows.qpos[w], windows.qvel[w]
+                mujoco.mj_getState(self.model, data, states[w], self._state_spec)
+            controls = np.repeat(np.clip(windows.actions, self.ctrl_low, self.ctrl_high), self.frame_skip, axis=1)
+            self._cache = (windows, states, controls)  # held, so its id cannot be reused
+        return self._cache[1], self._cache[2]
+
+    def losses(self, candidates: np.ndarray, windows: Windows) -> np.ndarray:
+        """Mean squared normalized K-step prediction error of each candidate (rows of log multipliers)."""
+        candidates = np.atleast_2d(candidates)
+        states, controls = self._inputs(windows)
+        n_windows = len(states)
+        models = self._models_for(candidates)
+        batch_models = [model for model in models for _ in range(n_windows)]
+        out, _ = rollout.rollout(
+            batch_models, self._datas, np.tile(states, (len(models), 1)), np.tile(controls, (len(models), 1, 1))
+        )
+        nq, nv = self.model.nq, self.model.nv
+        after = out[:, self.frame_skip - 1 :: self.frame_skip, :]  # the state after each control step
+        predicted = np.concatenate([after[..., 1 + self.skipped : 1 + nq], after[..., 1 + nq : 1 + nq + nv]], axis=-1)
+        shaped = predicted.reshape(len(models), n_windows, *windows.targets.shape[1:])
+        values = np.mean(((shaped - windows.targets) / windows.scale) ** 2, axis=(1, 2, 3))
+        return np.where(np.isfinite(values), values, 1e12)
+
+    def loss(self, log_multipliers: np.ndarray, windows: Windows) -> float:
+        """:meth:`losses` of one candidate."""
+        return float(self.losses(np.asarray(log_multipliers)[None], windows)[0])

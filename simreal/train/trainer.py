@@ -1,0 +1,222 @@
+"""Train PPO or SAC on a robot's randomized (or nominal) envs, and resume a run exactly where it stopped.
+
+One resolved config in (:class:`~simreal.runs.setup.TrainingSetup`), one run directory out
+(:mod:`simreal.runs.rundir`). The library does not print: progress reaches the caller through the stable-baselines3
+callbacks it passes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from torch.utils.tensorboard import SummaryWriter
+
+from simreal import seeding
+from simreal.envs.vector import EnvFactory, normalize, vectorize
+from simreal.errors import ConfigError, DataError
+from simreal.evaluate.evaluator import TransferEvaluator
+from simreal.fileio import atomic_write_json, read_json
+from simreal.runs.algorithms import load_model, load_vecnormalize, new_model, resolve_device
+from simreal.runs.rundir import (
+    CONFIG,
+    EVAL,
+    MODEL,
+    REPLAY_BUFFER,
+    VECNORMALIZE,
+    clean_leftovers,
+    latest_checkpoint,
+    record_end,
+    record_start,
+    save_model,
+    write_config,
+)
+from simreal.runs.setup import TrainingSetup
+from simreal.train.callbacks import CheckpointEvery, ConfigText, DynamicsLogger, ScheduleCallback, TransferEvalCallback
+from simreal.train.schedules import build_schedule
+
+
+@dataclass
+class TrainResult:
+    """What a training call left behind.
+
+    Attributes:
+        run_dir: the run directory.
+        start_timesteps: where this call started (0 for a new run, the checkpoint's count for a resumed one).
+        num_timesteps: where the run stands now.
+        final_eval: the final evaluation (also in ``eval.json``).
+    """
+
+    run_dir: Path
+    start_timesteps: int
+    num_timesteps: int
+    final_eval: dict[str, Any]
+
+    @property
+    def trained(self) -> int:
+        """Timesteps trained by this call."""
+        return self.num_timesteps - self.start_timesteps
+
+
+def train(
+    setup: TrainingSetup,
+    run_dir: str | Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    callbacks: Sequence[BaseCallback] = (),
+    command: list[str] | None = None,
+) -> TrainResult:
+    """Train the config's algorithm, evaluating on targets and checkpointing as it says.
+
+    Args:
+        setup: the resolved config; for ``resume``, the run's own (see :func:`simreal.train.resume.resume_setup`).
+        run_dir: the run directory (created; must be new unless ``resume``).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resume: continue from the run's latest checkpoint: model, normalization, replay buffer, schedule, and every
+            env's random streams, so each env draws the dynamics and noise it would have drawn next; stop at
+            ``setup.config.total_timesteps``.
+        callbacks: extra stable-baselines3 callbacks (the CLI passes its progress bar).
+        command: the command line to record (default: ``sys.argv``).
+
+    Returns:
+        The run directory, the timesteps it started from and reached, and the last evaluation.
+
+    Raises:
+        ConfigError: a new run into a folder that already holds a run.
+        DataError: nothing to resume, or a corrupt checkpoint.
+    """
+    config = setup.config
+    run_dir = Path(run_dir)
+    device = resolve_device(device)
+    checkpoint = _resume_point(run_dir) if resume else _new_run_dir(run_dir)
+    state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
+    start = int(state.get("num_timesteps", 0))
+    if config.total_timesteps < start:
+        raise ConfigError(f"--set total_timesteps={config.total_timesteps}: the run already trained {start} timesteps")
+    torch.set_num_threads(config.torch_threads or 1)
+    set_random_seed(config.seed, using_cuda=device == "cuda")
+    write_config(run_dir, config)
+    record_start(run_dir, command, device, start)
+
+    factory = EnvFactory(setup.spec, setup.ranges, effects=setup.effects)
+    venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
+    schedule = build_schedule(setup)
+    schedule.restore(state.get("schedule", {}))
+    if config.randomization.enabled:
+        venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
+    if checkpoint is None:
+        model = new_model(config, _normalized(venv, setup), device)
+    else:
+        model = _restore(setup, venv, checkpoint, state, device)
+    venv = model.get_env()
+    # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
+    model.set_logger(_tensorboard(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None))
+
+    evaluator = TransferEvaluator(
+        setup.spec,
+        setup.targets,
+        config.eval.episodes,
+        seed=config.seed + seeding.EVALUATION,
+        ranges=setup.ranges,
+        effects=setup.effects,
+    )
+    evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
+    evaluation.restore(state)
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {**evaluation.state(), "schedule": schedule.state(), "streams": venv.env_method("get_stream_state")}
+
+    checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
+    scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
+    everything = CallbackList([DynamicsLogger(), ConfigText(config), *scheduling, evaluation, checkpoints, *callbacks])
+    try:
+        remaining = config.total_timesteps - model.num_timesteps
+        if remaining > 0:
+            model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
+        else:
+            everything.init_callback(model)
+        final = evaluation.evaluate()
+        if model.num_timesteps > start or checkpoint is None:
+            checkpoints.save()
+        save_model(model, venv, run_dir)
+        atomic_write_json(run_dir / EVAL, final)
+        record_end(run_dir, model.num_timesteps)
+    finally:
+        evaluator.close()
+        venv.close()
+    return TrainResult(run_dir, start, model.num_timesteps, final)
+
+
+def _new_run_dir(run_dir: Path) -> None:
+    if (run_dir / CONFIG).exists():
+        raise ConfigError(
+            f"{run_dir}: already holds a run (continue it with --resume {run_dir}, or use another --run-dir)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _resume_point(run_dir: Path) -> Path:
+    if not (run_dir / CONFIG).is_file():
+        raise DataError(f"{run_dir}: --resume: not a simreal run directory (no {CONFIG})")
+    clean_leftovers(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise DataError(f"{run_dir}: --resume: no checkpoint to resume from")
+    return checkpoint
+
+
+def _normalized(venv: VecEnv, setup: TrainingSetup) -> VecEnv:
+    settings = setup.config.env.normalize
+    gamma = setup.config.algorithm.hyperparameters.gamma
+    return normalize(
+        venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma=gamma
+    )
+
+
+def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
+    """The checkpoint's model on ``venv``, every env continuing its random streams from the checkpoint."""
+    streams = state.get("streams")
+    if streams is None or len(streams) != venv.num_envs:
+        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({venv.num_envs})")
+    raw = venv
+    if (checkpoint / VECNORMALIZE).exists():
+        venv = load_vecnormalize(checkpoint / VECNORMALIZE, raw)
+    model = load_model(checkpoint / MODEL, setup.config.algorithm.name, env=venv, device=device, for_training=True)
+    if (checkpoint / REPLAY_BUFFER).exists():
+        model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
+    # loading queued the run's seeds for every env's next reset: spend them, then put the streams back
+    raw.reset()
+    for index, env_state in enumerate(streams):
+        raw.env_method("set_stream_state", env_state, indices=[index])
+    # stable-baselines3's load() clears the last observation, and learn() would then reset every env with its
+    # initial seed, replaying the streams from their start: start the episodes here, from the restored streams
+    model._last_obs = venv.reset()
+    model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
+    if isinstance(venv, VecNormalize):
+        model._last_original_obs = venv.get_original_obs()
+    return model
+
+
+class _TensorBoard(TensorBoardOutputFormat):
+    """SB3's TensorBoard output, opened with a purge step: a resumed run hides what the interrupted one logged past
+    its checkpoint, so TensorBoard shows no step twice."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        super().__init__(folder)
+        if purge_step is not None:
+            self.writer.close()
+            self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+
+
+def _tensorboard(folder: Path, purge_step: int | None) -> Logger:
+    return Logger(folder=str(folder), output_formats=[_TensorBoard(str(folder), purge_step)])
