@@ -21,7 +21,8 @@ from simreal.envs.rendering import guard_mujoco_import
 
 guard_mujoco_import()
 
-from simreal.envs import MujocoWarning, get_dynamics, make, set_dynamics  # noqa: E402
+from simreal.envs.factory import get_dynamics, make, set_dynamics  # noqa: E402
+from simreal.envs.mujoco_base import MujocoWarning  # noqa: E402
 from simreal.envs.registration import register_envs  # noqa: E402
 from simreal.errors import ConfigError, DataError, SetupError, SimrealError, SpecError  # noqa: E402
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from simreal.cli import app
@@ -53,3 +54,20 @@ def test_bad_input_gives_one_line_and_exit_2(write_yaml):
     result = runner.invoke(app, ["envs", "--robot", "spider"])
     assert result.exit_code == 2
     assert "unknown robot 'spider'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "texts"),
+    [
+        ("train", ["runs/<robot>_<algo>_<seed>_<time>", "--set total_timesteps=N"]),
+        ("sysid", ["a fifth of them, when there are at least 5", "all of the robot's"]),
+        ("collect", ["nominal dynamics"]),
+        ("evaluate", ["every shipped target"]),
+    ],
+)
+def test_help_texts_are_whole(command, texts):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    flat = " ".join(result.stdout.split())
+    for text in texts:
+        assert text in flat, text

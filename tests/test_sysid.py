@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -164,3 +166,44 @@ def test_sysid_cli_writes_yaml_and_refuses_unknown_parameters(tmp_path, pendulum
         app, ["collect", "random", "--robot", "hopper", "--episodes", "1", "--out", str(tmp_path / "x.txt")]
     )
     assert collected.exit_code == 2 and "unknown data format" in collected.stderr
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_an_empty_or_truncated_npz_is_one_line(tmp_path, pendulum_data, damage):
+    path = tmp_path / "damaged.npz"
+    save_trajectories(pendulum_data, path)
+    whole = path.read_bytes()
+    path.write_bytes(b"" if damage == "empty" else whole[: len(whole) // 2])
+    result = runner.invoke(app, ["sysid", str(path), "--robot", "inverted_pendulum", "--budget", "10"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: not a readable .npz file"), lines
+
+
+def test_a_true_value_of_zero_gives_an_absolute_error(tmp_path):
+    data = collect("random", "inverted_pendulum", target={"parameters": {"hinge_damping": 0.0}}, episodes=8, seed=2)
+    result = identify(data, "inverted_pendulum", ["hinge_damping", "pole_mass"], horizon=3, budget=60, seed=0)
+    report = json.loads(json.dumps(result.as_dict()))  # JSON-ready: no inf, no NaN
+    row = report["parameters"]["hinge_damping"]
+    assert row["truth"] == 0.0 and row["relative_error"] is None
+    assert row["absolute_error"] == pytest.approx(result.estimate["hinge_damping"])
+    assert report["mean_relative_error"] == pytest.approx(report["parameters"]["pole_mass"]["relative_error"])
+
+
+def test_sysid_writes_its_files_before_printing(tmp_path, pendulum_data, monkeypatch):
+    import importlib
+
+    sysid_cli = importlib.import_module("simreal.cli.sysid")  # the module, not the command it defines
+
+    data, out, json_out = tmp_path / "data.npz", tmp_path / "fit.yaml", tmp_path / "fit.json"
+    save_trajectories(pendulum_data, data)
+
+    def broken_terminal(*args, **kwargs):
+        raise OSError("the terminal went away")
+
+    monkeypatch.setattr(sysid_cli.console, "print", broken_terminal)
+    command = ["sysid", str(data), "--robot", "inverted_pendulum", "--params", "pole_mass", "--horizon", "3"]
+    result = runner.invoke(app, [*command, "--budget", "30", "--out", str(out), "--json", str(json_out)])
+    assert isinstance(result.exception, OSError)
+    assert yaml.safe_load(out.read_text())["base"] == "inverted_pendulum"
+    assert "pole_mass" in json.loads(json_out.read_text())["parameters"]

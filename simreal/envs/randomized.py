@@ -119,15 +119,16 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def _next_draw(self) -> np.ndarray:
-        # uniform numbers come in blocks (numpy's per-call cost dominates at this size), each row turned into
-        # multipliers when used: the sequence for a seed depends neither on the block size nor on when a schedule
-        # changes the ranges
+        # uniform numbers come in blocks (numpy's per-call cost dominates at this size), turned into multipliers a
+        # block at a time and again whenever the sampler changes: the sequence for a seed depends neither on the
+        # block size nor on when a schedule changes the ranges
         if self._block is None or self._block_row == len(self._block):
             self._block = self._rng.random((SAMPLE_BLOCK, len(self._sampler.names)))
             self._block_row = 0
-        row = self._block[self._block_row : self._block_row + 1]
+            self._values = self._sampler.transform(self._block)
+        row = self._values[self._block_row]
         self._block_row += 1
-        return self._sampler.transform(row)[0]
+        return row
 
     def own_streams(self) -> dict[str, Any]:
         # the env's own initial-state noise is part of the physics' streams
@@ -143,6 +144,8 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         pending = state.get("dynamics_pending")
         self._block = None if not pending else np.asarray(pending, dtype=np.float64)
         self._block_row = 0
+        if self._block is not None and self._sampler is not None:
+            self._values = self._sampler.transform(self._block)
         unwrapped = self.env.unwrapped
         unwrapped._np_random = generator_from(state.get("initial_state"), unwrapped._np_random)
 
@@ -183,6 +186,8 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             # the pending uniform numbers fit the parameters drawn: a new set of parameters starts a new block
             self._block: np.ndarray | None = None
             self._block_row = 0
+        elif self._block is not None:
+            self._values = sampler.transform(self._block)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # MuJoCo envs unpickle by construction (EzPickle): write the dynamics into the new model
