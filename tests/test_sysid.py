@@ -207,3 +207,15 @@ def test_sysid_writes_its_files_before_printing(tmp_path, pendulum_data, monkeyp
     assert isinstance(result.exception, OSError)
     assert yaml.safe_load(out.read_text())["base"] == "inverted_pendulum"
     assert "pole_mass" in json.loads(json_out.read_text())["parameters"]
+
+
+def test_the_hold_out_rule_lives_in_the_library(pendulum_data):
+    from simreal.sysid.trajectories import split_holdout
+
+    episodes = pendulum_data.episodes  # 12
+    fitted, held = split_holdout(pendulum_data)
+    assert held.episodes == episodes[-2:] and fitted.episodes == episodes[:-2]  # a fifth, rounded down
+    assert split_holdout(pendulum_data.select(episodes[:4]))[1] is None  # fewer than 5: none held out
+    assert split_holdout(pendulum_data, 3)[1].episodes == episodes[-3:]
+    with pytest.raises(DataError, match="--holdout 12 leaves no episode to fit"):
+        split_holdout(pendulum_data, 12)

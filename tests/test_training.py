@@ -305,3 +305,24 @@ def test_the_shipped_policy_evaluates():
     report = evaluate(policy, targets=["mild"], episodes=2, seed=0)
     assert report["robot"] == "hopper" and report["algorithm"] == "ppo"
     assert report["source"]["nominal"]["mean_return"] > 500  # a trained policy, not a random one
+
+
+def test_pruning_keeps_the_latest_and_drops_what_a_killed_run_left_past_it(tmp_path):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import simreal
+    from simreal.runs import rundir
+
+    venv = DummyVecEnv([lambda: simreal.make("hopper", nominal=True)])
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, policy_kwargs={"net_arch": [8]}, device="cpu")
+    folder = tmp_path / "checkpoints"
+    stale = folder / f"{999:012d}"  # complete, but latest.json never named it: the run was killed in between
+    stale.mkdir(parents=True)
+    for steps in (100, 200, 300):
+        model.num_timesteps = steps
+        rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [f"{200:012d}", f"{300:012d}"]
+    assert rundir.latest_checkpoint(tmp_path).name == f"{300:012d}"
+    rundir.save_checkpoint(model, venv, tmp_path, {"again": True}, keep=2)  # the same step, saved again in place
+    assert json.loads((rundir.latest_checkpoint(tmp_path) / "state.json").read_text())["again"] is True

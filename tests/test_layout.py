@@ -1,0 +1,42 @@
+"""The package's import direction runs one way, down the pipeline."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "simreal"
+#: Each stage may import only from the stages before it (and itself).
+ORDER = ["base", "envs", "runs", "evaluate", "train", "sysid", "transfer", "adaptation", "tools", "cli"]
+BASE = {"errors", "fileio", "resources", "seeding"}
+
+
+def stage(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "simreal" or len(parts) == 1:
+        return None
+    return "base" if parts[1] in BASE else parts[1]
+
+
+def imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_imports_only_earlier_stages(path):
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+    own = stage(module)
+    if own is None:
+        return  # simreal/__init__.py: the public API on top of everything
+    for imported in imports(path):
+        other = stage(imported)
+        if other is not None:
+            assert ORDER.index(other) <= ORDER.index(own), f"{module} imports {imported}"
