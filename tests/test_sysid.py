@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +220,74 @@ def test_the_hold_out_rule_lives_in_the_library(pendulum_data):
     assert split_holdout(pendulum_data, 3)[1].episodes == episodes[-3:]
     with pytest.raises(DataError, match="--holdout 12 leaves no episode to fit"):
         split_holdout(pendulum_data, 12)
+
+
+def test_intervals_cover_the_truth_on_clean_data_and_widen_with_noise():
+    clean = collect("random", "inverted_pendulum", target={"parameters": TRUTH}, episodes=16, seed=4)
+    exact = identify(clean, "inverted_pendulum", list(TRUTH), horizon=3, budget=200, seed=0)
+    assert all(exact.covered().values()), exact.interval
+    assert exact.misfit is not None and not exact.misfit.flagged
+    noisy_target = {"parameters": TRUTH, "effects": {"obs_noise_std": 0.02}}
+    noisy_data = collect("random", "inverted_pendulum", target=noisy_target, episodes=16, seed=4)
+    noisy = identify(noisy_data, "inverted_pendulum", list(TRUTH), horizon=3, budget=200, seed=0, use_observations=True)
+    assert noisy.observation_noise == pytest.approx(0.02, rel=0.3)
+    for name in TRUTH:
+        assert np.log(noisy.interval[name][1] / noisy.interval[name][0]) > 3 * np.log(
+            exact.interval[name][1] / exact.interval[name][0]
+        ), name
+    # the training ranges are the intervals (widened to the minimum width), never a point
+    for name, (low, high) in noisy.ranges().items():
+        assert low <= noisy.interval[name][0] and high >= noisy.interval[name][1]
+        assert high / low >= (1 + noisy.min_width / 2) / (1 - noisy.min_width / 2) - 1e-9
+
+
+def test_a_fit_with_a_needed_parameter_left_out_is_flagged_as_misfit(pendulum_data):
+    partial = identify(pendulum_data, "inverted_pendulum", ["cart_mass"], horizon=3, budget=100, seed=0)
+    assert partial.misfit.flagged and "pole_mass" in partial.misfit.cause
+    assert not any(partial.identifiable.values())
+    whole = identify(pendulum_data, "inverted_pendulum", ["cart_mass", "pole_mass"], horizon=3, budget=150, seed=0)
+    assert not whole.misfit.flagged
+    result = runner.invoke(
+        app,
+        [
+            "sysid",
+            str(save_trajectories(pendulum_data, Path("/tmp") / "pendulum.npz")),
+            "--robot",
+            "inverted_pendulum",
+            "--params",
+            "cart_mass",
+            "--horizon",
+            "3",
+            "--budget",
+            "100",
+        ],
+    )
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "parameters left out of the fit" in warnings[0] and "pole_mass" in warnings[0]
+
+
+def test_the_identified_delay_and_noise_reach_targets_and_training_envs(tmp_path):
+    target = {"parameters": TRUTH, "effects": {"action_delay_steps": 1, "obs_noise_std": 0.01}}
+    data = collect("random", "inverted_pendulum", target=target, episodes=12, seed=3)
+    result = identify(
+        data, "inverted_pendulum", list(TRUTH), horizon=3, budget=120, seed=0, delays=range(3), use_observations=True
+    )
+    assert result.delay == 1
+    path = tmp_path / "identified.yaml"
+    path.write_text(yaml.safe_dump(result.target_yaml("data.npz")))
+    reality = simreal.make("inverted_pendulum", target=path)
+    assert reality.get_wrapper_attr("steps") == 1  # ActionDelay
+    assert reality.get_wrapper_attr("std") == pytest.approx(result.observation_noise)  # ObservationNoise
+
+    from simreal.envs.vector import EnvFactory
+    from simreal.runs.setup import load_setup
+
+    setup = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}"])
+    assert setup.effects.action_delay_steps == 1 and setup.effects.obs_noise_std == pytest.approx(
+        result.observation_noise
+    )
+    training_env = EnvFactory(setup.spec, setup.ranges, effects=setup.effects)()
+    assert training_env.get_wrapper_attr("steps") == 1
+    own = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}", "randomization.effects={}"])
+    assert own.effects.action_delay_steps == 0  # a config that names its own effects keeps them

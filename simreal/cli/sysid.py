@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -52,7 +53,9 @@ def sysid(
         None, "--holdout", min=0, help="Episodes held out; default: a fifth of them, when there are at least 5."
     ),
     windows: int = typer.Option(100, "--windows", min=1, help="At most this many windows in the objective."),
-    k: float = typer.Option(2.0, "--k", min=0.0, help="Training ranges: estimate times/divided by spread**k."),
+    min_width: float = typer.Option(
+        0.1, "--min-width", min=0.0, max=1.9, help="Training ranges span at least this fraction of the estimate."
+    ),
     use_observations: bool = typer.Option(
         False, "--use-observations", help="Rebuild states from observations even when qpos/qvel were recorded."
     ),
@@ -62,7 +65,7 @@ def sysid(
     out: Path = typer.Option(None, "--out", help="Write the identified target and ranges to this YAML."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
-    """Identify simulator parameters from recorded trajectories (CMA-ES on K-step prediction error)."""
+    """Identify simulator parameters from recorded trajectories, with 90% intervals and a misfit check."""
     recording = load_trajectories(data, robot)
     try:
         fitted, held_out = split_holdout(recording, holdout)
@@ -85,7 +88,7 @@ def sysid(
             delays=range(4) if delay else None,
             holdout=held_out,
             max_windows=windows,
-            k=k,
+            min_width=min_width,
             use_observations=use_observations,
             smooth=smooth,
             progress=progress,
@@ -97,6 +100,9 @@ def sysid(
     if json_out is not None:
         atomic_write_json(json_out, result.as_dict())
     console.print(sysid_table(result))
+    warning = misfit_warning(result)
+    if warning is not None:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if out is not None:
         console.print(f"wrote {out}: use it as --target, or as randomization.ranges of a training config")
     if json_out is not None:
@@ -107,23 +113,32 @@ def sysid_table(result: Any) -> Table:
     """An identification result as a table."""
     report = result.as_dict()
     table = Table(
-        title=f"{result.robot}: identified in {result.seconds:.0f} s, {result.evaluations} evaluations",
+        title=f"{result.robot}: identified in {result.seconds:.0f} s, {result.evaluations} evaluations, "
+        f"{result.episodes} episodes",
         title_justify="left",
     )
-    for column in ("parameter", "estimate", "spread (x/÷)", "range", "identifiable", "truth", "error"):
+    columns = ("parameter", "estimate", "90% interval", "identifiable", "truth", "error", "in interval")
+    for column in columns:
         table.add_column(column, justify="left" if column == "parameter" else "right")
     for name, row in report["parameters"].items():
+        low, high = row["interval"]
         table.add_row(
             name,
             f"{row['estimate']:.4f}",
-            f"{row['spread']:.4f}",
-            f"{row['range'][0]:.3f}–{row['range'][1]:.3f}",
+            f"{low:.4f}–{high:.4f}",
             "yes" if row["identifiable"] else "[bold red]no[/]",
             f"{row['truth']:.4f}" if "truth" in row else "",
             _error(row),
+            ("yes" if row["covered"] else "[bold red]no[/]") if "covered" in row else "",
         )
+    notes = []
     if report["action_delay_steps"] is not None:
-        table.caption = f"action delay: {report['action_delay_steps']} steps"
+        notes.append(f"action delay: {report['action_delay_steps']} steps")
+    if report["observation_noise"] is not None:
+        notes.append(f"observation noise: {report['observation_noise']:.4f}")
+    if report["misfit"] is not None:
+        notes.append(f"fitted error / noise-only error: {report['misfit']['ratio']:.2f}")
+    table.caption = "; ".join(notes) or None
     for part, gap in report["dynamics_gap"].items():
         table.add_row(
             f"K-step error ({part})",
@@ -135,6 +150,17 @@ def sysid_table(result: Any) -> Table:
             "",
         )
     return table
+
+
+def misfit_warning(result: Any) -> str | None:
+    """One line when the model cannot explain the data, naming the likely cause."""
+    misfit = result.misfit
+    if misfit is None or not misfit.flagged:
+        return None
+    return (
+        f"the model does not explain the data (its error is {misfit.ratio:.1f}x what the noise explains); "
+        f"likely cause: {misfit.cause}. No parameter is reported as identifiable."
+    )
 
 
 def _error(row: dict[str, Any]) -> str:

@@ -89,7 +89,8 @@ class Randomization(_Strict):
         enabled: ``false`` trains at nominal dynamics only.
         parameters: names to randomize (default: all the robot's parameters).
         ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``;
-            or the path of a YAML written by ``simreal sysid`` (its ``ranges``).
+            or the path of a YAML written by ``simreal sysid`` (its ``ranges``, and its ``effects`` unless
+            ``effects`` is set here).
         effects: unmodeled effects applied during training too (delay, noise).
         schedule: how the ranges evolve: ``fixed``, ``curriculum`` or ``adr``.
     """
@@ -336,13 +337,17 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
         raise ConfigError(f"{source.where(field)}: {message}") from None
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move
-        ranges = ranges_from_file(parsed.randomization.ranges, parsed.robot, source.where("randomization.ranges"))
-        parsed = parsed.model_copy(update={"randomization": parsed.randomization.model_copy(update={"ranges": ranges})})
+        where = source.where("randomization.ranges")
+        ranges, effects = from_sysid_file(parsed.randomization.ranges, parsed.robot, where)
+        update: dict[str, Any] = {"ranges": ranges}
+        if "effects" not in (data.get("randomization") or {}):
+            update["effects"] = effects  # the identified delay and noise, unless the config names its own
+        parsed = parsed.model_copy(update={"randomization": parsed.randomization.model_copy(update=update)})
     return parsed
 
 
-def ranges_from_file(path: str, robot: str, where: str) -> dict[str, list[float]]:
-    """The training ranges in a YAML written by ``simreal sysid``.
+def from_sysid_file(path: str, robot: str, where: str) -> tuple[dict[str, list[float]], Effects]:
+    """The training ranges and the effects in a YAML written by ``simreal sysid``.
 
     Raises:
         ConfigError: the file is missing, malformed, for another robot, or holds no ranges.
@@ -355,7 +360,7 @@ def ranges_from_file(path: str, robot: str, where: str) -> dict[str, list[float]
         raise ConfigError(f"{where}: {path}: base: ranges for {spec.robot}, not {robot}")
     if not target.ranges:
         raise ConfigError(f"{where}: {path}: ranges: none in the file (write it with simreal sysid)")
-    return {name: list(bounds) for name, bounds in target.ranges.items()}
+    return {name: list(bounds) for name, bounds in target.ranges.items()}, target.effects
 
 
 def config_table(config: TrainConfig) -> list[tuple[str, str]]:

@@ -46,7 +46,8 @@ class SmoothedStates:
     """Positions after smoothing, and the noise estimated for each smoothed position coordinate."""
 
     qpos: np.ndarray  # (n, nq)
-    position_noise: dict[int, float]  # qpos index -> estimated noise std (same units as the position)
+    position_noise: dict[int, float]  # qpos index -> estimated noise std of the readings (position units)
+    smoothed_noise: dict[int, float]  # qpos index -> the error std left after smoothing (position units)
 
 
 def position_velocity_pairs(model: mujoco.MjModel, skipped: int) -> list[tuple[int, int]]:
@@ -93,6 +94,7 @@ def smooth_positions(
     out = qpos.copy()
     runs = episode_rows(episode)
     noise: dict[int, float] = {}
+    left: dict[int, float] = {}
     for q, v in pairs:
         increments = [_increments(qvel[rows, v], dt, end_weight) for rows in runs]
         residuals = [np.diff(qpos[rows, q]) - step for rows, step in zip(runs, increments, strict=True)]
@@ -105,9 +107,19 @@ def smooth_positions(
         noise[q] = sigma
         # the observed velocities carry noise too: assume the same level in velocity units (one sensor noise level)
         step_error = max(dt * sigma / np.sqrt(2), NOISE_FLOOR)
+        errors = []
         for rows, step, step_ok in zip(runs, increments, usable, strict=True):
-            out[rows, q] = _solve(qpos[rows, q], step, step_ok, sigma, step_error)
-    return SmoothedStates(out, noise)
+            out[rows, q], used = _solve(qpos[rows, q], step, step_ok, sigma, step_error)
+            errors.append(used)
+        left[q] = _posterior_std(sigma, float(np.median(errors)))
+    return SmoothedStates(out, noise, left)
+
+
+def _posterior_std(sigma: float, step_error: float) -> float:
+    # the smoother's posterior precision is tridiagonal, w + 2c on the diagonal and -c beside it (w = 1/sigma^2,
+    # c = 1/step_error^2); inside a long chain the diagonal of its inverse is 1 / sqrt(w^2 + 4 w c)
+    w, c = 1.0 / sigma**2, 1.0 / step_error**2
+    return float((w * w + 4.0 * w * c) ** -0.25)
 
 
 def _lag_one_correlation(residuals: list[np.ndarray], usable: list[np.ndarray]) -> float:
@@ -138,9 +150,11 @@ def _increments(u: np.ndarray, dt: float, end_weight: float) -> np.ndarray:
     return dt * ((1 - end_weight) * u[:-1] + end_weight * u[1:])
 
 
-def _solve(y: np.ndarray, increments: np.ndarray, step_ok: np.ndarray, sigma: float, step_error: float) -> np.ndarray:
+def _solve(
+    y: np.ndarray, increments: np.ndarray, step_ok: np.ndarray, sigma: float, step_error: float
+) -> tuple[np.ndarray, float]:
     if len(y) < 2:
-        return y.copy()
+        return y.copy(), step_error
     weights = np.where(step_ok, 1.0, 0.0)
     smoothed = y
     for _ in range(ROBUST_ITERATIONS):
@@ -151,7 +165,7 @@ def _solve(y: np.ndarray, increments: np.ndarray, step_ok: np.ndarray, sigma: fl
             step_error = max(step_error, MAD_TO_STD * float(np.median(mismatch[step_ok])))
         # Huber weights: a step the integration rule gets badly wrong (an impact) loses its pull on the positions
         weights = np.where(step_ok, 1.0 / np.maximum(mismatch / (HUBER_K * step_error), 1.0), 0.0)
-    return smoothed
+    return smoothed, step_error
 
 
 def _weighted_solve(y: np.ndarray, increments: np.ndarray, c: np.ndarray, w: float) -> np.ndarray:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
@@ -50,6 +50,25 @@ class States:
     exact: np.ndarray  # (n,): False where a state cannot be trusted as a start (a velocity at the clip)
     rebuilt: bool  # rebuilt from observations rather than recorded
     position_noise: dict[int, float]  # qpos index -> estimated noise, for the coordinates that were smoothed
+    smoothed_noise: dict[int, float] = field(default_factory=dict)  # qpos index -> error left after smoothing
+
+    @property
+    def observation_noise(self) -> float | None:
+        """The sensor noise std estimated from the data (the median over smoothed coordinates), or ``None``."""
+        return float(np.median(list(self.position_noise.values()))) if self.position_noise else None
+
+    def noise_model(self) -> tuple[np.ndarray, np.ndarray]:
+        """The error std of each state coordinate as the fit sees it: ``(qpos (nq,), qvel (nv,))``.
+
+        Velocities are read with the sensor noise; smoothed positions keep what smoothing leaves; recorded states
+        are exact.
+        """
+        nq, nv = self.qpos.shape[1], self.qvel.shape[1]
+        noise = self.observation_noise or 0.0
+        positions = np.full(nq, noise if self.rebuilt else 0.0)
+        for q, left in self.smoothed_noise.items():
+            positions[q] = left
+        return positions, np.full(nv, noise if self.rebuilt else 0.0)
 
 
 def fit_states(
@@ -78,4 +97,4 @@ def fit_states(
         position_velocity_pairs(model, skipped),
         increment_weight(model, frame_skip),
     )
-    return States(smoothed.qpos, qvel, exact, True, smoothed.position_noise)
+    return States(smoothed.qpos, qvel, exact, True, smoothed.position_noise, smoothed.smoothed_noise)

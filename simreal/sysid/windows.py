@@ -21,6 +21,7 @@ class Windows:
     actions: np.ndarray  # (W, K, act_dim): the actions applied, delay included
     targets: np.ndarray  # (W, K, state_dim): the recorded states after each step
     scale: np.ndarray  # (state_dim,)
+    episode: np.ndarray  # (W,): the episode each window comes from
 
 
 def state_vector(qpos: np.ndarray, qvel: np.ndarray, skipped: int) -> np.ndarray:
@@ -54,6 +55,7 @@ def make_windows(
         starts = [starts[i] for i in sorted(rng.choice(len(starts), max_windows, replace=False))]
     act_dim = data.actions.shape[1]
     w_qpos, w_qvel, w_actions, w_targets = [], [], [], []
+    episode = np.array([data.episode[rows[0]] for rows, _ in starts])
     for rows, i in starts:
         w_qpos.append(qpos[rows[i]])
         w_qvel.append(qvel[rows[i]])
@@ -67,4 +69,4 @@ def make_windows(
         w_targets.append(state_vector(qpos[after], qvel[after], skipped))
     targets = np.array(w_targets)
     scale = state_vector(qpos, qvel, skipped).std(axis=0) + 1e-3
-    return Windows(np.array(w_qpos), np.array(w_qvel), np.array(w_actions), targets, scale)
+    return Windows(np.array(w_qpos), np.array(w_qvel), np.array(w_actions), targets, scale, episode)
