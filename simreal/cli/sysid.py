@@ -46,13 +46,13 @@ def sysid(
         None, "--params", help="Comma-separated parameters to identify; default: all of the robot's."
     ),
     horizon: int = typer.Option(10, "--horizon", min=1, help="K: open-loop prediction horizon (control steps)."),
-    budget: int = typer.Option(1500, "--budget", min=10, help="CMA-ES objective evaluations in all."),
+    budget: int = typer.Option(3000, "--budget", min=10, help="CMA-ES objective evaluations in all."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of CMA-ES and of the window sampling."),
     delay: bool = typer.Option(False, "--delay", help="Also identify an action delay of 0..3 control steps."),
     holdout: int = typer.Option(
         None, "--holdout", min=0, help="Episodes held out; default: a fifth of them, when there are at least 5."
     ),
-    windows: int = typer.Option(100, "--windows", min=1, help="At most this many windows in the objective."),
+    windows: int = typer.Option(100, "--windows", min=1, help="At most this many windows in each fit."),
     min_width: float = typer.Option(
         0.1, "--min-width", min=0.0, max=1.9, help="Training ranges span at least this fraction of the estimate."
     ),

@@ -33,7 +33,7 @@ from simreal.envs.spec import RobotSpec, check_parameter, load_robot
 from simreal.sysid.simulator import Simulator
 from simreal.sysid.states import States, fit_states
 from simreal.sysid.trajectories import Trajectories
-from simreal.sysid.windows import Windows, make_windows, state_vector
+from simreal.sysid.windows import Windows, concatenate, make_windows, state_vector
 
 with warnings.catch_warnings():
     # cma announces on import that it cannot plot without matplotlib: simreal never plots through it
@@ -52,7 +52,11 @@ MISFIT_RATIO = 2.0
 EXACT_FLOOR = 1e-3
 #: The delay screening fits see at most this many windows (the delays' losses differ by far more than the noise).
 SCREEN_WINDOWS = 50
-#: Robust stages after the delay screen: (share of the remaining budget, CMA-ES initial step in log space).
+#: The share of the budget that screens the candidate delays.
+SCREEN_SHARE = 0.3
+#: Independent robust fits (each on its own sample of windows) whose mean is the estimate on rebuilt states.
+REPLICAS = 4
+#: Stages of each robust fit: (share of its budget, CMA-ES initial step in log space).
 STAGES = ((0.5, 0.2), (0.3, 0.05), (0.2, 0.02))
 #: Finite-difference step (log space) of the sensitivities behind the intervals.
 SENSITIVITY_STEP = 0.02
@@ -202,11 +206,11 @@ def identify(
     robot: str | RobotSpec,
     params: Sequence[str] | None = None,
     horizon: int = 10,
-    budget: int = 1500,
+    budget: int = 3000,
     seed: int = 0,
     delays: Sequence[int] | None = None,
     holdout: Trajectories | None = None,
-    max_windows: int = 200,
+    max_windows: int = 100,
     min_width: float = 0.1,
     use_observations: bool = False,
     smooth: bool | None = None,
@@ -257,49 +261,54 @@ def identify(
     else:
         # screen each candidate delay with a short plain fit on a few windows, then fit the best one on all of them
         screens = {}
+        share = int(budget * SCREEN_SHARE) // len(delays)
         for d in delays:
             few = windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed)
-            screens[d] = _cma(local, few, bounds, budget // (2 * len(delays)), seed, progress, f"delay {d}")
+            screens[d] = _cma(local, few, bounds, share, seed, progress, f"delay {d}")
         delay = min(screens, key=lambda d: screens[d].loss)
         delay_losses = {d: f.loss for d, f in screens.items()}
         used = sum(f.evaluations for f in screens.values())
         x = screens[delay].log_estimate
-    fitted = windows_for(data, states, delay, max_windows, seed)
     remaining = max(budget - used, len(STAGES))
-    scale: float | None = None
     if not states.rebuilt:
-        # the fast path: recorded states are exact, every window agrees, a plain least-squares fit is exact
+        # the fast path: recorded states are exact, every window agrees, and one plain least-squares fit is exact
+        fitted = windows_for(data, states, delay, max_windows, seed)
         fit_seed = seed if delays is None else seed + seeding.FINAL_FIT
-        fit = _cma(
-            local, fitted, bounds, remaining, fit_seed, progress, "fit", x0=x, step=0.2 if delays is None else 0.05
-        )
+        step = 0.2 if delays is None else 0.05
+        fit = _cma(local, fitted, bounds, remaining, fit_seed, progress, "fit", x0=x, step=step)
         x, used = fit.log_estimate, used + fit.evaluations
-    for stage, (share, step) in enumerate(STAGES if states.rebuilt else ()):
-        # the Cauchy scale: the median window error where the estimate stands now
+        log_var, dof = _sandwich_std(local, fitted, x, None) ** 2, None
+    else:
+        # independent robust fits on independent window samples: their mean is the estimate, and their spread is
+        # what the choice of windows and the optimizer's path leave in it
+        replicas, parts = [], []
+        for replica in range(REPLICAS):
+            part = windows_for(data, states, delay, max_windows, seed + replica)
+            estimate, spent = _robust_fit(
+                local, part, bounds, remaining // REPLICAS, seed + replica, progress, x, delays is not None, replica
+            )
+            replicas.append(estimate)
+            parts.append(part)
+            used += spent
+        fitted = concatenate(parts)
+        x = np.mean(replicas, axis=0)
         scale = max(float(np.median(local.window_losses(x, fitted)[0])), 1e-15)
-        fit = _cma(
-            local,
-            fitted,
-            bounds,
-            max(int(remaining * share), 1),
-            seed + seeding.FINAL_FIT + stage,
-            progress,
-            f"robust fit {stage + 1}/{len(STAGES)}",
-            x0=x,
-            step=step if (stage or delays is not None) else 0.2,
-            robust_scale=scale,
-        )
-        x, used = fit.log_estimate, used + fit.evaluations
-    if scale is not None:
-        scale = max(float(np.median(local.window_losses(x, fitted)[0])), 1e-15)
-
-    log_std = _sandwich_std(local, fitted, x, scale)
+        between = np.var(replicas, axis=0, ddof=1) / REPLICAS
+        within = _sandwich_std(local, fitted, x, scale) ** 2
+        log_var = within + between
+        # Welch-Satterthwaite degrees of freedom of the two variance estimates together
+        episodes_df = max(len(np.unique(fitted.episode)) - 1, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dof = log_var**2 / (within**2 / episodes_df + between**2 / (REPLICAS - 1))
+        dof = np.where(np.isfinite(dof), np.maximum(dof, 1.0), 1.0)
+    log_std = np.sqrt(log_var)
     episodes = len(np.unique(fitted.episode))
-    quantile = float(student_t.ppf(0.5 + CONFIDENCE / 2, max(episodes - 1, 1)))
+    default_dof = max(episodes - 1, 1)
+    quantiles = student_t.ppf(0.5 + CONFIDENCE / 2, default_dof if dof is None else dof) * np.ones(len(names))
     interval = {}
     for i, n in enumerate(names):
         # the statistical half-width plus what the optimizer's stopping precision leaves (all of it on exact data)
-        half = quantile * log_std[i] + PRECISION
+        half = quantiles[i] * log_std[i] + PRECISION
         low, high = np.exp(x[i] - half), np.exp(x[i] + half)
         hard_low, hard_high = spec.parameters[n].hard_limits
         interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
@@ -310,7 +319,7 @@ def identify(
     identifiable = {
         n: bool(
             np.isfinite(log_std[i])
-            and np.exp(quantile * log_std[i] + PRECISION) <= IDENTIFIABLE_FACTOR
+            and np.exp(quantiles[i] * log_std[i] + PRECISION) <= IDENTIFIABLE_FACTOR
             and not (misfit is not None and misfit.flagged)
         )
         for i, n in enumerate(names)
@@ -345,6 +354,37 @@ def identify(
         min_width=min_width,
         episodes=episodes,
     )
+
+
+def _robust_fit(
+    simulator: Simulator,
+    windows: Windows,
+    bounds: np.ndarray,
+    budget: int,
+    seed: int,
+    progress: Callable[[str, int, int, float], None] | None,
+    x: np.ndarray,
+    warm: bool,
+    replica: int,
+) -> tuple[np.ndarray, int]:
+    """The Cauchy M-estimate on ``windows`` in stages, each re-centring the scale on the median window error."""
+    used = 0
+    for stage, (share, step) in enumerate(STAGES):
+        scale = max(float(np.median(simulator.window_losses(x, windows)[0])), 1e-15)
+        fit = _cma(
+            simulator,
+            windows,
+            bounds,
+            max(int(budget * share), 1),
+            seed + seeding.FINAL_FIT + stage,
+            progress,
+            f"fit {replica + 1}/{REPLICAS}, stage {stage + 1}/{len(STAGES)}",
+            x0=x,
+            step=step if (stage or warm) else 0.2,
+            robust_scale=scale,
+        )
+        x, used = fit.log_estimate, used + fit.evaluations
+    return x, used
 
 
 def _sandwich_std(simulator: Simulator, windows: Windows, x: np.ndarray, scale: float | None) -> np.ndarray:

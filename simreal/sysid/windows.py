@@ -70,3 +70,15 @@ def make_windows(
     targets = np.array(w_targets)
     scale = state_vector(qpos, qvel, skipped).std(axis=0) + 1e-3
     return Windows(np.array(w_qpos), np.array(w_qvel), np.array(w_actions), targets, scale, episode)
+
+
+def concatenate(parts: list[Windows]) -> Windows:
+    """Several window sets of one recording as one (the spread of the first: all share the recording's)."""
+    return Windows(
+        np.concatenate([w.qpos for w in parts]),
+        np.concatenate([w.qvel for w in parts]),
+        np.concatenate([w.actions for w in parts]),
+        np.concatenate([w.targets for w in parts]),
+        parts[0].scale,
+        np.concatenate([w.episode for w in parts]),
+    )
