@@ -44,7 +44,7 @@ with warnings.catch_warnings():
 CONFIDENCE = 0.90
 #: A parameter is identifiable when its interval lies within this factor of the estimate on both sides (and the
 #: model fits the data).
-IDENTIFIABLE_FACTOR = 1.25
+IDENTIFIABLE_FACTOR = 1.1
 #: The model misfits when the median window error is this many times what the estimated noise alone leaves.
 MISFIT_RATIO = 2.0
 #: With exact (recorded) states the noise leaves nothing: a fit must then bring the median window error below this
