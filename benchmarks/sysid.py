@@ -15,7 +15,7 @@ printed beside the *true* parameters' error on the same windows (on noisy data t
 times are of ``identify`` alone (both cores), with the simulator's own stepping speed, measured in the same run, as
 the reference.
 
-    python benchmarks/sysid.py [--budget 3000] [--recordings 10] [--only clean noisy all misfit]
+    python benchmarks/sysid.py [--budget N] [--recordings 10] [--only clean noisy all misfit]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def describe(title: str, result, seconds: float, held: dict[int, tuple] | None) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=3000)
+    parser.add_argument("--budget", type=int, default=None, help="default: 600 per parameter")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recordings", type=int, default=10, help="recordings (seeds) of the noisy scenario")
     parser.add_argument("--only", nargs="+", default=["clean", "noisy", "all", "misfit"])

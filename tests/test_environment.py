@@ -53,6 +53,20 @@ def test_rendering_under_an_unusable_mujoco_gl_is_one_clear_error():
     assert result.stdout.strip().startswith("MUJOCO_GL=invalid is not a rendering backend MuJoCo knows: set MUJOCO_GL=")
 
 
+def test_rendering_without_a_display_says_what_to_set():
+    code = (
+        "import simreal\n"
+        "try:\n"
+        "    simreal.make('hopper', render_mode='rgb_array')\n"
+        "except simreal.SetupError as exc:\n"
+        "    print(exc)\n"
+    )
+    headless = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=headless, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no display for MuJoCo's default (GLFW) renderer (unset): set MUJOCO_GL=egl")
+
+
 def test_import_reads_no_robot_file_and_a_broken_one_breaks_only_its_robot(tmp_path):
     envs = tmp_path / "envs"
     shutil.copytree(REPO / "envs", envs)

@@ -152,3 +152,12 @@ def test_robot_ranges_are_adr_limits_by_default():
     limits = setup.schedule_limits
     assert limits["torso_mass"] == tuple(load_robot("hopper").parameters["torso_mass"].range)
     assert limits["friction"] == (0.5, 2.0)
+
+
+def test_a_curriculum_never_narrows_when_a_resumed_run_extends_its_budget():
+    schedule = CurriculumSchedule(FULL, ramp_fraction=0.5)
+    schedule.update(1.0)  # the run finished with the full ranges
+    restored = CurriculumSchedule(FULL, ramp_fraction=0.5)
+    restored.restore(json.loads(json.dumps(schedule.state())))
+    assert not restored.update(0.25)  # resumed with four times the budget: a quarter through it
+    assert restored.ranges() == schedule.ranges()

@@ -291,3 +291,10 @@ def test_the_identified_delay_and_noise_reach_targets_and_training_envs(tmp_path
     assert training_env.get_wrapper_attr("steps") == 1
     own = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}", "randomization.effects={}"])
     assert own.effects.action_delay_steps == 0  # a config that names its own effects keeps them
+
+
+def test_exact_data_at_nominal_dynamics_is_no_misfit():
+    data = collect("random", "inverted_pendulum", episodes=6, seed=1)
+    result = identify(data, "inverted_pendulum", ["pole_mass"], horizon=3, budget=60, seed=0)
+    assert not result.misfit.flagged and result.identifiable["pole_mass"]
+    assert result.covered()["pole_mass"]

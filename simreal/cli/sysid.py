@@ -46,7 +46,9 @@ def sysid(
         None, "--params", help="Comma-separated parameters to identify; default: all of the robot's."
     ),
     horizon: int = typer.Option(10, "--horizon", min=1, help="K: open-loop prediction horizon (control steps)."),
-    budget: int = typer.Option(3000, "--budget", min=10, help="CMA-ES objective evaluations in all."),
+    budget: int = typer.Option(
+        None, "--budget", min=10, help="CMA-ES objective evaluations in all; default: 600 per parameter."
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of CMA-ES and of the window sampling."),
     delay: bool = typer.Option(False, "--delay", help="Also identify an action delay of 0..3 control steps."),
     holdout: int = typer.Option(

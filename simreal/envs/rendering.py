@@ -29,9 +29,11 @@ def _backends() -> tuple[str, ...]:
 
 def diagnose(value: str | None) -> str | None:
     """What is wrong with ``MUJOCO_GL=value`` for rendering, or ``None`` when it may work."""
-    if value is None:
-        return None
-    chosen = value.lower().strip()
+    chosen = (value or "").lower().strip()
+    headless = platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if chosen in ("", "glfw", "enable", "enabled", "on", "true", "1") and headless:
+        shown = "unset" if value is None else f"MUJOCO_GL={value}"
+        return f"no display for MuJoCo's default (GLFW) renderer ({shown}): {_ADVICE}"
     if chosen in _OFF:
         return f"rendering is off (MUJOCO_GL={value}): {_ADVICE}"
     if chosen not in _backends():
@@ -47,12 +49,11 @@ def guard_mujoco_import() -> None:
     (so that importing MuJoCo succeeds) and remember why."""
     global _problem
     value = os.environ.get("MUJOCO_GL")
-    problem = diagnose(value)
-    if problem is not None and value is not None and value.lower().strip() not in _OFF:
-        _problem = problem
+    _problem = diagnose(value)
+    if value is not None and value.lower().strip() not in (*_OFF, *_backends()):
         os.environ["MUJOCO_GL"] = "disable"
-    elif problem is not None:
-        _problem = problem
+    elif value is not None and value.lower().strip() in _LIBRARIES and _problem is not None:
+        os.environ["MUJOCO_GL"] = "disable"  # names a library that is not installed
 
 
 def require_rendering() -> None:

@@ -46,12 +46,16 @@ CONFIDENCE = 0.90
 #: model fits the data).
 IDENTIFIABLE_FACTOR = 1.1
 #: The model misfits when the median window error is this many times what the estimated noise alone leaves.
-MISFIT_RATIO = 2.0
+MISFIT_RATIO = 3.0
 #: With exact (recorded) states the noise leaves nothing: a fit must then bring the median window error below this
 #: fraction of the nominal model's.
 EXACT_FLOOR = 1e-3
+#: ... and never below this (normalized squared error): data recorded at nominal dynamics leave nominal no error.
+EXACT_ABSOLUTE = 1e-9
 #: The delay screening fits see at most this many windows (the delays' losses differ by far more than the noise).
 SCREEN_WINDOWS = 50
+#: Default CMA-ES evaluations per identified parameter (CMA-ES needs more generations in more dimensions).
+BUDGET_PER_PARAMETER = 600
 #: The share of the budget that screens the candidate delays.
 SCREEN_SHARE = 0.3
 #: Independent robust fits (each on its own sample of windows) whose mean is the estimate on rebuilt states.
@@ -206,7 +210,7 @@ def identify(
     robot: str | RobotSpec,
     params: Sequence[str] | None = None,
     horizon: int = 10,
-    budget: int = 3000,
+    budget: int | None = None,
     seed: int = 0,
     delays: Sequence[int] | None = None,
     holdout: Trajectories | None = None,
@@ -224,8 +228,9 @@ def identify(
         robot: the robot (a name, or its loaded spec).
         params: parameter names (default: all the robot's).
         horizon: K, the open-loop prediction horizon in control steps.
-        budget: CMA-ES objective evaluations in all; with candidate delays, half of it screens them (on at most
-            ``SCREEN_WINDOWS`` windows each), and the rest goes to the robust stages.
+        budget: CMA-ES objective evaluations in all (default: ``BUDGET_PER_PARAMETER`` per parameter); with
+            candidate delays, ``SCREEN_SHARE`` of it screens them (on at most ``SCREEN_WINDOWS`` windows each), and
+            the rest goes to the fits.
         seed: seed of CMA-ES and of the window subsampling.
         delays: candidate action delays to fit (e.g. ``range(4)``); ``None`` assumes no delay.
         holdout: other episodes for the dynamics gap on data not fitted.
@@ -246,6 +251,7 @@ def identify(
     names = list(params) if params else list(spec.parameters)
     for name in names:
         check_parameter(spec, name, "--params")
+    budget = BUDGET_PER_PARAMETER * len(names) if budget is None else budget
     local = Simulator(spec, names, threads=threads)
     bounds = np.log(np.array([spec.parameters[n].hard_limits for n in names]).clip(min=1e-3))
     if smooth is None:
@@ -436,7 +442,7 @@ def _misfit(
     position_std[:skipped] = 0.0  # not observed: rebuilt as 0, and the dynamics do not depend on it
     if not position_std.any() and not velocity_std.any():
         nominal = float(np.median(simulator.window_losses(np.zeros(len(x)), windows)[0]))
-        noise = EXACT_FLOOR * nominal
+        noise = max(EXACT_FLOOR * nominal, EXACT_ABSOLUTE)
     else:
         clean = simulator.predict(x, windows)[0]
         draws = []

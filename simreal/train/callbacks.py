@@ -20,8 +20,9 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.evaluate.evaluator import TransferEvaluator
+from simreal.fileio import read_json
 from simreal.runs.config import TrainConfig, config_table
-from simreal.runs.rundir import save_best, save_checkpoint
+from simreal.runs.rundir import BEST, EVAL, save_best, save_checkpoint
 from simreal.train.schedules import Schedule
 
 
@@ -74,6 +75,10 @@ class DynamicsLogger(BaseCallback):
         self._recent: dict[str, deque[float]] = {}
         self._since: dict[str, list[float]] = {}
         self._next_histogram = histogram_every
+
+    def _on_training_start(self) -> None:
+        # a resumed run writes its next histogram where the interrupted one would have
+        self._next_histogram = (self.num_timesteps // self.histogram_every + 1) * self.histogram_every
 
     def _on_step(self) -> bool:
         finished = False
@@ -154,6 +159,10 @@ class TransferEvalCallback(_Periodic):
     def restore(self, state: dict[str, Any]) -> None:
         best = state.get("best_nominal_return")
         self.best = -np.inf if best is None else float(best)
+        # an interrupted run may have written a better best/ after its checkpoint: never overwrite it with a worse one
+        saved = read_json(self.run_dir / BEST / EVAL)
+        if saved is not None:
+            self.best = max(self.best, float(saved["source"]["nominal"]["mean_return"]))
 
 
 class CheckpointEvery(_Periodic):
@@ -235,7 +244,7 @@ class ConfigText(BaseCallback):
 
     def _on_training_start(self) -> None:
         writer = tensorboard_writer(self)
-        if writer is not None:
+        if writer is not None and self.num_timesteps == 0:  # a resumed run keeps the text its start wrote
             rows = "\n".join(f"| {key} | {value} |" for key, value in config_table(self.config))
             writer.add_text("config", f"| field | value |\n| --- | --- |\n{rows}", self.num_timesteps)
 

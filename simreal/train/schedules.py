@@ -126,7 +126,8 @@ class CurriculumSchedule(FixedSchedule):
         return {name: _scaled(r, self._width) for name, r in self.full.items()}
 
     def update(self, progress: float) -> bool:
-        width = self.width_at(progress)
+        # never narrower than it has been: a run resumed with a larger budget stands earlier in it
+        width = max(self.width_at(progress), self._width)
         changed = width != self._width
         self._width = width
         return changed

@@ -79,7 +79,7 @@ def train(
     """Train the config's algorithm, evaluating on targets and checkpointing as it says.
 
     Args:
-        setup: the resolved config; for ``resume``, the run's own (see :func:`simreal.train.resume.resume_setup`).
+        setup: the resolved config; for ``resume``, the run's own (see :func:`simreal.runs.setup.resume_setup`).
         run_dir: the run directory (created; must be new unless ``resume``).
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: continue from the run's latest checkpoint: model, normalization, replay buffer, schedule, and every
@@ -103,22 +103,28 @@ def train(
     start = int(state.get("num_timesteps", 0))
     if config.total_timesteps < start:
         raise ConfigError(f"--set total_timesteps={config.total_timesteps}: the run already trained {start} timesteps")
+    if checkpoint is not None and len(state.get("streams") or []) != config.env.n_envs:
+        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({config.env.n_envs})")
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
-    write_config(run_dir, config)
-    record_start(run_dir, command, device, start)
 
     factory = EnvFactory(setup.spec, setup.ranges, effects=setup.effects)
     venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
-    schedule = build_schedule(setup)
-    schedule.restore(state.get("schedule", {}))
-    if config.randomization.enabled:
-        venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
-    if checkpoint is None:
-        model = new_model(config, _normalized(venv, setup), device)
-    else:
-        model = _restore(setup, venv, checkpoint, state, device)
+    try:
+        schedule = build_schedule(setup)
+        schedule.restore(state.get("schedule", {}))
+        if config.randomization.enabled:
+            venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
+        if checkpoint is None:
+            model = new_model(config, _normalized(venv, setup), device)
+        else:
+            model = _restore(setup, venv, checkpoint, state, device)
+    except BaseException:
+        venv.close()
+        raise
     venv = model.get_env()
+    write_config(run_dir, config)
+    record_start(run_dir, command, device, start)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
     model.set_logger(_tensorboard(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None))
 
@@ -134,7 +140,12 @@ def train(
     evaluation.restore(state)
 
     def checkpoint_state() -> dict[str, Any]:
-        return {**evaluation.state(), "schedule": schedule.state(), "streams": venv.env_method("get_stream_state")}
+        return {
+            **evaluation.state(),
+            "schedule": schedule.state(),
+            "streams": venv.env_method("get_stream_state"),
+            "global_rng": _global_rng_state(),
+        }
 
     checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
     scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
@@ -185,9 +196,7 @@ def _normalized(venv: VecEnv, setup: TrainingSetup) -> VecEnv:
 
 def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
     """The checkpoint's model on ``venv``, every env continuing its random streams from the checkpoint."""
-    streams = state.get("streams")
-    if streams is None or len(streams) != venv.num_envs:
-        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({venv.num_envs})")
+    streams = state["streams"]
     raw = venv
     if (checkpoint / VECNORMALIZE).exists():
         venv = load_vecnormalize(checkpoint / VECNORMALIZE, raw)
@@ -204,7 +213,26 @@ def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[s
     model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
     if isinstance(venv, VecNormalize):
         model._last_original_obs = venv.get_original_obs()
+    # loading also reseeded torch and numpy with the run's seed: the policy's sampling continues where it stood
+    _restore_global_rng(state.get("global_rng"))
     return model
+
+
+def _global_rng_state() -> dict[str, Any]:
+    """torch's and numpy's global generators (the policy's action noise, SAC's replay sampling), JSON-ready."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
+    }
+
+
+def _restore_global_rng(state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
 class _TensorBoard(TensorBoardOutputFormat):
