@@ -14,3 +14,5 @@ HOLDOUT_WINDOWS = 7
 CMA = 1
 #: System identification: the final fit after the delay screen, apart from the screening fits.
 FINAL_FIT = 1
+#: System identification: the noise drawn to tell how much error the noise alone leaves (the misfit check).
+MISFIT_NOISE = 11

@@ -12,6 +12,14 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+#: Ask for a render mode; print the one-line SetupError if rendering cannot work.
+RENDER = (
+    "import simreal\n"
+    "try:\n"
+    "    simreal.make('hopper', render_mode='rgb_array')\n"
+    "except simreal.SetupError as exc:\n"
+    "    print(exc)\n"
+)
 
 
 def run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -41,28 +49,14 @@ def test_commands_that_do_not_render_work_whatever_mujoco_gl_says(gl):
 
 
 def test_rendering_under_an_unusable_mujoco_gl_is_one_clear_error():
-    code = (
-        "import simreal\n"
-        "try:\n"
-        "    simreal.make('hopper', render_mode='rgb_array')\n"
-        "except simreal.SetupError as exc:\n"
-        "    print(exc)\n"
-    )
-    result = run(code, MUJOCO_GL="invalid")
+    result = run(RENDER, MUJOCO_GL="invalid")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("MUJOCO_GL=invalid is not a rendering backend MuJoCo knows: set MUJOCO_GL=")
 
 
 def test_rendering_without_a_display_says_what_to_set():
-    code = (
-        "import simreal\n"
-        "try:\n"
-        "    simreal.make('hopper', render_mode='rgb_array')\n"
-        "except simreal.SetupError as exc:\n"
-        "    print(exc)\n"
-    )
     headless = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=headless, timeout=120)
+    result = subprocess.run([sys.executable, "-c", RENDER], capture_output=True, text=True, env=headless, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("no display for MuJoCo's default (GLFW) renderer (unset): set MUJOCO_GL=egl")
 

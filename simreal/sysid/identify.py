@@ -234,7 +234,7 @@ def identify(
         seed: seed of CMA-ES and of the window subsampling.
         delays: candidate action delays to fit (e.g. ``range(4)``); ``None`` assumes no delay.
         holdout: other episodes for the dynamics gap on data not fitted.
-        max_windows: at most this many windows (sampled) enter the objective.
+        max_windows: at most this many windows (sampled) enter each fit's objective.
         min_width: training ranges span at least this fraction of the estimate.
         use_observations: rebuild states from observations even when qpos/qvel were recorded (as with a real robot).
         smooth: denoise rebuilt positions with the observed velocities (:mod:`simreal.sysid.smoothing`);
@@ -318,7 +318,7 @@ def identify(
         low, high = np.exp(x[i] - half), np.exp(x[i] + half)
         hard_low, hard_high = spec.parameters[n].hard_limits
         interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
-    misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.HOLDOUT_WINDOWS))
+    misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE))
     if misfit is not None and misfit.flagged:
         misfit.cause = _likely_cause(spec, names, delays)
     estimate = {n: float(np.exp(x[i])) for i, n in enumerate(names)}
