@@ -34,6 +34,15 @@ def test_history_holds_the_last_observations_and_actions_with_zeros_at_the_start
     assert np.array_equal(again[3 * obs_dim :], np.zeros(3 * act_dim))
 
 
+def test_the_env_spec_rebuilds_the_history_wrapper():
+    import gymnasium as gym
+
+    env = HistoryObservation(simreal.make("hopper", target="mild"), 2)
+    rebuilt = gym.make(env.spec)
+    assert rebuilt.observation_space.shape == env.observation_space.shape == (28,)
+    assert simreal.get_dynamics(rebuilt) == simreal.get_dynamics(env)
+
+
 def test_history_env_passes_the_gymnasium_checker_and_rejects_bad_lengths():
     check_env(HistoryObservation(simreal.make("inverted_pendulum"), 2), skip_render_check=True)
     with pytest.raises(ValueError, match="history length must be >= 1"):

@@ -9,10 +9,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from simreal.envs.streams import PartOfTheEnv
 
-
-class HistoryObservation(PartOfTheEnv, gym.Wrapper):
+class HistoryObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Observations become ``[o(t-k+1), ..., o(t), a(t-k), ..., a(t-1)]``: the last ``k`` observations and the ``k``
     actions sent before the current observation, flattened, zeros where the episode had not begun.
 
@@ -29,7 +27,9 @@ class HistoryObservation(PartOfTheEnv, gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, k: int) -> None:
-        super().__init__(env)
+        # recorded, so that env.spec holds this wrapper and gym.make(env.spec) rebuilds it
+        gym.utils.RecordConstructorArgs.__init__(self, k=k)
+        gym.Wrapper.__init__(self, env)
         if k < 1:
             raise ValueError(f"history length must be >= 1, got {k}")
         obs_space, act_space = env.observation_space, env.action_space
