@@ -15,6 +15,8 @@ import platform
 from simreal.errors import SetupError
 
 _OFF = ("disable", "disabled", "off", "false", "0")
+#: Values that leave MuJoCo on its default backend, GLFW (which needs a display).
+_DEFAULT = ("", "enable", "enabled", "on", "true", "1", "glfw")
 _LIBRARIES = {"osmesa": "OSMesa", "egl": "EGL"}
 _ADVICE = "set MUJOCO_GL=egl (GPU machines) or MUJOCO_GL=osmesa (CPU; Debian/Ubuntu: apt-get install libosmesa6)"
 
@@ -24,14 +26,14 @@ _problem: str | None = None
 def _backends() -> tuple[str, ...]:
     system = platform.system()
     extra = {"Linux": ("glx", "egl", "osmesa"), "Windows": ("wgl",), "Darwin": ("cgl",)}.get(system, ())
-    return ("enable", "enabled", "on", "true", "1", "glfw", "", *extra)
+    return (*_DEFAULT, *extra)
 
 
 def diagnose(value: str | None) -> str | None:
     """What is wrong with ``MUJOCO_GL=value`` for rendering, or ``None`` when it may work."""
     chosen = (value or "").lower().strip()
     headless = platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if chosen in ("", "glfw", "enable", "enabled", "on", "true", "1") and headless:
+    if chosen in _DEFAULT and headless:
         shown = "unset" if value is None else f"MUJOCO_GL={value}"
         return f"no display for MuJoCo's default (GLFW) renderer ({shown}): {_ADVICE}"
     if chosen in _OFF:

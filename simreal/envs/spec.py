@@ -204,11 +204,6 @@ class RobotSpec(BaseModel):
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
 
-    @property
-    def default_ranges(self) -> dict[str, ParameterRange]:
-        """Each parameter's default training distribution, in catalogue order."""
-        return {name: p.sampling for name, p in self.parameters.items()}
-
 
 def validation_problem(exc: ValidationError, drop: tuple[str, ...] = ()) -> tuple[str, str]:
     """The dotted field and the message of pydantic's first problem.
