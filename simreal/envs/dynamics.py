@@ -44,6 +44,8 @@ class DynamicsSampler:
         self._width = self._high - self._low
         self._log = np.array([r.distribution == "loguniform" for r in items], dtype=bool)
         self._any_log = bool(self._log.any())
+        self._integer = np.array([r.distribution == "integer" for r in items], dtype=bool)
+        self._any_integer = bool(self._integer.any())
         with np.errstate(divide="ignore"):
             self._log_low = np.where(self._log, np.log(np.where(self._log, self._low, 1.0)), 0.0)
             self._log_span = np.where(self._log, np.log(np.where(self._log, self._high, 1.0)), 0.0) - self._log_low
@@ -69,6 +71,8 @@ class DynamicsSampler:
         values = self._low + u * self._width
         if self._any_log:
             values = np.where(self._log, np.exp(self._log_low + u * self._log_span), values)
+        if self._any_integer:  # each whole number of [low, high] equally likely
+            values = np.where(self._integer, self._low + np.floor(u * (self._width + 1)), values)
         for index, normal, lo, hi in self._normal:
             column = np.clip(lo + u[:, index] * (hi - lo), 1e-12, 1 - 1e-12)
             values[:, index] = [normal.inv_cdf(p) for p in column.tolist()]

@@ -13,11 +13,13 @@ from pydantic import ValidationError
 
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import add_effects
+from simreal.envs.history import HistoryObservation
 from simreal.envs.mujoco_base import make_base_env
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
 from simreal.envs.rendering import require_rendering
 from simreal.envs.spec import (
+    EFFECT_NAMES,
     Effects,
     ParameterRange,
     RobotSpec,
@@ -26,6 +28,7 @@ from simreal.envs.spec import (
     load_target,
     resolve_ranges,
 )
+from simreal.envs.spec import effect_ranges as spec_effect_ranges
 from simreal.errors import SimrealError, SpecError
 
 
@@ -37,6 +40,7 @@ def make(
     ranges: Mapping[str, Any] | None = None,
     nominal: bool = False,
     effects: Effects | Mapping[str, Any] | None = None,
+    effect_ranges: Mapping[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
     """Make a simreal env: domain-randomized, nominal, or a fixed target.
@@ -52,6 +56,9 @@ def make(
         nominal: no randomization at all: nominal dynamics.
         effects: unmodeled effects to add (:class:`~simreal.envs.spec.Effects` fields). With a target, they replace
             the target's effects.
+        effect_ranges: effects drawn anew every episode, name -> ``[low, high]`` (e.g.
+            ``{"action_delay_steps": [0, 2], "obs_noise_std": [0, 0.02]}``); the delay is drawn over whole steps.
+            They replace the same fields of ``effects``.
         **env_kwargs: passed to the gymnasium env's constructor (e.g. ``render_mode="rgb_array"``), over the robot
             spec's ``env_kwargs``.
 
@@ -59,13 +66,15 @@ def make(
         The env. Its dynamics are readable and settable with :func:`get_dynamics` and :func:`set_dynamics`.
 
     Raises:
-        SpecError: unknown robot, target or parameter; invalid range, multiplier, or target file.
+        SpecError: unknown robot, target, parameter or effect; invalid range, multiplier, or target file.
         SetupError: a render mode asked for where ``MUJOCO_GL`` cannot render.
     """
     spec = load_robot(robot)
     if target is not None:
-        if parameters is not None or ranges is not None or nominal:
-            raise SpecError("make: a target has fixed dynamics: give no parameters, ranges or nominal with it")
+        if parameters is not None or ranges is not None or nominal or effect_ranges:
+            raise SpecError(
+                "make: a target has fixed dynamics: give no parameters, ranges, effect_ranges or nominal with it"
+            )
         _, target_spec = load_target(spec, target)
         fixed, randomized = target_spec.parameters, None
         chosen_effects = target_spec.effects if effects is None else as_effects(effects)
@@ -73,10 +82,15 @@ def make(
         fixed = {}
         randomized = None if nominal else resolve_ranges(spec, parameters, ranges)
         chosen_effects = as_effects(effects) if effects is not None else Effects()
+    drawn = spec_effect_ranges(effect_ranges or {}, "effect_ranges")
+    if drawn:
+        randomized = {**(randomized or {}), **drawn}
     arguments = {"target": target, "parameters": parameters, "ranges": ranges, "nominal": nominal or None}
     record = {k: v for k, v in arguments.items() if v is not None}
     if effects is not None:
         record["effects"] = effects.model_dump() if isinstance(effects, Effects) else dict(effects)
+    if drawn:
+        record["effect_ranges"] = {name: [r.low, r.high] for name, r in drawn.items()}
     return make_env(spec, randomized, fixed, chosen_effects, record=record, **env_kwargs)
 
 
@@ -86,6 +100,7 @@ def make_env(
     fixed: Mapping[str, float] | None = None,
     effects: Effects | None = None,
     *,
+    history: int = 0,
     record: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
@@ -93,9 +108,12 @@ def make_env(
 
     Args:
         spec: the robot.
-        ranges: the distributions drawn at every reset (``None`` or empty: fixed dynamics).
+        ranges: the distributions drawn at every reset (``None`` or empty: fixed dynamics); they may name effects
+            (:data:`~simreal.envs.spec.EFFECT_NAMES`) as well as parameters.
         fixed: multipliers of the parameters that are not drawn.
-        effects: unmodeled effects.
+        effects: unmodeled effects (those ``ranges`` name are drawn per episode instead).
+        history: > 0 wraps the env in :class:`~simreal.envs.history.HistoryObservation` with this many steps, outside
+            the effects (the policy sees the observations it got and the actions it sent).
         record: the :func:`make` arguments that rebuild this env (``env.spec.kwargs``); by default they are
             written from the pieces themselves.
         **env_kwargs: passed to the gymnasium env's constructor.
@@ -103,10 +121,16 @@ def make_env(
     if env_kwargs.get("render_mode") is not None:
         require_rendering()
     effects = effects or Effects()
+    drawn = [name for name in ranges or {} if name in EFFECT_NAMES]
     if record is None:
         record = {"effects": effects.model_dump()}
-        if ranges:
-            record.update(parameters=list(ranges), ranges={n: r.model_dump() for n, r in ranges.items()})
+        physics = {n: r for n, r in (ranges or {}).items() if n not in EFFECT_NAMES}
+        if drawn:
+            record["effect_ranges"] = {name: [ranges[name].low, ranges[name].high] for name in drawn}
+        if physics:
+            record.update(parameters=list(physics), ranges={n: r.model_dump() for n, r in physics.items()})
+        elif drawn:
+            record["nominal"] = True
         else:
             record["target"] = {"parameters": dict(fixed or {}), "effects": effects.model_dump()}
     base = make_base_env(spec, **env_kwargs)
@@ -119,7 +143,8 @@ def make_env(
         disable_env_checker=True,
         kwargs={"robot": spec.robot, **record, **env_kwargs},
     )
-    return add_effects(dynamics, effects)
+    env = add_effects(dynamics, effects, drawn)
+    return HistoryObservation(env, history) if history > 0 else env
 
 
 def as_effects(effects: Effects | Mapping[str, Any]) -> Effects:

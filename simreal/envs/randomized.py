@@ -13,7 +13,7 @@ from gymnasium.envs.registration import EnvSpec
 from gymnasium.error import ResetNeeded
 
 from simreal.envs.dynamics import DynamicsModel, DynamicsSampler
-from simreal.envs.spec import ParameterRange, check_multiplier, check_parameter
+from simreal.envs.spec import EFFECT_NAMES, ParameterRange, check_multiplier, check_parameter
 from simreal.envs.streams import SALT_DYNAMICS, StreamOwner, generator_from, generator_state, seeded_rng
 from simreal.errors import SpecError
 
@@ -29,6 +29,10 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
     :meth:`get_dynamics`, in the ``info`` of ``reset`` and in the ``info`` of an episode's last step, under
     ``"dynamics"``, beside whatever the sampler reports for the episode (see
     :meth:`~simreal.envs.dynamics.DynamicsSampler.episode`).
+
+    Ranges may also name unmodeled effects (:data:`~simreal.envs.spec.EFFECT_NAMES`): they are drawn from the same
+    stream, in the same draw, and handed to the effect wrappers outside this one in the ``info`` of ``reset`` under
+    ``"effects"`` (also reported in the episode's last ``info``).
 
     Unstable means a MuJoCo warning was raised since the last reset (at every step MuJoCo checks positions,
     velocities and accelerations for NaN, inf or values above 1e10, resets its state and warns), or the reward is not
@@ -62,6 +66,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._base[dynamics.index_of(tuple(fixed_values))] = list(fixed_values.values())
         self._current = self._base.copy()
         self._episode_info: dict[str, Any] = {}
+        self._effects: dict[str, float] = {}  # the effects drawn for this episode, by name
         self._rng: np.random.Generator | None = None
         self._env_spec: EnvSpec | None = None
         self.set_sampler(DynamicsSampler(ranges) if ranges else None)
@@ -95,12 +100,19 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             self._block = None
         if self._sampler is not None:
             current = self._base.copy()
-            current[self._sampled], self._episode_info = self._sampler.episode(self._next_draw(), self._rng)
+            row, self._episode_info = self._sampler.episode(self._next_draw(), self._rng)
+            current[self._sampled] = row[self._physics_columns]
+            self._effects = {
+                name: int(value) if name == "action_delay_steps" else float(value)
+                for name, value in zip(self._effect_names, row[self._effect_columns].tolist(), strict=True)
+            }
             self._current = current
             self._apply()
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
         info["dynamics"] = self.get_dynamics()
+        if self._effects:
+            info["effects"] = dict(self._effects)
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -115,6 +127,8 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             self._last_obs = obs
         if terminated or truncated:
             info["dynamics"] = self.get_dynamics()  # the episode's dynamics, beside its return
+            if self._effects:
+                info["effects"] = dict(self._effects)
             info.update(self._episode_info)
         return obs, reward, terminated, truncated, info
 
@@ -174,14 +188,18 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self.set_sampler(DynamicsSampler(ranges) if ranges else None)
 
     def set_sampler(self, sampler: DynamicsSampler | None) -> None:
-        """Draw each episode's dynamics with ``sampler`` from the next reset on (``None``: fixed dynamics).
-        Schedules push theirs through this (through ``env_method`` for a VecEnv)."""
+        """Draw each episode's dynamics (and effects, where it names some) with ``sampler`` from the next reset on
+        (``None``: fixed dynamics). Schedules push theirs through this (through ``env_method`` for a VecEnv)."""
         names = () if sampler is None else sampler.names
-        for name in names:
+        physics = tuple(name for name in names if name not in EFFECT_NAMES)
+        for name in physics:
             check_parameter(self._dynamics.spec, name, f"ranges.{name}")
         previous = getattr(self, "_sampler", None)
         self._sampler = sampler
-        self._sampled = self._dynamics.index_of(tuple(names))
+        self._sampled = self._dynamics.index_of(physics)
+        self._physics_columns = np.array([i for i, name in enumerate(names) if name not in EFFECT_NAMES], dtype=np.intp)
+        self._effect_columns = np.array([i for i, name in enumerate(names) if name in EFFECT_NAMES], dtype=np.intp)
+        self._effect_names = tuple(names[i] for i in self._effect_columns)
         if previous is None or sampler is None or previous.names != sampler.names:
             # the pending uniform numbers fit the parameters drawn: a new set of parameters starts a new block
             self._block: np.ndarray | None = None

@@ -25,6 +25,8 @@ from simreal.resources import envs_dir
 
 Kind = Literal["mass", "friction", "damping", "gain", "gravity"]
 DistributionName = Literal["uniform", "loguniform", "truncnormal"]
+#: ``integer`` (uniform over the whole numbers in ``[low, high]``) serves effects such as the action delay.
+RangeDistribution = Literal["uniform", "loguniform", "truncnormal", "integer"]
 
 #: Hard limits of each kind of multiplier, used where a parameter declares none. Ranges must lie inside them.
 DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
@@ -34,6 +36,8 @@ DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     "gain": (0.1, 10.0),
     "gravity": (0.1, 5.0),
 }
+#: The longest action delay an env accepts, in control steps.
+MAX_DELAY = 100
 #: Kinds whose multiplier must be strictly positive (a body without mass, a motor without gear is no robot).
 POSITIVE_KINDS = frozenset({"mass", "friction", "gain"})
 
@@ -44,16 +48,16 @@ class ParameterRange(BaseModel):
     Attributes:
         low: lower bound of the multiplier.
         high: upper bound (``low == high`` pins the value).
-        distribution: ``uniform``; ``loguniform`` (uniform in log space, needs ``low > 0``); or ``truncnormal``
+        distribution: ``uniform``; ``loguniform`` (uniform in log space, needs ``low > 0``); ``truncnormal``
             (normal with ``mean`` and ``std``, truncated to ``[low, high]``; defaults: the midpoint and a quarter of
-            the width).
+            the width); or ``integer`` (each whole number in ``[low, high]`` equally likely; whole-number bounds).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     low: float
     high: float
-    distribution: DistributionName = "uniform"
+    distribution: RangeDistribution = "uniform"
     mean: float | None = None
     std: float | None = Field(default=None, gt=0)
 
@@ -65,6 +69,8 @@ class ParameterRange(BaseModel):
             raise ValueError(f"loguniform needs low > 0, got {self.low}")
         if (self.mean is not None or self.std is not None) and self.distribution != "truncnormal":
             raise ValueError("mean and std apply to the truncnormal distribution only")
+        if self.distribution == "integer" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError(f"an integer range needs whole-number bounds, got [{self.low}, {self.high}]")
         return self
 
 
@@ -149,13 +155,66 @@ class Effects(BaseModel):
         action_delay_steps: actions reach the robot this many control steps late (zeros until then).
         obs_noise_std: standard deviation of Gaussian noise added to every observation entry.
         action_noise_std: standard deviation of Gaussian noise added to every action entry (then clipped).
+        obs_bias_std: a sensor offset: each episode draws one bias per observation entry from a normal distribution
+            of this standard deviation and adds it to every observation of the episode.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action_delay_steps: int = Field(default=0, ge=0, le=100)
+    action_delay_steps: int = Field(default=0, ge=0, le=MAX_DELAY)
     obs_noise_std: float = Field(default=0.0, ge=0)
     action_noise_std: float = Field(default=0.0, ge=0)
+    obs_bias_std: float = Field(default=0.0, ge=0)
+
+
+#: The unmodeled effects by name: they can be randomized per episode like the physical parameters (their nominal
+#: value, where schedules start from, is 0: no effect).
+EFFECT_NAMES: tuple[str, ...] = tuple(Effects.model_fields)
+
+
+def effect_range(name: str, value: Any) -> ParameterRange:
+    """The per-episode distribution of effect ``name`` from ``[low, high]``: uniform, the delay over whole steps.
+
+    Raises:
+        ValueError: an unknown effect, a malformed or negative range, a delay that is not whole steps or above the
+            maximum.
+    """
+    if name not in EFFECT_NAMES:
+        raise ValueError(unknown_name("effect", name, EFFECT_NAMES))
+    if isinstance(value, ParameterRange):
+        value = [value.low, value.high]
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"expected a value or [low, high], got {value!r}")
+    try:
+        low, high = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        raise ValueError(f"expected two numbers [low, high], got {value!r}") from None
+    delay = name == "action_delay_steps"
+    if not (low >= 0 and high < float("inf")):  # also false for NaN
+        raise ValueError(f"[{low:g}, {high:g}]: bounds must be finite and >= 0")
+    if low > high:
+        raise ValueError(f"range low {low:g} > high {high:g}")
+    if delay and not (low.is_integer() and high.is_integer()):
+        raise ValueError(f"[{low:g}, {high:g}]: a delay is a whole number of control steps")
+    if delay and high > MAX_DELAY:
+        raise ValueError(f"{high:g} steps is above the maximum delay of {MAX_DELAY}")
+    return ParameterRange(low=low, high=high, distribution="integer" if delay else "uniform")
+
+
+def effect_ranges(ranges: Mapping[str, Any], where: str = "effects") -> dict[str, ParameterRange]:
+    """Per-episode distributions of effects, name -> ``[low, high]`` (see :func:`effect_range`), in the order of
+    :data:`EFFECT_NAMES`.
+
+    Raises:
+        SpecError: naming ``where`` and the effect.
+    """
+    result = {}
+    for name, value in ranges.items():
+        try:
+            result[name] = effect_range(name, value)
+        except ValueError as exc:
+            raise SpecError(f"{where}.{name}: {exc}") from None
+    return {name: result[name] for name in EFFECT_NAMES if name in result}
 
 
 class TargetSpec(BaseModel):

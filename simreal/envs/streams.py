@@ -20,6 +20,7 @@ from gymnasium.envs.registration import EnvSpec
 SALT_DYNAMICS = 0x51D
 SALT_OBS_NOISE = 0x0B5
 SALT_ACTION_NOISE = 0xAC7
+SALT_OBS_BIAS = 0xB1A
 
 
 def seeded_rng(seed: int | None, salt: int, current: np.random.Generator | None) -> np.random.Generator:

@@ -22,6 +22,7 @@ class EnvFactory:
         ranges: distributions drawn at every reset (empty or ``None``: fixed dynamics).
         fixed: multipliers of the parameters not drawn (a target's).
         effects: unmodeled effects.
+        history: steps of history in the observation (0: none).
     """
 
     def __init__(
@@ -30,11 +31,13 @@ class EnvFactory:
         ranges: Mapping[str, ParameterRange] | None = None,
         fixed: Mapping[str, float] | None = None,
         effects: Effects | None = None,
+        history: int = 0,
     ) -> None:
         self.spec, self.ranges, self.fixed, self.effects = spec, dict(ranges or {}), dict(fixed or {}), effects
+        self.history = history
 
     def __call__(self) -> gym.Env:
-        return make_env(self.spec, self.ranges, self.fixed, self.effects)
+        return make_env(self.spec, self.ranges, self.fixed, self.effects, history=self.history)
 
 
 def vectorize(factory: Callable[[], gym.Env], n_envs: int, seed: int, subprocesses: bool = False) -> VecEnv:

@@ -73,6 +73,7 @@ class TransferEvaluator:
         seed: seed of the eval envs and of the bootstrap.
         ranges: the training distribution, also evaluated (``None``: not evaluated; empty: nominal dynamics).
         effects: the training effects, applied with ``ranges``.
+        history: steps of history in the policy's input (0: none).
     """
 
     def __init__(
@@ -83,15 +84,17 @@ class TransferEvaluator:
         seed: int,
         ranges: Mapping[str, ParameterRange] | None = None,
         effects: Effects | None = None,
+        history: int = 0,
     ) -> None:
         self.episodes, self.seed = episodes, seed
-        self._nominal = vectorize(EnvFactory(spec), episodes, seed)
-        self._randomized = (
-            vectorize(EnvFactory(spec, ranges, effects=effects), episodes, seed) if ranges is not None else None
-        )
+
+        def envs(**pieces: Any) -> VecEnv:
+            return vectorize(EnvFactory(spec, history=history, **pieces), episodes, seed)
+
+        self._nominal = envs()
+        self._randomized = envs(ranges=ranges, effects=effects) if ranges is not None else None
         self._targets = {
-            name: vectorize(EnvFactory(spec, fixed=target.parameters, effects=target.effects), episodes, seed)
-            for name, target in targets.items()
+            name: envs(fixed=target.parameters, effects=target.effects) for name, target in targets.items()
         }
 
     def evaluate(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> TransferReport:
@@ -151,7 +154,9 @@ def evaluate_run(
             raise SpecError(f"target {target}: another target is already called {name!r}")
         chosen[name] = target_spec
     setup = policy.setup
-    evaluator = TransferEvaluator(spec, chosen, episodes, seed, ranges=setup.ranges, effects=setup.effects)
+    evaluator = TransferEvaluator(
+        spec, chosen, episodes, seed, ranges=setup.ranges, effects=setup.effects, history=setup.history
+    )
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)
     finally:

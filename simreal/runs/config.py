@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from simreal.envs.spec import Effects, load_target_file, validation_problem
+from simreal.envs.spec import MAX_DELAY, Effects, effect_range, load_target_file, validation_problem
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import configs_dir
@@ -66,7 +66,8 @@ class ADRConfig(_Strict):
         probability: chance that an episode pins one parameter to one boundary.
         buffer_size: boundary returns collected before a boundary is judged.
         thresholds: ``low`` and ``high``; ``relative`` makes them fractions of the nominal-dynamics return.
-        limits: hard limits per parameter, each containing 1.0 (default: the parameter's training range).
+        limits: hard limits per parameter, each containing 1.0 (default: the parameter's training range; a drawn
+            effect's limits are its configured range, and it starts at its low end).
     """
 
     kind: Literal["adr"]
@@ -78,8 +79,50 @@ class ADRConfig(_Strict):
     limits: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 
+Delay = Annotated[int, Field(ge=0, le=MAX_DELAY)]
+Std = Annotated[float, Field(ge=0)]
+
+
+class EffectsConfig(_Strict):
+    """Unmodeled effects during training (:class:`~simreal.envs.spec.Effects`): each a fixed value, or
+    ``[low, high]`` drawn anew every episode (the delay over whole control steps). Drawn effects follow the
+    schedule like the parameters: their nominal value, where curriculum and ADR start, is 0 (no effect)."""
+
+    action_delay_steps: Delay | tuple[Delay, Delay] = 0
+    obs_noise_std: Std | tuple[Std, Std] = 0.0
+    action_noise_std: Std | tuple[Std, Std] = 0.0
+    obs_bias_std: Std | tuple[Std, Std] = 0.0
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _value_or_range(cls, value: Any, info: ValidationInfo) -> Any:
+        # one clear message rather than one per member of the union
+        if isinstance(value, (list, tuple)):
+            checked = effect_range(info.field_name, value)
+            return (checked.low, checked.high)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number or [low, high], got {value!r}")
+        if not value >= 0:
+            raise ValueError(f"must be >= 0, got {value!r}")
+        if info.field_name == "action_delay_steps":
+            if not float(value).is_integer():
+                raise ValueError(f"a delay is a whole number of control steps, got {value!r}")
+            effect_range(info.field_name, [value, value])  # within the maximum
+        return value
+
+    def drawn(self) -> dict[str, list[float]]:
+        """The effects drawn per episode: name -> ``[low, high]``."""
+        return {name: list(value) for name, value in self if isinstance(value, tuple)}
+
+    def fixed(self) -> Effects:
+        """The fixed effects; a drawn one stands at the low end of its range (what applies with randomization off)."""
+        return Effects(**{name: value[0] if isinstance(value, tuple) else value for name, value in self})
+
+
 ScheduleConfig = Annotated[FixedScheduleConfig | CurriculumConfig | ADRConfig, Field(discriminator="kind")]
 SCHEDULE_KINDS = ("fixed", "curriculum", "adr")
+# how pydantic names the members of the effects' value-or-range unions in an error's location
+UNION_TAGS = ("int", "float", "tuple[int, int]", "tuple[float, float]")
 
 
 class Randomization(_Strict):
@@ -91,14 +134,15 @@ class Randomization(_Strict):
         ranges: per-parameter range overrides, ``[low, high]`` or a mapping with ``low``, ``high``, ``distribution``;
             or the path of a YAML written by ``simreal sysid`` (its ``ranges``, and its ``effects`` unless
             ``effects`` is set here).
-        effects: unmodeled effects applied during training too (delay, noise).
+        effects: unmodeled effects applied during training (delay, noise, bias): fixed values, or ranges drawn per
+            episode.
         schedule: how the ranges evolve: ``fixed``, ``curriculum`` or ``adr``.
     """
 
     enabled: bool = True
     parameters: list[str] | None = None
     ranges: dict[str, Any] | str = Field(default_factory=dict)
-    effects: Effects = Field(default_factory=Effects)
+    effects: EffectsConfig = Field(default_factory=EffectsConfig)
     schedule: ScheduleConfig = Field(default_factory=FixedScheduleConfig)
 
 
@@ -181,11 +225,21 @@ class Normalize(_Strict):
 
 
 class EnvConfig(_Strict):
-    """The vectorized training envs."""
+    """The vectorized training envs.
+
+    Attributes:
+        n_envs: envs stepped together.
+        vec_env: ``dummy`` (in this process, batched) or ``subproc`` (one process each).
+        normalize: VecNormalize.
+        history: feed the policy the last ``history`` observations and actions
+            (:class:`~simreal.envs.history.HistoryObservation`; 0: the current observation only). Every env built
+            for the policy (evaluation, collection) gets the same input.
+    """
 
     n_envs: int = Field(default=1, gt=0)
     vec_env: Literal["dummy", "subproc"] = "dummy"
     normalize: Normalize = Field(default_factory=Normalize)
+    history: int = Field(default=0, ge=0, le=1000)
 
 
 class Evaluation(_Strict):
@@ -333,7 +387,7 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS))
+        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS, *UNION_TAGS))
         raise ConfigError(f"{source.where(field)}: {message}") from None
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move
@@ -341,7 +395,8 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
         ranges, effects = from_sysid_file(parsed.randomization.ranges, parsed.robot, where)
         update: dict[str, Any] = {"ranges": ranges}
         if "effects" not in (data.get("randomization") or {}):
-            update["effects"] = effects  # the identified delay and noise, unless the config names its own
+            # the identified delay and noise, unless the config names its own
+            update["effects"] = EffectsConfig(**effects.model_dump())
         parsed = parsed.model_copy(update={"randomization": parsed.randomization.model_copy(update=update)})
     return parsed
 

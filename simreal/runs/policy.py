@@ -61,7 +61,8 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu") -> LoadedPo
     statistics = None
     stats_path = model_path.parent / VECNORMALIZE
     if stats_path.exists():
-        statistics = load_vecnormalize(stats_path, vectorize(EnvFactory(setup.spec), n_envs=1, seed=0))
+        venv = vectorize(EnvFactory(setup.spec, history=setup.history), n_envs=1, seed=0)
+        statistics = load_vecnormalize(stats_path, venv)
     elif setup.config.env.normalize.observations:
         raise DataError(f"{stats_path}: missing: the model was trained on normalized observations")
     expected = statistics.observation_space.shape if statistics is not None else None

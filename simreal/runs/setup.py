@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_robot, load_target, resolve_ranges
+from simreal.envs.spec import (
+    Effects,
+    ParameterRange,
+    RobotSpec,
+    TargetSpec,
+    effect_ranges,
+    load_robot,
+    load_target,
+    resolve_ranges,
+)
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.runs.config import (
     ConfigSource,
@@ -33,8 +42,10 @@ class TrainingSetup:
     Attributes:
         config: the validated config (what the run directory saves).
         spec: the robot.
-        ranges: the full training distributions (empty when randomization is off: nominal dynamics).
-        effects: the unmodeled effects applied during training.
+        ranges: the full training distributions (empty when randomization is off: nominal dynamics), the drawn
+            effects among them (:data:`~simreal.envs.spec.EFFECT_NAMES`).
+        effects: the fixed unmodeled effects applied during training.
+        history: the policy's input holds the last this many observations and actions (0: the observation only).
         targets: the evaluation targets by name (the config's, else every target the robot ships).
         schedule_limits: ADR's hard limits per parameter (empty for other schedules).
         source: the config file, for messages.
@@ -47,6 +58,10 @@ class TrainingSetup:
     targets: dict[str, TargetSpec]
     schedule_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     source: str = "config"
+
+    @property
+    def history(self) -> int:
+        return self.config.env.history
 
 
 def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:
@@ -131,9 +146,11 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
             parameters_source="randomization.parameters",
             ranges_source="randomization.ranges",
         )
+        drawn = effect_ranges(randomization.effects.drawn(), "randomization.effects")
     except SpecError as exc:
         field, _, message = str(exc).partition(": ")
         raise ConfigError(f"{source.where(field)}: {message}") from None
+    ranges = {**ranges, **drawn}
     limits = _adr_limits(config, spec, ranges, source) if randomization.schedule.kind == "adr" else {}
 
     targets: dict[str, TargetSpec] = {}
@@ -156,7 +173,7 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         config=config,
         spec=spec,
         ranges=ranges if randomization.enabled else {},
-        effects=randomization.effects,
+        effects=randomization.effects.fixed(),
         targets=targets,
         schedule_limits=limits,
         source=source.path,

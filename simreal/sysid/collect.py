@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
+from simreal.envs.history import History
 from simreal.envs.spec import load_robot, load_target
 from simreal.errors import DataError
 from simreal.sysid.trajectories import Trajectories
@@ -55,7 +56,7 @@ def collect(
         obs, _ = env.reset(seed=seed + index)
         done, step = False, 0
         while not done:
-            action = act(obs)
+            action = act(obs, step == 0)
             rows["qpos"].append(data.qpos.copy())
             rows["qvel"].append(data.qvel.copy())
             rows["obs"].append(np.asarray(obs, dtype=np.float64))
@@ -89,7 +90,7 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     if str(policy) == "random":
         rng = np.random.default_rng(seed)
         space = env.action_space
-        return lambda obs: rng.uniform(space.low, space.high).astype(space.dtype)
+        return lambda obs, first: rng.uniform(space.low, space.high).astype(space.dtype)
     # only a trained policy needs stable-baselines3 (the train extra): random actions do not
     from simreal.runs.policy import load_policy
 
@@ -97,10 +98,17 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     if loaded.robot != robot:
         raise DataError(f"{policy}: the policy was trained on {loaded.robot}, not {robot}")
     statistics = loaded.statistics
+    # a policy trained on history inputs gets them here too (the recording keeps the robot's own observations)
+    k = loaded.setup.history
+    history = History(k, env.observation_space.shape[0], env.action_space.shape[0]) if k else None
+    sent: list[np.ndarray] = []
 
-    def act(obs: np.ndarray) -> np.ndarray:
+    def act(obs: np.ndarray, first: bool) -> np.ndarray:
+        if history is not None:
+            obs = history.start(obs) if first else history.add(sent[-1], obs)
         observed = statistics.normalize_obs(obs) if statistics is not None else obs
         action, _ = loaded.model.predict(observed, deterministic=deterministic)
+        sent[:] = [action]
         return action
 
     return act

@@ -67,7 +67,8 @@ class _Periodic(BaseCallback):
 
 class DynamicsLogger(BaseCallback):
     """Logs the dynamics of finished episodes: ``dr/<param>/mean`` over the last ``window`` episodes (a scalar at
-    every log), and every ``histogram_every`` timesteps a histogram ``dr/<param>`` of the values sampled since."""
+    every log), and every ``histogram_every`` timesteps a histogram ``dr/<param>`` of the values sampled since; drawn
+    effects alike (``dr/action_delay_steps/mean``...)."""
 
     def __init__(self, window: int = 100, histogram_every: int = 10_000) -> None:
         super().__init__()
@@ -87,7 +88,7 @@ class DynamicsLogger(BaseCallback):
             if dynamics is None or "episode" not in info:
                 continue
             finished = True
-            for name, value in dynamics.items():
+            for name, value in {**dynamics, **info.get("effects", {})}.items():
                 self._recent.setdefault(name, deque(maxlen=self.window)).append(value)
                 self._since.setdefault(name, []).append(value)
         if finished:

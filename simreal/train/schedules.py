@@ -19,14 +19,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from simreal.envs.dynamics import DynamicsSampler
-from simreal.envs.spec import ParameterRange
+from simreal.envs.spec import EFFECT_NAMES, ParameterRange
 from simreal.runs.setup import TrainingSetup
 
 SIDES = ("low", "high")
@@ -81,15 +81,21 @@ class FixedSchedule(Schedule):
         return dict(self.full)
 
 
-def _anchor(r: ParameterRange) -> float:
-    """Where a range grows from: the nominal value 1.0, or the nearest point of the range to it."""
-    return min(max(1.0, r.low), r.high)
+def nominal_value(name: str, r: ParameterRange | tuple[float, float]) -> float:
+    """Where a range grows from: a parameter's nominal multiplier 1.0, an effect's 0 (no effect), or the nearest
+    point of the range to it."""
+    low, high = (r.low, r.high) if isinstance(r, ParameterRange) else r
+    return min(max(0.0 if name in EFFECT_NAMES else 1.0, low), high)
 
 
-def _scaled(r: ParameterRange, width: float) -> ParameterRange:
-    """``r`` shrunk around its anchor to ``width`` (0 = the anchor alone, 1 = all of ``r``)."""
-    a = _anchor(r)
-    return r.model_copy(update={"low": a - width * (a - r.low), "high": a + width * (r.high - a)})
+def _scaled(name: str, r: ParameterRange, width: float) -> ParameterRange:
+    """``r`` shrunk around its nominal value to ``width`` (0 = that value alone, 1 = all of ``r``); an integer range
+    keeps whole-number bounds (a value comes in once the range has grown all the way to it)."""
+    a = nominal_value(name, r)
+    low, high = a - width * (a - r.low), a + width * (r.high - a)
+    if r.distribution == "integer":
+        low, high = float(math.ceil(low - 1e-9)), float(math.floor(high + 1e-9))
+    return r.model_copy(update={"low": low, "high": high})
 
 
 class CurriculumSchedule(FixedSchedule):
@@ -123,7 +129,7 @@ class CurriculumSchedule(FixedSchedule):
         return self.initial_fraction + (1.0 - self.initial_fraction) * done
 
     def ranges(self) -> dict[str, ParameterRange]:
-        return {name: _scaled(r, self._width) for name, r in self.full.items()}
+        return {name: _scaled(name, r, self._width) for name, r in self.full.items()}
 
     def update(self, progress: float) -> bool:
         # never narrower than it has been: a run resumed with a larger budget stands earlier in it
@@ -173,10 +179,15 @@ class BoundarySampler(DynamicsSampler):
 class ADRSchedule(Schedule):
     """Automatic Domain Randomization over the parameters of ``limits``.
 
+    Effects (:data:`~simreal.envs.spec.EFFECT_NAMES`) take part like parameters, on their own scale: a drawn
+    effect's range starts at its low limit (normally 0, no effect), and ``initial_width`` and ``step`` are fractions
+    of its limits' width; an integer effect (the delay) moves by whole steps, at least one.
+
     Args:
-        limits: hard limits per parameter (each contains the nominal value 1.0); ranges never pass them.
-        initial_width: each range starts at ``[1 - initial_width, 1 + initial_width]`` (within the limits).
-        step: how far a boundary moves in multiplier units.
+        limits: hard limits per parameter (each contains the nominal value 1.0) or effect; ranges never pass them.
+        initial_width: each parameter's range starts at ``[1 - initial_width, 1 + initial_width]`` (within the
+            limits).
+        step: how far a boundary moves, in multiplier units.
         probability: the chance that an episode is a boundary episode (one parameter pinned to one boundary).
         buffer_size: boundary returns collected before a boundary is judged.
         low_threshold, high_threshold: below the low threshold a boundary contracts, above the high one it expands.
@@ -196,19 +207,40 @@ class ADRSchedule(Schedule):
         high_threshold: float = 0.8,
         relative: bool = True,
         reference_window: int = 100,
+        integers: Collection[str] = (),
     ) -> None:
         self.limits = {name: (float(lo), float(hi)) for name, (lo, hi) in limits.items()}
+        self.integers = frozenset(integers)
         self.initial_width = initial_width
         self.step, self.boundary_probability, self.buffer_size = step, probability, buffer_size
         self.low_threshold, self.high_threshold, self.relative = low_threshold, high_threshold, relative
-        self.bounds = {
-            name: [max(lo, 1.0 - initial_width), min(hi, 1.0 + initial_width)] for name, (lo, hi) in self.limits.items()
-        }
+        self.bounds = {name: list(self._initial(name)) for name in self.limits}
         self.buffers: dict[str, list[float]] = {f"{name}/{side}": [] for name in self.limits for side in SIDES}
         self.reference_returns: deque[float] = deque(maxlen=reference_window)
 
+    def _unit(self, name: str) -> float:
+        """The scale of ``initial_width`` and ``step``: 1 for a multiplier, the width of an effect's limits."""
+        lo, hi = self.limits[name]
+        return hi - lo if name in EFFECT_NAMES else 1.0
+
+    def _initial(self, name: str) -> tuple[float, float]:
+        """The range ``name`` starts at, and that contraction never goes inside."""
+        lo, hi = self.limits[name]
+        nominal = nominal_value(name, (lo, hi))
+        half = self.initial_width * self._unit(name)
+        if name in self.integers:
+            half = math.floor(half + 1e-9)
+        return max(lo, nominal - half), min(hi, nominal + half)
+
+    def _step(self, name: str) -> float:
+        step = self.step * self._unit(name)
+        return max(1.0, float(round(step))) if name in self.integers else step
+
     def ranges(self) -> dict[str, ParameterRange]:
-        return {name: ParameterRange(low=lo, high=hi) for name, (lo, hi) in self.bounds.items()}
+        return {
+            name: ParameterRange(low=lo, high=hi, distribution="integer" if name in self.integers else "uniform")
+            for name, (lo, hi) in self.bounds.items()
+        }
 
     def sampler(self) -> BoundarySampler:
         return BoundarySampler(self.ranges(), self.boundary_probability)
@@ -251,8 +283,14 @@ class ADRSchedule(Schedule):
         return (self.low_threshold * abs(reference), self.high_threshold * abs(reference))
 
     def entropy(self) -> float:
-        """ADR entropy: the mean log width of the ranges (nats); it grows as the policy masters more randomization."""
-        widths = [hi - lo for lo, hi in self.bounds.values()]
+        """ADR entropy: the mean log width of the ranges (nats); it grows as the policy masters more randomization.
+        An effect's width is a fraction of its limits' width (an integer effect's: the fraction of its values)."""
+        widths = []
+        for name, (lo, hi) in self.bounds.items():
+            if name in self.integers:
+                widths.append((hi - lo + 1) / (self._unit(name) + 1))
+            else:
+                widths.append((hi - lo) / self._unit(name) if name in EFFECT_NAMES else hi - lo)
         return float(sum(math.log(w) if w > 0 else -math.inf for w in widths) / len(widths))
 
     def observe_boundary(self, parameter: str, side: str, episode_return: float) -> BoundaryDecision | None:
@@ -282,14 +320,13 @@ class ADRSchedule(Schedule):
             return
         lo_limit, hi_limit = self.limits[parameter]
         lo, hi = self.bounds[parameter]
-        outward = 1.0 if move == "expand" else -1.0
-        # contracting never goes inside the initial range, so the range keeps a width and contains 1.0
+        step = (1.0 if move == "expand" else -1.0) * self._step(parameter)
+        # contracting never goes inside the initial range, so the range keeps its nominal value
+        floor, ceiling = self._initial(parameter)
         if side == "low":
-            floor = max(1.0 - self.initial_width, lo_limit)
-            self.bounds[parameter][0] = max(min(lo - outward * self.step, floor), lo_limit)
+            self.bounds[parameter][0] = max(min(lo - step, floor), lo_limit)
         else:
-            ceiling = min(1.0 + self.initial_width, hi_limit)
-            self.bounds[parameter][1] = min(max(hi + outward * self.step, ceiling), hi_limit)
+            self.bounds[parameter][1] = min(max(hi + step, ceiling), hi_limit)
 
     def state(self) -> dict[str, Any]:
         return {"bounds": self.bounds, "buffers": self.buffers, "reference_returns": list(self.reference_returns)}
@@ -319,5 +356,6 @@ def build_schedule(setup: TrainingSetup) -> Schedule:
             low_threshold=schedule.thresholds.low,
             high_threshold=schedule.thresholds.high,
             relative=schedule.thresholds.relative,
+            integers=[name for name, r in setup.ranges.items() if r.distribution == "integer"],
         )
     return FixedSchedule(setup.ranges)

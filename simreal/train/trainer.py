@@ -108,7 +108,7 @@ def train(
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
 
-    factory = EnvFactory(setup.spec, setup.ranges, effects=setup.effects)
+    factory = EnvFactory(setup.spec, setup.ranges, effects=setup.effects, history=setup.history)
     venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
     try:
         schedule = build_schedule(setup)
@@ -135,6 +135,7 @@ def train(
         seed=config.seed + seeding.EVALUATION,
         ranges=setup.ranges,
         effects=setup.effects,
+        history=setup.history,
     )
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
     evaluation.restore(state)
