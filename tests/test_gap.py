@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simreal.evaluate.gap import reality_gap
+from simreal.evaluate.gap import mean_return_ci, reality_gap
 
 
 def test_gap_point_estimates_and_intervals():
@@ -43,3 +43,21 @@ def test_single_episode_collapses_the_interval_and_empty_input_is_refused():
     assert estimate.gap_ci == (6.0, 6.0)
     with pytest.raises(ValueError):
         reality_gap([], [1.0], np.random.default_rng(0))
+
+
+def test_mean_return_ci_covers_the_true_mean_about_as_often_as_it_says():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(100):
+        low, high = mean_return_ci([rng.normal(1000.0, 200.0, 20)], rng, resamples=500)
+        hits += low <= 1000.0 <= high
+    assert 85 <= hits <= 100
+
+
+def test_mean_return_ci_over_seeds_holds_the_seed_to_seed_spread():
+    rng = np.random.default_rng(1)
+    seeds = [rng.normal(mean, 10.0, 20) for mean in (1000.0, 2000.0, 3000.0)]
+    low, high = mean_return_ci(seeds, np.random.default_rng(2))
+    pooled_low, pooled_high = mean_return_ci([np.concatenate(seeds)], np.random.default_rng(2))
+    assert low < pooled_low and high > pooled_high  # three seeds far apart: the pooled interval is too narrow
+    assert mean_return_ci([[5.0]], rng) == (5.0, 5.0)

@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_target
 from simreal.envs.vector import EnvFactory, normalized_like, vectorize
 from simreal.errors import SpecError
-from simreal.evaluate.gap import reality_gap
+from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.runs.policy import load_policy
 
 SCHEMA = "simreal.evaluate/1"
@@ -23,9 +23,10 @@ SCHEMA = "simreal.evaluate/1"
 
 @dataclass
 class Returns:
-    """Episode returns on one env."""
+    """Episode returns on one env, and the bootstrap 95% CI of their mean (when computed)."""
 
     returns: list[float]
+    ci95: tuple[float, float] | None = None
 
     @property
     def mean(self) -> float:
@@ -36,7 +37,10 @@ class Returns:
         return float(np.std(self.returns))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mean_return": self.mean, "std_return": self.std, "returns": self.returns}
+        data: dict[str, Any] = {"mean_return": self.mean, "std_return": self.std}
+        if self.ci95 is not None:
+            data["mean_return_ci95"] = list(self.ci95)
+        return {**data, "returns": self.returns}
 
 
 @dataclass
@@ -103,6 +107,9 @@ class TransferEvaluator:
         randomized = self._returns(model, self._randomized, statistics) if self._randomized is not None else None
         targets = {name: self._returns(model, venv, statistics) for name, venv in self._targets.items()}
         rng = np.random.default_rng(self.seed)
+        for returns in [nominal, randomized, *targets.values()]:
+            if returns is not None:
+                returns.ci95 = mean_return_ci([returns.returns], rng)
         gaps = {name: reality_gap(nominal.returns, r.returns, rng).as_dict() for name, r in targets.items()}
         return TransferReport(nominal, randomized, targets, gaps)
 

@@ -78,3 +78,25 @@ def _interval(samples: np.ndarray, tail: float) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     low, high = np.percentile(samples, [tail, 100 - tail])
     return (float(low), float(high))
+
+
+def mean_return_ci(
+    groups: list[np.ndarray] | list[list[float]],
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> tuple[float, float]:
+    """A bootstrap confidence interval of the mean return over groups of episodes (one group per training seed).
+
+    Two-stage (hierarchical) resampling: seeds with replacement, then episodes within each drawn seed, so the
+    interval holds seed-to-seed variance as well as episode-to-episode variance. One group is the plain bootstrap
+    over episodes. With one episode in all, the interval collapses to the point.
+    """
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    if not arrays or any(a.size == 0 for a in arrays):
+        raise ValueError("mean_return_ci needs at least one episode in every group")
+    chosen = rng.integers(0, len(arrays), (resamples, len(arrays)))
+    means = np.empty(resamples)
+    for index, row in enumerate(chosen):
+        means[index] = np.mean([arrays[g][rng.integers(0, arrays[g].size, arrays[g].size)].mean() for g in row])
+    return _interval(means, (1 - confidence) / 2 * 100)
