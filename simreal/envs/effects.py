@@ -86,8 +86,8 @@ class _GaussianNoise(PartOfTheEnv, StreamOwner):
         """What a new episode needs beyond its ``std`` (nothing, unless overridden)."""
 
     def transform_reset(self, obs: Any) -> Any:
-        """The first observation of an episode as the policy sees it."""
-        return obs
+        """The first observation of an episode as the policy sees it (an observation wrapper's ``observation``)."""
+        return self.observation(obs) if isinstance(self, gym.ObservationWrapper) else obs
 
     def own_streams(self) -> dict[str, Any]:
         return {self._stream: generator_state(self._rng)}
@@ -100,9 +100,6 @@ class ObservationNoise(_GaussianNoise, gym.ObservationWrapper):
     """Adds Gaussian noise of standard deviation ``std`` (observation units) to every observation entry."""
 
     _salt, _stream, _effect = SALT_OBS_NOISE, "observation_noise", "obs_noise_std"
-
-    def transform_reset(self, obs: Any) -> Any:
-        return self.observation(obs)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         noise = self._rng.normal(0.0, self.std, size=observation.shape)
@@ -117,9 +114,6 @@ class ObservationBias(_GaussianNoise, gym.ObservationWrapper):
 
     def start_episode(self, obs: Any) -> None:
         self._bias = self._rng.normal(0.0, self.std, size=np.shape(obs))
-
-    def transform_reset(self, obs: Any) -> Any:
-        return self.observation(obs)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return (observation + self._bias).astype(observation.dtype, copy=False)
