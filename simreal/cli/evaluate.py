@@ -39,16 +39,21 @@ def evaluate(
 def evaluation_table(report: dict[str, Any], title: str) -> Table:
     """An evaluation report (``simreal evaluate``'s document) as a table."""
     table = Table(title=title, title_justify="left")
-    for column in ("env", "mean return", "std", "gap [95% CI]", "relative gap [95% CI]"):
+    for column in ("env", "mean return [95% CI]", "std", "gap [95% CI]", "relative gap [95% CI]"):
         table.add_column(column, justify="left" if column == "env" else "right")
+
+    def mean(row: dict[str, Any]) -> str:
+        interval = row.get("mean_return_ci95")  # reports written before it was added have none
+        return f"{row['mean_return']:.1f}" + (f" [{interval[0]:.0f}, {interval[1]:.0f}]" if interval else "")
+
     for name, source in report["source"].items():
-        table.add_row(f"source: {name}", f"{source['mean_return']:.1f}", f"{source['std_return']:.1f}", "", "")
+        table.add_row(f"source: {name}", mean(source), f"{source['std_return']:.1f}", "", "")
     for name, row in report["targets"].items():
         low, high = row["gap_ci95"]
         rel_low, rel_high = row["relative_gap_ci95"]
         table.add_row(
             f"target: {name}",
-            f"{row['mean_return']:.1f}",
+            mean(row),
             f"{row['std_return']:.1f}",
             f"{row['gap']:.1f} [{low:.1f}, {high:.1f}]",
             f"{row['relative_gap']:.1%} [{rel_low:.1%}, {rel_high:.1%}]",
