@@ -41,7 +41,8 @@ def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namesp
     if "randomized" in report["source"]:
         rows.append(row("source: training distribution", report["source"]["randomized"]))
     rows += [row(f"target: {target}", entry) for target, entry in report["targets"].items()]
-    command = " ".join(Path(run["command"][0]).name.split() + run["command"][1:])
+    program = Path(run["command"][0]).name
+    command = " ".join(["python -m simreal.cli" if program == "__main__.py" else program, *run["command"][1:]])
     return "\n".join(
         [
             f"# `{name}`",
@@ -54,6 +55,7 @@ def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namesp
             f"- trained with: `{command}` (simreal {run.get('simreal_version')}, commit "
             f"`{str(run.get('git_commit'))[:7]}`, device {run.get('device')})",
             f"- history input: {config['env'].get('history', 0)} steps",
+            *([f"- reproduce: `{args.reproduce}`"] if args.reproduce else []),
             "",
             f"Evaluated {time.strftime('%Y-%m-%d')} with `simreal evaluate policies/{name} --episodes {args.episodes} "
             f"--seed {args.seed}` ({platform.machine()}, python {platform.python_version()}, simreal "
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--note", default="")
+    parser.add_argument("--reproduce", default="", help="a command that trains the same policy (same seed, config)")
     parser.add_argument("--policies", type=Path, default=Path(__file__).resolve().parents[1] / "policies")
     args = parser.parse_args()
     final = args.policies / args.name
