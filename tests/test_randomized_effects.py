@@ -168,3 +168,13 @@ def test_bad_effect_ranges_give_one_line_and_exit_2(tmp_path, effects, message):
     assert len(lines) == 1 and lines[0].startswith("error: --set randomization.effects"), lines
     assert message in lines[0], lines
     assert not (tmp_path / "r").exists()
+
+
+def test_a_target_with_a_sensor_bias_is_shown_and_applied(tmp_path):
+    path = tmp_path / "biased.yaml"
+    path.write_text("base: hopper\neffects: {obs_bias_std: 0.05}\n")
+    result = runner.invoke(app, ["envs", "--target", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "obs bias σ=0.05" in result.stdout
+    env, plain = simreal.make("hopper", target=str(path)), simreal.make("hopper", nominal=True)
+    assert not np.allclose(env.reset(seed=0)[0], plain.reset(seed=0)[0])

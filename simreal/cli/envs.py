@@ -12,7 +12,12 @@ from rich.table import Table
 from simreal.cli.common import console, one_line_errors
 from simreal.envs.catalogue import catalogue, target_entry
 
-_EFFECT_LABELS = {"action_delay_steps": "delay", "obs_noise_std": "obs σ", "action_noise_std": "action σ"}
+_EFFECT_LABELS = {
+    "action_delay_steps": "delay",
+    "obs_noise_std": "obs σ",
+    "action_noise_std": "action σ",
+    "obs_bias_std": "obs bias σ",
+}
 
 
 @one_line_errors
