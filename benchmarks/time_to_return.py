@@ -52,8 +52,11 @@ ZOO_HOPPER = {
 }
 
 
-def clock_callback(threshold: float, every: int, episodes: int, budget: int, record: list[dict[str, Any]]) -> Any:
-    """The stable-baselines3 callback both setups are timed with (built lazily: the parent process needs no torch)."""
+def clock_callback(
+    threshold: float, every: int, episodes: int, budget: int, record: list[dict[str, Any]], history: int = 0
+) -> Any:
+    """The stable-baselines3 callback both setups are timed with (built lazily: the parent process needs no torch).
+    ``history``: the policy's history input, which the evaluation envs must give it too."""
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecNormalize
@@ -63,7 +66,7 @@ def clock_callback(threshold: float, every: int, episodes: int, budget: int, rec
 
     class Clock(BaseCallback):
         def _on_training_start(self) -> None:
-            self.eval_env = vectorize(EnvFactory(load_robot("hopper")), episodes, EVAL_SEED)
+            self.eval_env = vectorize(EnvFactory(load_robot("hopper"), history=history), episodes, EVAL_SEED)
             self.started, self.evaluating, self.due = time.perf_counter(), 0.0, every
 
         def _on_step(self) -> bool:
@@ -104,7 +107,7 @@ def run_simreal(config: str, seed: int, args: argparse.Namespace, record: list[d
     ]
     setup = load_setup(config, overrides)
     run_dir = args.out / f"simreal_{seed}"
-    callback = clock_callback(args.threshold, args.eval_every, args.episodes, args.budget, record)
+    callback = clock_callback(args.threshold, args.eval_every, args.episodes, args.budget, record, setup.history)
     train(setup, run_dir, device="cpu", callbacks=[callback], command=sys.argv)
 
 
