@@ -186,3 +186,21 @@ def test_stream_state_round_trips_through_json():
     assert (obs_a == obs_b).all()  # the same initial-state noise and the same observation noise
     action = env.action_space.sample()
     assert (env.step(action)[0] == other.step(action)[0]).all()  # the same action noise too
+
+
+def test_drawn_effects_and_the_sensor_bias_continue_after_a_stream_round_trip():
+    ranges = {"action_delay_steps": [0, 2], "obs_bias_std": [0.0, 0.05], "obs_noise_std": [0.0, 0.02]}
+    env = simreal.make("hopper", effect_ranges=ranges)
+    env.reset(seed=11)
+    env.reset()
+    state = json.loads(json.dumps(env.get_wrapper_attr("get_stream_state")()))
+    assert "observation_bias" in state
+
+    other = simreal.make("hopper", effect_ranges=ranges)
+    other.reset(seed=99)
+    other.get_wrapper_attr("set_stream_state")(state)
+    for _ in range(3):  # the same draws of delay, bias and noise, episode after episode
+        obs_a, info_a = env.reset()
+        obs_b, info_b = other.reset()
+        assert info_a["effects"] == info_b["effects"] and info_a["dynamics"] == info_b["dynamics"]
+        assert (obs_a == obs_b).all()
