@@ -32,7 +32,6 @@ EFFECTS = (
 )
 NO_EFFECTS = "randomization.effects={}"
 _SCHEDULES = {
-    "nominal": ["randomization.parameters=[]", "randomization.schedule={kind: fixed}"],
     "fixed": ["randomization.schedule={kind: fixed}"],
     "curriculum": ["randomization.schedule={kind: curriculum, initial_fraction: 0.0, ramp_fraction: 0.5}"],
     "adr": [
@@ -41,7 +40,10 @@ _SCHEDULES = {
     ],
 }
 SCHEDULES = {
+    "nominal": ["randomization.enabled=false", NO_EFFECTS],  # no randomization at all
     **{name: [*settings, NO_EFFECTS] for name, settings in _SCHEDULES.items()},
+    # no physical parameter drawn, the effects drawn
+    "nominal+effects": ["randomization.parameters=[]", "randomization.schedule={kind: fixed}", EFFECTS],
     **{f"{name}+effects": [*settings, EFFECTS] for name, settings in _SCHEDULES.items()},
 }
 
@@ -56,8 +58,6 @@ def train_and_evaluate(schedule: str, seed: int, args: argparse.Namespace) -> Pa
     report = args.out / f"{schedule}_{seed}.json"
     if not report.exists():
         settings = [f"total_timesteps={args.timesteps}", "eval.frequency=100000", *SCHEDULES[schedule]]
-        if schedule == "nominal":  # no randomization at all
-            settings = [f"total_timesteps={args.timesteps}", "eval.frequency=100000", "randomization.enabled=false"]
         train = [sys.executable, "-m", "simreal.cli", "train", "hopper_ppo_dr", "--seed", str(seed)]
         train += [item for s in settings for item in ("--set", s)] + ["--run-dir", str(run_dir), "--device", "cpu"]
         if not (run_dir / "model.zip").exists():

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from simreal.fileio import atomic_write_json
+
 THRESHOLD = 2000.0
 EVAL_SEED = 10_000
 
@@ -138,10 +140,7 @@ def child(args: argparse.Namespace) -> None:
         run_zoo(args.seed, args, record)
     else:
         run_simreal(args.config, args.seed, args, record)
-    path = args.out / f"{args.setup}_{args.seed}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    atomic_write_json(args.out / f"{args.setup}_{args.seed}.json", record)
 
 
 def launch(setup: str, seed: int, core: int, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -199,18 +198,14 @@ def main() -> None:
         mark = "" if hit["reached"] else " (never: censored at the budget)"
         return f"{hit['train_seconds'] / 60:.1f} at {hit['timesteps']}{mark}"
 
-    ratios = []
     for seed, ours, zoo in rows:
         ratio = ours["train_seconds"] / zoo["train_seconds"]
-        ratios.append(ratio)
         bound = "" if zoo["reached"] or not ours["reached"] else " (at most: zoo censored)"
         print(f"| {seed} | {cell(ours)} | {cell(zoo)} | {ratio:.2f}{bound} |")
     ours_total = sum(o["train_seconds"] for _, o, _ in rows)
     zoo_total = sum(z["train_seconds"] for _, _, z in rows)
     print(f"| total | {ours_total / 60:.1f} | {zoo_total / 60:.1f} | {ours_total / zoo_total:.2f} |")
-    (args.out / "time_to_return.json").write_text(
-        json.dumps([{"seed": s, "simreal": o, "zoo": z} for s, o, z in rows], indent=1)
-    )
+    atomic_write_json(args.out / "time_to_return.json", [{"seed": s, "simreal": o, "zoo": z} for s, o, z in rows])
 
 
 if __name__ == "__main__":

@@ -102,8 +102,9 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             current = self._base.copy()
             row, self._episode_info = self._sampler.episode(self._next_draw(), self._rng)
             current[self._sampled] = row[self._physics_columns]
+            ranges = self._sampler.ranges
             self._effects = {
-                name: int(value) if name == "action_delay_steps" else float(value)
+                name: int(value) if ranges[name].distribution == "integer" else float(value)
                 for name, value in zip(self._effect_names, row[self._effect_columns].tolist(), strict=True)
             }
             self._current = current
