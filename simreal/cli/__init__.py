@@ -7,6 +7,7 @@ import typer
 
 from simreal.cli.envs import envs
 from simreal.cli.evaluate import evaluate
+from simreal.cli.finetune import finetune
 from simreal.cli.sysid import collect, sysid
 from simreal.cli.train import train
 
@@ -24,7 +25,7 @@ def _root() -> None:
     """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
 
 
-for command in (envs, train, evaluate, collect, sysid):
+for command in (envs, train, evaluate, collect, sysid, finetune):
     app.command()(command)
 
 

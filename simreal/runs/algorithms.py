@@ -16,6 +16,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal.errors import ConfigError, DataError
 from simreal.runs.config import TrainConfig
 
+#: The normalization statistics saved beside a model file.
+VECNORMALIZE = "vecnormalize.pkl"
+
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
@@ -105,6 +108,38 @@ def load_model(
         raise DataError(f"{path}: not a readable {algorithm.upper()} model ({type(exc).__name__}: {exc})") from None
     except ModuleNotFoundError as exc:
         raise DataError(f"{path}: saved by another version of simreal, cannot continue training it ({exc})") from None
+
+
+def warm_start(
+    model_path: Path,
+    config: TrainConfig,
+    venv: VecEnv,
+    device: str,
+    lr_scale: float = 1.0,
+    update_normalization: bool = True,
+) -> BaseAlgorithm:
+    """A saved model set up to keep training on ``venv`` (a new env: a target, another simulator).
+
+    The ``vecnormalize.pkl`` beside the model wraps ``venv`` (fresh statistics would scramble the inputs), updating
+    or frozen; the learning rate is the config's times ``lr_scale`` on the config's schedule, restarted (train with
+    ``reset_num_timesteps=True``); SAC acts with its policy from the first step (its ``learning_starts`` would spend
+    steps on random actions) and starts with an empty replay buffer (it is not in the model file).
+
+    Raises:
+        DataError: an unreadable model or statistics file.
+    """
+    stats_path = model_path.parent / VECNORMALIZE
+    if stats_path.exists():
+        venv = load_vecnormalize(stats_path, venv)
+        venv.training = update_normalization
+    model = load_model(model_path, config.algorithm.name, env=venv, device=device, for_training=True)
+    hyper = config.algorithm.hyperparameters
+    rate = hyper.learning_rate * lr_scale
+    model.learning_rate = LinearDecay(rate) if getattr(hyper, "linear_lr_decay", False) else rate
+    model._setup_lr_schedule()
+    if isinstance(model, SAC):
+        model.learning_starts = 0
+    return model
 
 
 def _no_learning(progress_remaining: float) -> float:

@@ -39,12 +39,12 @@ from simreal.fileio import (
     replace_dir,
     staging_dir,
 )
+from simreal.runs.algorithms import VECNORMALIZE
 from simreal.runs.config import TrainConfig, load_config
 
 CONFIG = "config.yaml"
 RUN = "run.json"
 MODEL = "model.zip"
-VECNORMALIZE = "vecnormalize.pkl"
 REPLAY_BUFFER = "replay_buffer.pkl"
 EVAL = "eval.json"
 BEST = "best"

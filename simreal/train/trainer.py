@@ -26,7 +26,7 @@ from simreal.envs.vector import EnvFactory, normalize, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.fileio import atomic_write_json, read_json
-from simreal.runs.algorithms import load_model, load_vecnormalize, new_model, resolve_device
+from simreal.runs.algorithms import load_model, load_vecnormalize, new_model, resolve_device, warm_start
 from simreal.runs.rundir import (
     CONFIG,
     EVAL,
@@ -75,6 +75,7 @@ def train(
     resume: bool = False,
     callbacks: Sequence[BaseCallback] = (),
     command: list[str] | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train the config's algorithm, evaluating on targets and checkpointing as it says.
 
@@ -87,6 +88,9 @@ def train(
             ``setup.config.total_timesteps``.
         callbacks: extra stable-baselines3 callbacks (the CLI passes its progress bar).
         command: the command line to record (default: ``sys.argv``).
+        init: a new run starts from this model file's weights and normalization statistics instead of fresh ones
+            (warm start, e.g. continuing a policy in an identified simulator); the config's learning rate and
+            schedule apply from the start.
 
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.
@@ -115,7 +119,10 @@ def train(
         schedule.restore(state.get("schedule", {}))
         if config.randomization.enabled:
             venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
-        if checkpoint is None:
+        if checkpoint is None and init is not None:
+            model = warm_start(Path(init), config, venv, device)
+            set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
+        elif checkpoint is None:
             model = new_model(config, _normalized(venv, setup), device)
         else:
             model = _restore(setup, venv, checkpoint, state, device)

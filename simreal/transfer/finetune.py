@@ -1,0 +1,387 @@
+"""Fine-tune a sim-trained policy on a target under a budget of target steps, or train the from-scratch baseline.
+
+The fine-tuned run directory is a run directory like any other (``config.yaml``, ``model.zip``,
+``vecnormalize.pkl``, ``tb/``), so ``simreal evaluate`` and ``simreal collect`` take it as they are; ``finetune.json``
+adds what fine-tuning measured: the sample-efficiency curve (target return against target steps used), the final
+target return, forgetting (the drop in source return), and negative transfer against a from-scratch baseline.
+
+stable-baselines3 pitfalls handled here:
+
+- ``load()`` restores the source run's optimizer state: fine-tuning starts fresh optimizers, one parameter group per
+  layer, so a layer unfrozen later starts with no moments (:func:`~simreal.transfer.layers.fresh_optimizers`);
+- its learning-rate schedule overwrites every parameter group on each update: layer factors are reapplied after it;
+- ``VecNormalize`` statistics come from the source run (fresh ones would scramble the inputs) and are frozen unless
+  ``update_normalization``;
+- SAC's ``learning_starts`` would spend target steps on random actions: a fine-tuned SAC acts with its policy and
+  learns from the first step; its replay buffer is not in the model zip and starts empty (target data only);
+- ``reset_num_timesteps=True``: the learning-rate schedule runs over the fine-tuning budget, not the source run's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from torch.utils.tensorboard import SummaryWriter
+
+from simreal import seeding
+from simreal.envs.spec import TargetSpec, load_target
+from simreal.envs.vector import EnvFactory, normalize, normalized_like, vectorize
+from simreal.errors import ConfigError, DataError
+from simreal.evaluate.gap import mean_return_ci, reality_gap
+from simreal.fileio import atomic_write_json, read_json
+from simreal.runs.algorithms import new_model, resolve_device, warm_start
+from simreal.runs.config import TrainConfig
+from simreal.runs.policy import LoadedPolicy, load_policy
+from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
+from simreal.runs.setup import TrainingSetup
+from simreal.transfer.config import FinetuneSettings
+from simreal.transfer.layers import depth, fresh_optimizers, policy_layers, set_trainable, standard_optimizers
+from simreal.transfer.strategies import L2SP, trainable_top
+
+SCHEMA = "simreal.finetune/1"
+REPORT = "finetune.json"
+
+
+@dataclass
+class Budget:
+    """Target steps spent: training interaction, and curve evaluations (counted against the budget or not)."""
+
+    steps: int
+    count_eval: bool
+    train_steps: int = 0
+    eval_steps: int = 0
+
+    @property
+    def used(self) -> int:
+        """Steps counted against the budget."""
+        return self.train_steps + (self.eval_steps if self.count_eval else 0)
+
+    def affords(self, steps: int) -> bool:
+        return self.used + steps <= self.steps
+
+
+@dataclass
+class FinetuneResult:
+    """What fine-tuning left behind: the run directory and its ``finetune.json`` document."""
+
+    run_dir: Path
+    report: dict[str, Any]
+
+
+def finetune(
+    source: str | Path,
+    target: str,
+    settings: FinetuneSettings,
+    run_dir: str | Path,
+    *,
+    device: str = "cpu",
+    baseline: str | Path | None = None,
+    callbacks: Sequence[BaseCallback] = (),
+    command: list[str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune the policy of run ``source`` on ``target`` (or train a fresh one there, ``strategy: scratch``).
+
+    Args:
+        source: the sim-trained run directory (or a model file inside one). ``scratch`` takes its config only.
+        target: a target name or YAML of the source's robot.
+        settings: budget, strategy and evaluation settings.
+        run_dir: the new run directory.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        baseline: a from-scratch fine-tuning run (same robot, target and budget) to judge negative transfer against.
+        callbacks: extra stable-baselines3 callbacks (the CLI's progress bar).
+        command: the command line to record (default: ``sys.argv``).
+
+    Returns:
+        The run directory and its report (also written to ``finetune.json``).
+
+    Raises:
+        DataError: the source or baseline is not a usable run.
+        ConfigError: ``run_dir`` already holds a run, or a baseline that does not fit.
+        SpecError: an unknown target.
+    """
+    started = time.perf_counter()
+    device = resolve_device(device)
+    policy = load_policy(source, device=device)
+    setup = policy.setup
+    target_name, target_spec = load_target(setup.spec, target)
+    scratch = settings.strategy == "scratch"
+    against = _read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
+        raise ConfigError(f"{run_dir}: already holds a run (use another --run-dir)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = setup.config.model_copy(update={"seed": settings.seed}) if scratch else setup.config
+    torch.set_num_threads(config.torch_threads or 1)
+
+    factory = EnvFactory(setup.spec, fixed=target_spec.parameters, effects=target_spec.effects, history=setup.history)
+    venv = vectorize(factory, config.env.n_envs, settings.seed)
+    evaluation = _Evaluations(setup, target_spec, settings)
+    try:
+        model = _model(policy, config, venv, settings, device)
+        source_before = None if scratch else evaluation.source(model, policy.statistics)
+        layers = policy_layers(model)
+        fresh_optimizers(model, settings.layer_decay)
+        penalty = L2SP(layers, settings.l2sp)
+        set_random_seed(settings.seed, using_cuda=device == "cuda")
+        write_config(run_dir, config)
+        record_start(run_dir, command, device, 0)
+        model.set_logger(Logger(str(run_dir / "tb"), [TensorBoardOutputFormat(str(run_dir / "tb"))]))
+        budget = Budget(settings.steps, settings.count_eval)
+        tracker = _FinetuneCallback(settings, budget, layers, penalty, evaluation, run_dir / "tb")
+        try:
+            model.learn(settings.steps, callback=CallbackList([tracker, *callbacks]), reset_num_timesteps=True)
+            tracker.finish()
+        finally:
+            tracker.close()
+            penalty.remove()
+            standard_optimizers(model)
+        statistics = _statistics(model)
+        final = evaluation.target(model, statistics, final=True)
+        source_after = None if scratch else evaluation.source(model, statistics)
+        save_model(model, model.get_env(), run_dir)
+        record_end(run_dir, model.num_timesteps)
+    finally:
+        evaluation.close()
+        venv.close()
+
+    rng = np.random.default_rng(settings.seed)
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "source": str(policy.path),
+        "robot": setup.spec.robot,
+        "algorithm": config.algorithm.name,
+        "target": target_name,
+        "settings": {**settings.model_dump(), "lr_scale": settings.learning_rate_scale},
+        "budget": {
+            "steps": settings.steps,
+            "train_steps": budget.train_steps,
+            "eval_steps": budget.eval_steps,
+            "used": budget.used,
+            "eval_counted": settings.count_eval,
+            "final_eval_steps": final["steps"],
+        },
+        "curve": tracker.curve,
+        # counted evaluations are skipped when their episodes could run past the budget
+        "curve_evaluations_skipped": tracker.skipped,
+        "trainable_schedule": tracker.schedule,
+        "l2sp_distance": penalty.distance(),
+        "final": _summary(final["returns"], rng),
+        "seconds": time.perf_counter() - started,
+    }
+    if not scratch:
+        before, after = source_before["returns"], source_after["returns"]
+        drop = reality_gap(before, after, rng)
+        report["forgetting"] = {
+            "source_before": _summary(before, rng),
+            "source_after": _summary(after, rng),
+            "drop": drop.gap,
+            "drop_ci95": list(drop.gap_ci),
+            "relative_drop": drop.relative_gap,
+        }
+    if against is not None:
+        report["against_scratch"] = _against(final["returns"], against, str(baseline), rng)
+    atomic_write_json(run_dir / REPORT, report)
+    return FinetuneResult(run_dir, report)
+
+
+def _model(
+    policy: LoadedPolicy, config: TrainConfig, venv: VecEnv, settings: FinetuneSettings, device: str
+) -> BaseAlgorithm:
+    """The model to train on the target: the source's (its statistics carried over) or a fresh one."""
+    if settings.strategy != "scratch":
+        scale, update = settings.learning_rate_scale, settings.update_normalization
+        return warm_start(policy.path, config, venv, device, lr_scale=scale, update_normalization=update)
+    normalization = config.env.normalize
+    gamma = config.algorithm.hyperparameters.gamma
+    wrapped = normalize(
+        venv, normalization.observations, normalization.rewards, normalization.clip_obs,
+        normalization.clip_reward, gamma,
+    )  # fmt: skip
+    return new_model(config, wrapped, device)
+
+
+def _statistics(model: BaseAlgorithm) -> VecNormalize | None:
+    env = model.get_env()
+    return env if isinstance(env, VecNormalize) else None
+
+
+class _Evaluations:
+    """The target envs of the curve and of the final evaluation, and the source env (nominal dynamics) that
+    measures forgetting. Each is reseeded before every evaluation: successive evaluations see the same episodes."""
+
+    def __init__(self, setup: TrainingSetup, target: TargetSpec, settings: FinetuneSettings) -> None:
+        self.seed = settings.seed + seeding.EVALUATION
+        spec, history = setup.spec, setup.history
+        on_target = EnvFactory(spec, fixed=target.parameters, effects=target.effects, history=history)
+        self._curve = vectorize(on_target, settings.eval_episodes, self.seed)
+        self._final = vectorize(on_target, settings.final_episodes, self.seed)
+        self._source = vectorize(EnvFactory(spec, history=history), settings.final_episodes, self.seed)
+        self.max_episode_steps = int(gym.spec(spec.gym_id).max_episode_steps or 1000)
+        self.curve_episodes = settings.eval_episodes
+
+    def target(self, model: BaseAlgorithm, statistics: VecNormalize | None, final: bool = False) -> dict[str, Any]:
+        return self._run(model, self._final if final else self._curve, statistics)
+
+    def source(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> dict[str, Any]:
+        return self._run(model, self._source, statistics)
+
+    def _run(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> dict[str, Any]:
+        venv.seed(self.seed)
+        returns, lengths = evaluate_policy(
+            model,
+            normalized_like(venv, statistics),
+            n_eval_episodes=venv.num_envs,
+            deterministic=True,
+            return_episode_rewards=True,
+            warn=False,
+        )
+        # the steps of the recorded episodes: what the same evaluation would cost on a robot
+        return {"returns": [float(r) for r in returns], "steps": int(np.sum(lengths))}
+
+    def close(self) -> None:
+        for venv in (self._curve, self._final, self._source):
+            venv.close()
+
+
+class _FinetuneCallback(BaseCallback):
+    """Keeps the budget, evaluates on the target along the way (the sample-efficiency curve, logged under
+    ``transfer/`` against target steps used), and unfreezes layers on ``progressive``'s schedule."""
+
+    def __init__(
+        self,
+        settings: FinetuneSettings,
+        budget: Budget,
+        layers: list,
+        penalty: L2SP,
+        evaluation: _Evaluations,
+        folder: Path,
+    ) -> None:
+        super().__init__()
+        self.settings, self.budget, self.layers, self.penalty = settings, budget, layers, penalty
+        self.evaluation = evaluation
+        self.writer = SummaryWriter(log_dir=str(folder))
+        self.curve: list[dict[str, Any]] = []
+        self.skipped = 0
+        self.schedule: list[dict[str, Any]] = []
+        self._next_eval = 0
+        self._depth = depth(layers)
+        self._top: int | None | str = "unset"
+        self._rng = np.random.default_rng(settings.seed)
+        self._apply_strategy()
+
+    def _apply_strategy(self) -> None:
+        progress = self.budget.used / self.budget.steps
+        top = trainable_top(self.settings.strategy, progress, self._depth, self.settings.trainable_layers)
+        if top != self._top:
+            self._top = top
+            names = set_trainable(self.layers, top)
+            self.schedule.append({"target_steps": self.budget.used, "trainable": names})
+            self.writer.add_scalar("transfer/trainable_layers", top or self._depth, self.budget.used)
+
+    def _on_training_start(self) -> None:
+        self._maybe_evaluate()
+
+    def _on_step(self) -> bool:
+        self.budget.train_steps = self.model.num_timesteps
+        self._maybe_evaluate()
+        self._apply_strategy()
+        # stop before a step that would pass the budget: every env steps at once
+        return self.budget.affords(self.training_env.num_envs)
+
+    def _maybe_evaluate(self) -> None:
+        if self.budget.train_steps < self._next_eval:
+            return
+        self._next_eval = self.budget.train_steps + self.settings.evaluation_interval
+        if self.budget.count_eval and not self.budget.affords(
+            self.evaluation.curve_episodes * self.evaluation.max_episode_steps
+        ):
+            self.skipped += 1  # an evaluation could overrun the budget: skip it
+            return
+        self._evaluate()
+
+    def _evaluate(self) -> None:
+        env = self.model.get_env()
+        spent = self.budget.used  # the target experience behind the evaluated policy
+        result = self.evaluation.target(self.model, env if isinstance(env, VecNormalize) else None)
+        self.budget.eval_steps += result["steps"]
+        returns = result["returns"]
+        low, high = mean_return_ci([returns], self._rng)
+        point = {
+            "target_steps": spent,
+            "train_steps": self.budget.train_steps,
+            "eval_steps": self.budget.eval_steps,
+            "mean_return": float(np.mean(returns)),
+            "mean_return_ci95": [low, high],
+        }
+        self.curve.append(point)
+        step = spent
+        self.writer.add_scalar("transfer/target_return", point["mean_return"], step)
+        self.writer.add_scalar("transfer/target_return_ci_low", low, step)
+        self.writer.add_scalar("transfer/target_return_ci_high", high, step)
+        self.writer.add_scalar("transfer/train_steps", self.budget.train_steps, step)
+        self.writer.add_scalar("transfer/l2sp_distance", self.penalty.distance(), step)
+
+    def finish(self) -> None:
+        """The curve's last point, at the end of the budget (when it was not just taken and fits the budget)."""
+        self.budget.train_steps = self.model.num_timesteps
+        if self.curve and self.curve[-1]["train_steps"] == self.budget.train_steps:
+            return
+        if self.budget.count_eval and not self.budget.affords(
+            self.evaluation.curve_episodes * self.evaluation.max_episode_steps
+        ):
+            self.skipped += 1
+            return
+        self._evaluate()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _summary(returns: list[float], rng: np.random.Generator) -> dict[str, Any]:
+    low, high = mean_return_ci([returns], rng)
+    return {"mean_return": float(np.mean(returns)), "mean_return_ci95": [low, high], "returns": returns}
+
+
+def _read_baseline(path: str | Path, setup: TrainingSetup, target: str, settings: FinetuneSettings) -> dict[str, Any]:
+    report = read_json(Path(path) / REPORT)
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise DataError(f"{path}: --baseline: not a fine-tuning run (no readable {REPORT})")
+    checks = {
+        "robot": (report.get("robot"), setup.spec.robot),
+        "target": (report.get("target"), target),
+        "settings.strategy": ((report.get("settings") or {}).get("strategy"), "scratch"),
+        "budget.steps": ((report.get("budget") or {}).get("steps"), settings.steps),
+    }
+    for field, (theirs, ours) in checks.items():
+        if theirs != ours:
+            raise ConfigError(f"{path}/{REPORT}: {field}: {theirs!r}, expected {ours!r} for a from-scratch baseline")
+    return report
+
+
+def _against(returns: list[float], baseline: dict[str, Any], path: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Fine-tuned minus from-scratch final target return, with its CI; negative transfer when the whole interval is
+    below 0, positive when above, else inconclusive."""
+    theirs = baseline["final"]["returns"]
+    difference = reality_gap(returns, theirs, rng)  # ours - theirs
+    low, high = difference.gap_ci
+    verdict = "negative" if high < 0 else "positive" if low > 0 else "inconclusive"
+    return {
+        "baseline": path,
+        "scratch_mean_return": float(np.mean(theirs)),
+        "difference": difference.gap,
+        "difference_ci95": [low, high],
+        "transfer": verdict,
+    }
