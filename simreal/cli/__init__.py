@@ -10,6 +10,7 @@ from simreal.cli.evaluate import evaluate
 from simreal.cli.finetune import finetune
 from simreal.cli.sysid import collect, sysid
 from simreal.cli.train import train
+from simreal.cli.transfer import transfer
 
 app = typer.Typer(
     name="simreal",
@@ -25,7 +26,7 @@ def _root() -> None:
     """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
 
 
-for command in (envs, train, evaluate, collect, sysid, finetune):
+for command in (envs, train, evaluate, collect, sysid, finetune, transfer):
     app.command()(command)
 
 

@@ -18,7 +18,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 #: What the ``train`` extra brings, for the commands that train, evaluate or run a trained policy.
-TRAIN_EXTRA = ("stable_baselines3", "torch", "tensorboard")
+TRAIN_EXTRA = ("stable_baselines3", "torch", "tensorboard", "matplotlib")
 
 
 def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -86,7 +86,7 @@ def finetune(
         folder,
         device=device,
         baseline=baseline,
-        callbacks=[RichProgress(settings.steps, err_console)],
+        callbacks=[RichProgress(settings.steps, err_console, description=settings.strategy)],
         command=sys.argv,
     )
     console.print(finetune_table(result.report, f"{result.report['robot']} on {result.report['target']}: {folder}"))

@@ -16,13 +16,14 @@ class RichProgress(BaseCallback):
     Args:
         total_timesteps: the run's total (a resumed run starts the bar where it stands).
         console: where to draw (stderr by default, so stdout stays clean for tables and JSON).
+        description: the bar's label.
     """
 
-    def __init__(self, total_timesteps: int, console: Console | None = None) -> None:
+    def __init__(self, total_timesteps: int, console: Console | None = None, description: str = "train") -> None:
         super().__init__()
         self.total = total_timesteps
         self.progress = Progress(
-            TextColumn("[bold]train"),
+            TextColumn(f"[bold]{description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} steps/s"),

@@ -100,3 +100,54 @@ def mean_return_ci(
     for index, row in enumerate(chosen):
         means[index] = np.mean([arrays[g][rng.integers(0, arrays[g].size, arrays[g].size)].mean() for g in row])
     return _interval(means, (1 - confidence) / 2 * 100)
+
+
+@dataclass(frozen=True)
+class FractionClosed:
+    """``(J_stage - J_zero_shot) / (J_oracle - J_zero_shot)`` with a bootstrap CI, or undefined (``value`` None)
+    with the reason, when the oracle's margin over zero-shot is not clearly positive."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, float | list[float] | str | None]:
+        return {
+            "fraction_closed": self.value,
+            "fraction_closed_ci95": list(self.ci) if self.ci is not None else None,
+            "fraction_undefined": self.reason,
+        }
+
+
+def fraction_closed(
+    zero_shot: np.ndarray | list[float],
+    stage: np.ndarray | list[float],
+    oracle: np.ndarray | list[float],
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> FractionClosed:
+    """The fraction of the zero-shot-to-oracle gap a stage closed, from the three sets of target episode returns.
+
+    Each bootstrap resample draws the three sets anew (they are independent episodes). The fraction is undefined
+    when the interval of the oracle's margin ``J_oracle - J_zero_shot`` reaches 0: there is no gap the data can
+    show, and a ratio over it would be noise.
+    """
+    z, s, o = (np.asarray(x, dtype=np.float64) for x in (zero_shot, stage, oracle))
+    if z.size == 0 or s.size == 0 or o.size == 0:
+        raise ValueError("fraction_closed needs at least one episode of each")
+
+    def means(x: np.ndarray) -> np.ndarray:
+        return x[rng.integers(0, x.size, (resamples, x.size))].mean(axis=1)
+
+    zs, ss, os_ = means(z), means(s), means(o)
+    tail = (1 - confidence) / 2 * 100
+    margin_low, _ = _interval(os_ - zs, tail)
+    if not margin_low > 0:
+        margin = o.mean() - z.mean()
+        reason = f"the oracle's margin over zero-shot ({margin:.1f}) is within its {confidence:.0%} interval of 0"
+        return FractionClosed(None, None, reason)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (ss - zs) / (os_ - zs)
+    value = float((s.mean() - z.mean()) / (o.mean() - z.mean()))
+    return FractionClosed(value, _interval(ratios[np.isfinite(ratios)], tail))

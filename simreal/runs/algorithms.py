@@ -137,6 +137,7 @@ def warm_start(
     rate = hyper.learning_rate * lr_scale
     model.learning_rate = LinearDecay(rate) if getattr(hyper, "linear_lr_decay", False) else rate
     model._setup_lr_schedule()
+    model.num_timesteps = 0  # the budget and the schedules count from here, not from the saved run's count
     if isinstance(model, SAC):
         model.learning_starts = 0
     return model

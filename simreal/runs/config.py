@@ -382,6 +382,8 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
     Raises:
         ConfigError: naming the field and where it came from.
     """
+    if isinstance(data, dict) and data.get("kind") == "transfer":
+        raise ConfigError(f"{source.where('kind')}: a transfer pipeline's config: run it with simreal transfer")
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:

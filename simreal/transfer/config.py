@@ -1,5 +1,5 @@
-"""Settings of fine-tuning on a target (``simreal finetune`` and the pipeline's ``finetune`` stage), validated with
-pydantic."""
+"""Settings of fine-tuning on a target (``simreal finetune``), and the transfer pipeline's config (``simreal
+transfer``), validated with pydantic."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simreal.envs.spec import format_validation_error
+from simreal.envs.spec import format_validation_error, validation_problem
 from simreal.errors import ConfigError
+from simreal.fileio import read_yaml
+from simreal.runs.config import ConfigSource, apply_overrides, parse_overrides, resolve_config_path
 from simreal.transfer.strategies import DEFAULT_LR_SCALE
 
 
@@ -76,3 +78,134 @@ def finetune_settings(source: str, **values: object) -> FinetuneSettings:
         return FinetuneSettings(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+
+
+class SourceStage(_Strict):
+    """The sim-trained policy: an existing run (``run``), or a training config to train first (``config`` with
+    ``overrides``, ``--set`` strings). Exactly one of the two."""
+
+    run: str | None = None
+    config: str | None = None
+    overrides: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceStage:
+        if (self.run is None) == (self.config is None):
+            raise ValueError("give exactly one of run (an existing run directory) and config (a config to train)")
+        if self.run is not None and self.overrides:
+            raise ValueError("overrides: only for a config to train, not for an existing run")
+        return self
+
+
+class ZeroShotStage(_Strict):
+    """Evaluate the sim policy on the target as it is."""
+
+    enabled: bool = True
+
+
+class SysidStage(_Strict):
+    """Record ``episodes`` target episodes with the sim policy, identify the parameters (``params``, default all;
+    ``delay``: the action delay too), and report the dynamics gap before and after (``simreal sysid``'s options)."""
+
+    enabled: bool = True
+    episodes: int = Field(default=10, ge=1)
+    params: list[str] | None = None
+    horizon: int = Field(default=10, ge=1)
+    budget: int | None = Field(default=None, ge=10)
+    delay: bool = False
+    min_width: float = Field(default=0.1, ge=0, le=1.9)
+
+
+class IdentifiedStage(_Strict):
+    """Train in the identified simulator (randomization over the identified intervals, the identified delay) for
+    ``timesteps`` simulator steps: ``finetune`` continues the sim policy there, ``retrain`` starts a fresh one.
+    Needs the sysid stage."""
+
+    enabled: bool = True
+    mode: Literal["finetune", "retrain"] = "finetune"
+    timesteps: int = Field(default=200_000, gt=0)
+
+
+class FinetuneStage(FinetuneSettings):
+    """Fine-tune on the target (:class:`FinetuneSettings`, less ``seed`` and ``final_episodes``, which the pipeline
+    sets). ``start``: the policy of the latest stage (``previous``) or the sim policy (``source``);
+    ``scratch_baseline``: also train a fresh policy on the target with the same budget, and judge negative transfer
+    against it."""
+
+    enabled: bool = True
+    steps: int = Field(default=50_000, gt=0)
+    start: Literal["previous", "source"] = "previous"
+    scratch_baseline: bool = True
+
+    @model_validator(mode="after")
+    def _pipeline_sets_these(self) -> FinetuneStage:
+        for name in ("seed", "final_episodes"):
+            if name in self.model_fields_set:
+                raise ValueError(f"{name}: set by the pipeline (its seed and episodes), not per stage")
+        return self
+
+    def settings(self, seed: int, final_episodes: int) -> FinetuneSettings:
+        values = self.model_dump(exclude={"enabled", "start", "scratch_baseline"})
+        return FinetuneSettings(**{**values, "seed": seed, "final_episodes": final_episodes})
+
+
+class OracleStage(_Strict):
+    """A fresh policy trained directly on the target (the sim policy's config) for ``timesteps`` (default: the sim
+    budget, ``total_timesteps``): the best achievable target return. ``run``: reuse an existing oracle run."""
+
+    enabled: bool = True
+    timesteps: int | None = Field(default=None, gt=0)
+    run: str | None = None
+
+
+class Stages(_Strict):
+    zero_shot: ZeroShotStage = Field(default_factory=ZeroShotStage)
+    sysid: SysidStage = Field(default_factory=SysidStage)
+    identified: IdentifiedStage = Field(default_factory=IdentifiedStage)
+    finetune: FinetuneStage = Field(default_factory=FinetuneStage)
+    oracle: OracleStage = Field(default_factory=OracleStage)
+
+    @model_validator(mode="after")
+    def _identified_needs_sysid(self) -> Stages:
+        if self.identified.enabled and not self.sysid.enabled:
+            raise ValueError("identified: needs the sysid stage (enable sysid, or disable identified)")
+        return self
+
+
+class TransferConfig(_Strict):
+    """``simreal transfer``'s config: the sim policy, the target, which stages run, and how every stage's policy is
+    evaluated on the target (``episodes`` from seed ``eval_seed``, the same episodes for every stage).
+
+    Attributes:
+        target: a target name or YAML of the source's robot.
+        seed: seed of every stage's training, collection and fine-tuning.
+        episodes: evaluation episodes per stage.
+        eval_seed: seed of the evaluation episodes and bootstrap.
+        source: the sim policy (see :class:`SourceStage`).
+        stages: what runs (see :class:`Stages`).
+    """
+
+    kind: Literal["transfer"] = "transfer"
+    target: str
+    seed: int = Field(default=0, ge=0)
+    episodes: int = Field(default=20, ge=2)
+    eval_seed: int = Field(default=1000, ge=0)
+    source: SourceStage
+    stages: Stages = Field(default_factory=Stages)
+
+
+def load_transfer_config(path: str, overrides: list[str] | None = None) -> TransferConfig:
+    """Read, override (``--set key=value``, dotted) and validate a transfer config; a bare name is a shipped one.
+
+    Raises:
+        ConfigError: one line naming the file (or the ``--set`` key) and the field.
+    """
+    resolved = resolve_config_path(path)
+    pairs = parse_overrides(overrides or [])
+    source = ConfigSource(resolved, pairs)
+    data = apply_overrides(read_yaml(resolved, ConfigError), pairs)
+    try:
+        return TransferConfig.model_validate(data)
+    except ValidationError as exc:
+        field, message = validation_problem(exc)
+        raise ConfigError(f"{source.where(field)}: {message}") from None

@@ -1,0 +1,65 @@
+"""``simreal transfer``: the whole way from a sim policy to the target, with the gap at every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from simreal.cli.common import console, err_console, one_line_errors, require_training
+
+
+@one_line_errors
+def transfer(
+    config: str = typer.Argument(..., help="A transfer config YAML, or a shipped one's name (e.g. transfer_hopper)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a field by dotted path: key=value (repeatable)."),
+    out: Path = typer.Option(
+        None, "--out", help="Output folder (default: runs/transfer_<target>_<seed>); run again to continue it."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Run the transfer pipeline's stages (zero-shot, sysid, identified simulator, fine-tuning, oracle) and report
+    the target return, the gap and the fraction of it closed at each, with the target steps used."""
+    require_training("simreal transfer")
+    from simreal.cli.progress import RichProgress
+    from simreal.runs.algorithms import resolve_device
+    from simreal.transfer.config import load_transfer_config
+    from simreal.transfer.pipeline import run_pipeline
+
+    parsed = load_transfer_config(config, list(overrides or []))
+    folder = out or Path("runs") / f"transfer_{Path(parsed.target).stem}_{parsed.seed}"
+
+    def progress(stage: str, total: int) -> list:
+        return [RichProgress(total, err_console, description=stage)]
+
+    def on_stage(stage: str, event: str) -> None:
+        err_console.print(f"{stage}: {event}")
+
+    result = run_pipeline(parsed, folder, device=resolve_device(device), progress=progress, on_stage=on_stage)
+    console.print(transfer_table(result.report))
+    console.print(f"report: {result.out / 'report.md'} (with notes), report.json, returns.png, curves.png")
+    console.print(f"TensorBoard: tensorboard --logdir {result.out}")
+
+
+def transfer_table(report: dict[str, Any]) -> Table:
+    """The pipeline's report as a table: one row per finished stage."""
+    table = Table(title=f"transfer to {report['target']}: {report['source']}", title_justify="left")
+    for column in ("stage", "target return [95% CI]", "relative gap", "gap closed [95% CI]", "target steps", "time"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for row in report["stages"]:
+        ret = rel = closed = ""
+        if "mean_return" in row:
+            low, high = row["mean_return_ci95"]
+            ret, rel = f"{row['mean_return']:.1f} [{low:.0f}, {high:.0f}]", f"{row['relative_gap']:.1%}"
+        if row.get("fraction_closed") is not None:
+            low, high = row["fraction_closed_ci95"]
+            closed = f"{row['fraction_closed']:.2f} [{low:.2f}, {high:.2f}]"
+        elif row.get("fraction_undefined"):
+            closed = "undefined"
+        seconds = f"{row['seconds']:.0f} s" if row.get("seconds") is not None else ""
+        table.add_row(row["stage"], ret, rel, closed, str(row["target_steps_total"]), seconds)
+    if not report["complete"]:
+        table.caption = "incomplete: run the same command again to continue"
+    return table

@@ -1,0 +1,320 @@
+"""The transfer pipeline: from a sim policy to the target, one stage at a time, with the target return, the gap and
+the target steps used at every stage.
+
+Stages (each optional, in this order): ``source`` (train the sim policy, or take an existing run), ``zero_shot``,
+``sysid`` (record target episodes, identify the parameters), ``identified`` (train in the identified simulator),
+``scratch`` and ``finetune`` (a fresh policy and the fine-tuned one on the target, same budget), ``oracle`` (a fresh
+policy trained on the target with the sim budget). Every stage's policy is evaluated on the target with the same
+episodes. ``pipeline.json`` records each finished stage; a killed pipeline continues from the last finished one (an
+interrupted training stage continues from its checkpoint, others start over).
+
+Layout of the output folder::
+
+    pipeline.json   the config and every finished stage's record
+    source/ identified/ scratch/ finetune/ oracle/   run directories (simreal evaluate takes each)
+    sysid/          recording.npz, identified.yaml, sysid.json
+    evaluations/    <stage>.json: simreal evaluate's document for each stage's policy on the target
+    report.md report.json returns.png curves.png tb/   the report (see :mod:`simreal.transfer.report`)
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from stable_baselines3.common.callbacks import BaseCallback
+
+from simreal.envs.spec import load_target
+from simreal.errors import ConfigError, DataError
+from simreal.evaluate.evaluator import evaluate_run
+from simreal.fileio import atomic_write_json, atomic_write_text, read_json
+from simreal.runs.policy import load_policy
+from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, latest_checkpoint
+from simreal.runs.setup import load_setup
+from simreal.sysid.collect import collect
+from simreal.sysid.identify import identify
+from simreal.sysid.trajectories import save_trajectories, split_holdout
+from simreal.train.trainer import train
+from simreal.transfer.config import FinetuneSettings, TransferConfig
+from simreal.transfer.finetune import finetune
+from simreal.transfer.report import write_report
+
+SCHEMA = "simreal.pipeline/1"
+STATE = "pipeline.json"
+STAGES = ("source", "zero_shot", "sysid", "identified", "scratch", "finetune", "oracle")
+
+#: ``progress(stage, total_steps)``: extra stable-baselines3 callbacks for a stage that trains (a progress bar).
+Progress = Callable[[str, int], Sequence[BaseCallback]]
+#: ``on_stage(stage, event)``: ``event`` is ``start``, ``done`` or ``finished before``.
+OnStage = Callable[[str, str], None]
+
+
+@dataclass
+class PipelineResult:
+    """The output folder and the report document (``report.json``)."""
+
+    out: Path
+    report: dict[str, Any]
+
+
+def run_pipeline(
+    config: TransferConfig,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    on_stage: OnStage | None = None,
+) -> PipelineResult:
+    """Run the enabled stages that have not finished yet, then write the report.
+
+    Args:
+        config: the validated pipeline config.
+        out: the output folder (created; a folder of another config's pipeline is refused).
+        device: torch device of every training stage.
+        progress: extra callbacks for training stages (the CLI's progress bars).
+        on_stage: told when a stage starts, ends, or was finished by an earlier run.
+
+    Raises:
+        ConfigError: ``out`` holds a pipeline with another config; an unknown target.
+        DataError: the source run is missing or corrupt.
+    """
+    out = Path(out)
+    state = _state(config, out)
+    runner = _Stages(config, out, state, device, progress or (lambda stage, total: []))
+    for name in STAGES:
+        if not runner.enabled(name):
+            continue
+        if name in state["stages"]:
+            if on_stage:
+                on_stage(name, "finished before")
+            continue
+        if on_stage:
+            on_stage(name, "start")
+        started = time.perf_counter()
+        record = getattr(runner, name)()
+        record["seconds"] = time.perf_counter() - started
+        state["stages"][name] = record
+        atomic_write_json(out / STATE, state)
+        if on_stage:
+            on_stage(name, "done")
+    report = write_report(config, out, state)
+    return PipelineResult(out, report)
+
+
+def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
+    wanted = config.model_dump(mode="json")
+    state = read_json(out / STATE)
+    if state is None:
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"{out}: not empty and not a pipeline's folder (use another --out)")
+        out.mkdir(parents=True, exist_ok=True)
+        state = {"schema": SCHEMA, "config": wanted, "stages": {}}
+        atomic_write_json(out / STATE, state)
+        return state
+    if not isinstance(state, dict) or state.get("schema") != SCHEMA or not isinstance(state.get("stages"), dict):
+        raise DataError(f"{out / STATE}: not a simreal pipeline state")
+    if state.get("config") != wanted:
+        differing = _first_difference(state.get("config"), wanted)
+        raise ConfigError(
+            f"{out}: holds a pipeline run with another config ({differing} differs); continue it with the same "
+            "config, or use another --out"
+        )
+    return state
+
+
+def _first_difference(before: Any, after: Any, prefix: str = "") -> str:
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in [*after, *(k for k in before if k not in after)]:
+            if before.get(key) != after.get(key):
+                return _first_difference(before.get(key), after.get(key), f"{prefix}.{key}" if prefix else key)
+    return prefix or "config"
+
+
+class _Stages:
+    """One method per stage; each returns the stage's record for ``pipeline.json``."""
+
+    def __init__(
+        self, config: TransferConfig, out: Path, state: dict[str, Any], device: str, progress: Progress
+    ) -> None:
+        self.config, self.out, self.state, self.device, self.progress = config, out, state, device, progress
+        self.stages = config.stages
+
+    def enabled(self, name: str) -> bool:
+        if name == "source":
+            return True
+        if name == "scratch":
+            return self.stages.finetune.enabled and self.stages.finetune.scratch_baseline
+        return getattr(self.stages, name).enabled
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+    @property
+    def source_run(self) -> Path:
+        return Path(self.state["stages"]["source"]["policy"])
+
+    def _fresh(self, name: str) -> Path:
+        """The stage's folder, emptied of what an interrupted attempt left."""
+        folder = self.out / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        return folder
+
+    def _evaluate(self, name: str, policy: Path) -> dict[str, Any]:
+        report = evaluate_run(
+            policy, [self.config.target], self.config.episodes, self.config.eval_seed, device=self.device
+        )
+        atomic_write_json(self.out / "evaluations" / f"{name}.json", report)
+        (row,) = report["targets"].values()
+        keys = ("mean_return", "mean_return_ci95", "returns", "gap", "gap_ci95", "relative_gap", "relative_gap_ci95")
+        return {
+            **{key: row[key] for key in keys},
+            "source_nominal_return": report["source"]["nominal"]["mean_return"],
+        }
+
+    def _chain_steps(self) -> int:
+        """Target steps the adaptation chain has used so far (sysid's recording, then fine-tuning)."""
+        return sum(self.state["stages"].get(name, {}).get("target_steps", 0) for name in ("sysid",))
+
+    def _policy_record(self, name: str, policy: Path, steps: int, total: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "policy": str(policy),
+            "target_steps": steps,
+            "target_steps_total": total,
+            "evaluation": self._evaluate(name, policy),
+            **extra,
+        }
+
+    # -- stages ---------------------------------------------------------------------------------------------------
+    def source(self) -> dict[str, Any]:
+        source = self.config.source
+        if source.run is not None:
+            policy = load_policy(source.run)  # fails early, with one line, on a missing or corrupt run
+            load_target(policy.setup.spec, self.config.target)
+            return {"policy": str(Path(source.run)), "target_steps": 0, "trained": False}
+        setup = load_setup(source.config, [*source.overrides, f"seed={self.config.seed}"])
+        load_target(setup.spec, self.config.target)
+        folder = self.out / "source"
+        resume = folder.exists() and latest_checkpoint(folder) is not None
+        if folder.exists() and not resume:
+            folder = self._fresh("source")
+        callbacks = self.progress("source", setup.config.total_timesteps)
+        train(setup, folder, device=self.device, resume=resume, callbacks=callbacks)
+        return {"policy": str(folder), "target_steps": 0, "trained": True}
+
+    def zero_shot(self) -> dict[str, Any]:
+        return self._policy_record("zero_shot", self.source_run, 0, 0)
+
+    def sysid(self) -> dict[str, Any]:
+        settings = self.stages.sysid
+        folder = self._fresh("sysid")
+        folder.mkdir(parents=True)
+        robot = load_policy(self.source_run).robot
+        recording = collect(self.source_run, robot, self.config.target, settings.episodes, self.config.seed)
+        save_trajectories(recording, folder / "recording.npz")
+        fitted, held_out = split_holdout(recording)
+        result = identify(
+            fitted,
+            robot,
+            settings.params,
+            horizon=settings.horizon,
+            budget=settings.budget,
+            seed=self.config.seed,
+            delays=range(4) if settings.delay else None,
+            holdout=held_out,
+            min_width=settings.min_width,
+        )
+        identified = folder / "identified.yaml"
+        text = yaml.safe_dump(result.target_yaml(str(folder / "recording.npz")), sort_keys=False)
+        atomic_write_text(identified, text)
+        details = result.as_dict()
+        atomic_write_json(folder / "sysid.json", details)
+        misfit = details["misfit"]
+        return {
+            "target_steps": len(recording),
+            "target_steps_total": len(recording),
+            "identified": str(identified),
+            "dynamics_gap": details["dynamics_gap"],
+            "mean_relative_error": details["mean_relative_error"],
+            "action_delay_steps": details["action_delay_steps"],
+            "misfit_flagged": bool(misfit and misfit["flagged"]),
+        }
+
+    def identified(self) -> dict[str, Any]:
+        settings, sysid = self.stages.identified, self.state["stages"]["sysid"]
+        details = read_json(Path(sysid["identified"]).parent / "sysid.json")
+        overrides = [
+            "randomization.enabled=true",
+            "randomization.parameters=null",
+            f"randomization.ranges={Path(sysid['identified']).resolve()}",
+            "randomization.schedule={kind: fixed}",
+            f"total_timesteps={settings.timesteps}",
+            f"seed={self.config.seed}",
+            "eval.targets=[]",  # the target is not looked at while training in the identified simulator
+        ]
+        if details["action_delay_steps"] is not None:
+            overrides.append(f"randomization.effects.action_delay_steps={details['action_delay_steps']}")
+        if details["observation_noise"] is not None:
+            overrides.append(f"randomization.effects.obs_noise_std={details['observation_noise']}")
+        setup = load_setup(self._run_dir_of(self.source_run) / CONFIG, overrides)
+        folder = self.out / "identified"
+        resume = folder.exists() and latest_checkpoint(folder) is not None
+        if folder.exists() and not resume:
+            folder = self._fresh("identified")
+        init = self._model_of(self.source_run) if settings.mode == "finetune" else None
+        callbacks = self.progress("identified", settings.timesteps)
+        train(setup, folder, device=self.device, resume=resume, callbacks=callbacks, init=init)
+        steps = self._chain_steps()
+        return self._policy_record("identified", folder, 0, steps, mode=settings.mode, sim_steps=settings.timesteps)
+
+    def scratch(self) -> dict[str, Any]:
+        settings = self.stages.finetune.settings(self.config.seed, self.config.episodes)
+        settings = settings.model_copy(update={"strategy": "scratch", "l2sp": 0.0, "lr_scale": None})
+        result = self._finetune("scratch", self.source_run, settings, None)
+        used = result.report["budget"]["used"]
+        return self._policy_record("scratch", result.run_dir, used, used)
+
+    def finetune(self) -> dict[str, Any]:
+        stage = self.stages.finetune
+        start = self.source_run
+        if stage.start == "previous" and "identified" in self.state["stages"]:
+            start = Path(self.state["stages"]["identified"]["policy"])
+        baseline = self.out / "scratch" if "scratch" in self.state["stages"] else None
+        result = self._finetune("finetune", start, stage.settings(self.config.seed, self.config.episodes), baseline)
+        used = result.report["budget"]["used"]
+        total = used + (self._chain_steps() if start != self.source_run else 0)
+        extra = {key: result.report[key] for key in ("forgetting", "against_scratch") if key in result.report}
+        return self._policy_record("finetune", result.run_dir, used, total, start=str(start), **extra)
+
+    def oracle(self) -> dict[str, Any]:
+        stage = self.stages.oracle
+        if stage.run is not None:
+            return self._policy_record("oracle", Path(stage.run), 0, 0, trained=False)
+        budget = stage.timesteps or load_policy(self.source_run).setup.config.total_timesteps
+        settings = FinetuneSettings(
+            steps=budget,
+            strategy="scratch",
+            count_eval=False,
+            eval_every=max(1, budget // 10),
+            final_episodes=self.config.episodes,
+            seed=self.config.seed,
+        )
+        result = self._finetune("oracle", self.source_run, settings, None)
+        steps = result.report["budget"]["train_steps"]
+        return self._policy_record("oracle", result.run_dir, steps, steps, trained=True)
+
+    def _finetune(self, name: str, start: Path, settings: FinetuneSettings, baseline: Path | None) -> Any:
+        folder = self._fresh(name)
+        callbacks = self.progress(name, settings.steps)
+        return finetune(
+            start, self.config.target, settings, folder, device=self.device, baseline=baseline, callbacks=callbacks
+        )
+
+    def _model_of(self, policy: Path) -> Path:
+        return policy / MODEL if policy.is_dir() else policy
+
+    def _run_dir_of(self, policy: Path) -> Path:
+        return policy if policy.is_dir() else find_run_dir(policy) or policy.parent
