@@ -267,3 +267,19 @@ def _optimizers(model) -> list[torch.optim.Optimizer]:
     if hasattr(model.policy, "actor"):
         return [model.policy.actor.optimizer, model.policy.critic.optimizer]
     return [model.policy.optimizer]
+
+
+def test_a_warm_started_sac_acts_from_the_first_step_on_target_data_only(source):
+    from simreal.runs.algorithms import warm_start
+
+    if algo_of(source) != "sac":
+        pytest.skip("SAC only")
+    policy = load_policy(source)
+    venv = _target_env(policy).venv
+    model = warm_start(source / "model.zip", policy.setup.config, venv, "cpu")
+    assert model.learning_starts == 0 and model.num_timesteps == 0
+    assert model.replay_buffer.size() == 0  # the buffer is not in the model file: no simulation data mixed in
+    before = [p.detach().clone() for p in model.actor.parameters()]
+    model.learn(64, reset_num_timesteps=True)
+    assert model.replay_buffer.size() * model.n_envs == 64
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.actor.parameters(), strict=True))
