@@ -192,3 +192,23 @@ def test_a_source_that_is_not_a_run_or_another_pipelines_folder_is_one_line_and_
         run_pipeline(other, tmp_path / "used")
     with pytest.raises(ConfigError, match="run it with simreal transfer"):
         load_setup("transfer_hopper")
+
+
+def test_a_pipeline_can_train_its_own_source_first(source, tmp_path):
+    config = {
+        "target": "mild",
+        "episodes": 2,
+        "source": {"config": str(source / "config.yaml"), "overrides": ["total_timesteps=128"]},
+        "stages": {
+            "sysid": {"enabled": False},
+            "identified": {"enabled": False},
+            "finetune": {"enabled": False},
+            "oracle": {"timesteps": 128},
+        },
+    }
+    result = run_pipeline(TransferConfig.model_validate(config), tmp_path / "out")
+    assert [row["stage"] for row in result.report["stages"]] == ["zero_shot", "oracle"]
+    trained = yaml.safe_load((tmp_path / "out" / "source" / "config.yaml").read_text())
+    assert trained["total_timesteps"] == 128 and trained["seed"] == 0  # the pipeline's seed
+    assert json.loads((tmp_path / "out" / "source" / "run.json").read_text())["num_timesteps"] == 128
+    assert result.report["complete"] and result.report["source"] == str(tmp_path / "out" / "source")
