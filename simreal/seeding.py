@@ -16,3 +16,5 @@ CMA = 1
 FINAL_FIT = 1
 #: System identification: the noise drawn to tell how much error the noise alone leaves (the misfit check).
 MISFIT_NOISE = 11
+#: UP-OSI: the rollouts that train and test the estimator, apart from training and evaluation episodes.
+OSI = 20_000

@@ -9,7 +9,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simreal"
 #: Each stage may import only from the stages before it (and itself).
-ORDER = ["base", "envs", "runs", "evaluate", "train", "sysid", "transfer", "adaptation", "tools", "cli"]
+# adaptation (the estimators an adaptive policy carries) comes right after envs: loading, evaluating and training a
+# policy all need it
+ORDER = ["base", "envs", "adaptation", "runs", "evaluate", "train", "sysid", "transfer", "tools", "cli"]
 BASE = {"errors", "fileio", "resources", "seeding"}
 
 

@@ -22,13 +22,18 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the envs and the bootstrap."),
     json_out: Path = typer.Option(None, "--json", help="Write the results to this JSON file."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    true_dynamics: bool = typer.Option(
+        False, "--true-dynamics", help="Adaptive policies: give the policy the true dynamics, not its estimate."
+    ),
 ) -> None:
     """Evaluate a policy in its source simulator and on targets: returns, reality gap and 95% bootstrap CIs."""
     require_training("simreal evaluate")
     from simreal.evaluate.evaluator import evaluate_run
     from simreal.runs.algorithms import resolve_device
 
-    report = evaluate_run(source, list(target or []) or None, episodes, seed, resolve_device(device))
+    report = evaluate_run(
+        source, list(target or []) or None, episodes, seed, resolve_device(device), true_dynamics=true_dynamics
+    )
     if json_out is not None:
         atomic_write_json(json_out, report)
     console.print(evaluation_table(report, f"{report['robot']}: {report['model']}"))

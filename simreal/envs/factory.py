@@ -15,6 +15,7 @@ from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import add_effects
 from simreal.envs.history import HistoryObservation
 from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
 from simreal.envs.rendering import require_rendering
@@ -101,6 +102,7 @@ def make_env(
     effects: Effects | None = None,
     *,
     history: int = 0,
+    dynamics_input: DynamicsInputSpec | None = None,
     record: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
@@ -114,6 +116,8 @@ def make_env(
         effects: unmodeled effects (those ``ranges`` name are drawn per episode instead).
         history: > 0 wraps the env in :class:`~simreal.envs.history.HistoryObservation` with this many steps, outside
             the effects (the policy sees the observations it got and the actions it sent).
+        dynamics_input: the policy also sees the episode's log-multipliers, true or estimated
+            (:class:`~simreal.envs.privileged.DynamicsInput`, outside the effects, inside the history).
         record: the :func:`make` arguments that rebuild this env (``env.spec.kwargs``); by default they are
             written from the pieces themselves.
         **env_kwargs: passed to the gymnasium env's constructor.
@@ -144,6 +148,8 @@ def make_env(
         kwargs={"robot": spec.robot, **record, **env_kwargs},
     )
     env = add_effects(dynamics, effects, drawn)
+    if dynamics_input is not None:
+        env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator)
     return HistoryObservation(env, history) if history > 0 else env
 
 

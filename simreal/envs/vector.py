@@ -10,6 +10,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from simreal.envs.factory import make_env
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec
 
 
@@ -23,6 +24,7 @@ class EnvFactory:
         fixed: multipliers of the parameters not drawn (a target's).
         effects: unmodeled effects.
         history: steps of history in the observation (0: none).
+        dynamics_input: the episode's log-multipliers in the observation, true or estimated (``None``: not).
     """
 
     def __init__(
@@ -32,12 +34,15 @@ class EnvFactory:
         fixed: Mapping[str, float] | None = None,
         effects: Effects | None = None,
         history: int = 0,
+        dynamics_input: DynamicsInputSpec | None = None,
     ) -> None:
         self.spec, self.ranges, self.fixed, self.effects = spec, dict(ranges or {}), dict(fixed or {}), effects
-        self.history = history
+        self.history, self.dynamics_input = history, dynamics_input
 
     def __call__(self) -> gym.Env:
-        return make_env(self.spec, self.ranges, self.fixed, self.effects, history=self.history)
+        return make_env(
+            self.spec, self.ranges, self.fixed, self.effects, history=self.history, dynamics_input=self.dynamics_input
+        )
 
 
 def vectorize(factory: Callable[[], gym.Env], n_envs: int, seed: int, subprocesses: bool = False) -> VecEnv:

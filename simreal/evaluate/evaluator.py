@@ -12,6 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_target
 from simreal.envs.vector import EnvFactory, normalized_like, vectorize
 from simreal.errors import SpecError
@@ -78,6 +79,7 @@ class TransferEvaluator:
         ranges: the training distribution, also evaluated (``None``: not evaluated; empty: nominal dynamics).
         effects: the training effects, applied with ``ranges``.
         history: steps of history in the policy's input (0: none).
+        dynamics_input: an adaptive policy's dynamics input (true or estimated log-multipliers; ``None``: none).
     """
 
     def __init__(
@@ -89,11 +91,13 @@ class TransferEvaluator:
         ranges: Mapping[str, ParameterRange] | None = None,
         effects: Effects | None = None,
         history: int = 0,
+        dynamics_input: DynamicsInputSpec | None = None,
     ) -> None:
         self.episodes, self.seed = episodes, seed
 
         def envs(**pieces: Any) -> VecEnv:
-            return vectorize(EnvFactory(spec, history=history, **pieces), episodes, seed)
+            factory = EnvFactory(spec, history=history, dynamics_input=dynamics_input, **pieces)
+            return vectorize(factory, episodes, seed)
 
         self._nominal = envs()
         self._randomized = envs(ranges=ranges, effects=effects) if ranges is not None else None
@@ -133,6 +137,7 @@ def evaluate_run(
     episodes: int = 10,
     seed: int = 0,
     device: str = "cpu",
+    true_dynamics: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a trained policy on its source simulator and on targets: the ``simreal evaluate`` document.
 
@@ -142,6 +147,8 @@ def evaluate_run(
         episodes: episodes per env.
         seed: seed of the envs and the bootstrap; same seed, same numbers.
         device: torch device for the policy.
+        true_dynamics: give an adaptive policy the true dynamics instead of its estimator's (a simulator-only
+            reference).
 
     Returns:
         A JSON-ready mapping: ``schema``, ``model``, ``robot``, ``algorithm``, ``episodes``, ``seed``, ``source``
@@ -152,7 +159,7 @@ def evaluate_run(
         DataError: a missing or corrupt run, model or statistics file.
         SpecError: an unknown target, or two targets of the same name.
     """
-    policy = load_policy(source, device=device)
+    policy = load_policy(source, device=device, true_dynamics=true_dynamics)
     spec = policy.setup.spec
     chosen: dict[str, TargetSpec] = {}
     for target in targets or list(spec.targets):
@@ -162,7 +169,14 @@ def evaluate_run(
         chosen[name] = target_spec
     setup = policy.setup
     evaluator = TransferEvaluator(
-        spec, chosen, episodes, seed, ranges=setup.ranges, effects=setup.effects, history=setup.history
+        spec,
+        chosen,
+        episodes,
+        seed,
+        ranges=setup.ranges,
+        effects=setup.effects,
+        history=setup.history,
+        dynamics_input=policy.dynamics_input,
     )
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)
@@ -176,5 +190,10 @@ def evaluate_run(
         "episodes": episodes,
         "seed": seed,
         "deterministic": True,
+        **({"dynamics_input": _dynamics_input(policy.dynamics_input)} if policy.dynamics_input else {}),
         **report.as_dict(),
     }
+
+
+def _dynamics_input(spec: DynamicsInputSpec) -> dict[str, Any]:
+    return {"parameters": list(spec.names), "source": "true" if spec.estimator is None else "estimated"}

@@ -261,6 +261,46 @@ class Checkpoint(_Strict):
     keep: int = Field(default=2, gt=0)
 
 
+class OSIConfig(_Strict):
+    """UP-OSI's online system identification network and how it is trained after the universal policy.
+
+    Attributes:
+        hidden: hidden layer sizes of the MLP.
+        iterations: rounds of rollouts and supervised fitting: the first with the true multipliers driving the
+            policy, the later ones with the network's own estimates (DAgger-like, as in Yu et al. 2017); the data
+            are aggregated.
+        episodes: rollouts on the training distribution per round.
+        epochs: passes over the aggregated data per round.
+        learning_rate: Adam's.
+        batch_size: samples per gradient step.
+    """
+
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    iterations: int = Field(default=3, ge=1)
+    episodes: int = Field(default=20, ge=1)
+    epochs: int = Field(default=30, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+
+
+class AdaptationConfig(_Strict):
+    """Online adaptation: a policy that sees the dynamics (``uposi``: the log-multipliers, true while training,
+    estimated from the last ``history`` observations and actions when deployed). ``none``: a plain policy.
+
+    Attributes:
+        kind: ``none`` or ``uposi``.
+        history: steps of observations and actions the estimator reads.
+        parameters: the parameters the policy sees and the estimator estimates (default: every randomized physical
+            parameter).
+        osi: the estimator (``uposi``).
+    """
+
+    kind: Literal["none", "uposi"] = "none"
+    history: int = Field(default=10, ge=1, le=1000)
+    parameters: list[str] | None = None
+    osi: OSIConfig = Field(default_factory=OSIConfig)
+
+
 class TrainConfig(_Strict):
     """A training experiment."""
 
@@ -272,6 +312,7 @@ class TrainConfig(_Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     eval: Evaluation = Field(default_factory=Evaluation)
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     torch_threads: int | None = Field(default=None, gt=0)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
+from simreal.adaptation.osi import OSI_FILE, load_estimator
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.runs.algorithms import load_model, load_vecnormalize
@@ -25,17 +27,20 @@ class LoadedPolicy:
     setup: TrainingSetup
     statistics: VecNormalize | None
     path: Path
+    dynamics_input: DynamicsInputSpec | None = None
 
     @property
     def robot(self) -> str:
         return self.setup.spec.robot
 
 
-def load_policy(source: str | os.PathLike[str], device: str = "cpu") -> LoadedPolicy:
+def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynamics: bool = False) -> LoadedPolicy:
     """Load a policy from a run directory (its final model) or a model file inside a run directory.
 
     The VecNormalize statistics are the ``vecnormalize.pkl`` beside the model file. Model zips and statistics hold
-    pickles: load only runs you trust.
+    pickles: load only runs you trust. An adaptive policy (UP-OSI) comes with its estimator (the run's ``osi.pt``),
+    which gives it the estimated dynamics; with ``true_dynamics``, or before the estimator is trained, it is given
+    the true ones (the universal policy alone, a reference only a simulator can provide).
 
     Raises:
         DataError: no such file or folder, no config for it, a corrupt model or statistics file.
@@ -61,11 +66,19 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu") -> LoadedPo
     statistics = None
     stats_path = model_path.parent / VECNORMALIZE
     if stats_path.exists():
-        venv = vectorize(EnvFactory(setup.spec, history=setup.history), n_envs=1, seed=0)
+        factory = EnvFactory(setup.spec, history=setup.history, dynamics_input=setup.dynamics_input)
+        venv = vectorize(factory, n_envs=1, seed=0)
         statistics = load_vecnormalize(stats_path, venv)
     elif setup.config.env.normalize.observations:
         raise DataError(f"{stats_path}: missing: the model was trained on normalized observations")
     expected = statistics.observation_space.shape if statistics is not None else None
     if expected is not None and model.observation_space.shape != expected:
         raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
-    return LoadedPolicy(model, setup, statistics, model_path)
+    dynamics_input = setup.dynamics_input
+    if dynamics_input is not None and not true_dynamics and (run_dir / OSI_FILE).exists():
+        estimator = load_estimator(run_dir / OSI_FILE)
+        if estimator.names != list(dynamics_input.names):
+            seen = list(dynamics_input.names)
+            raise DataError(f"{run_dir / OSI_FILE}: names: estimates {estimator.names}, the policy sees {seen}")
+        dynamics_input = DynamicsInputSpec(dynamics_input.names, estimator)
+    return LoadedPolicy(model, setup, statistics, model_path, dynamics_input)

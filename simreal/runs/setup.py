@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import (
+    EFFECT_NAMES,
     Effects,
     ParameterRange,
     RobotSpec,
@@ -49,6 +51,7 @@ class TrainingSetup:
         targets: the evaluation targets by name (the config's, else every target the robot ships).
         schedule_limits: ADR's hard limits per parameter (empty for other schedules).
         source: the config file, for messages.
+        adaptive: the parameters an adaptive policy sees (empty: a plain policy).
     """
 
     config: TrainConfig
@@ -58,10 +61,16 @@ class TrainingSetup:
     targets: dict[str, TargetSpec]
     schedule_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     source: str = "config"
+    adaptive: tuple[str, ...] = ()
 
     @property
     def history(self) -> int:
         return self.config.env.history
+
+    @property
+    def dynamics_input(self) -> DynamicsInputSpec | None:
+        """The true log-multipliers an adaptive policy trains on (``None`` for a plain policy)."""
+        return DynamicsInputSpec(self.adaptive) if self.adaptive else None
 
 
 def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:
@@ -177,7 +186,31 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         targets=targets,
         schedule_limits=limits,
         source=source.path,
+        adaptive=_adaptive(config, ranges, source),
     )
+
+
+def _adaptive(config: TrainConfig, ranges: dict[str, ParameterRange], source: ConfigSource) -> tuple[str, ...]:
+    """The parameters an adaptive policy sees: the configured ones, each randomized, else every randomized one."""
+    adaptation = config.adaptation
+    if adaptation.kind == "none":
+        return ()
+    where = source.where("adaptation.kind")
+    if not config.randomization.enabled:
+        raise ConfigError(f"{where}: an adaptive policy needs randomized dynamics (randomization.enabled: true)")
+    if config.env.history:
+        raise ConfigError(f"{where}: the estimator reads adaptation.history itself: set env.history to 0")
+    physics = [name for name in ranges if name not in EFFECT_NAMES]
+    names = adaptation.parameters if adaptation.parameters is not None else physics
+    for index, name in enumerate(names):
+        if name not in physics:
+            listed = ", ".join(physics) or "none"
+            raise ConfigError(
+                f"{source.where(f'adaptation.parameters.{index}')}: {name!r} is not randomized (randomized: {listed})"
+            )
+    if not names:
+        raise ConfigError(f"{where}: no randomized physical parameter to adapt to")
+    return tuple(names)
 
 
 def _adr_limits(

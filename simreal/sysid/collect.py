@@ -102,8 +102,20 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     k = loaded.setup.history
     history = History(k, env.observation_space.shape[0], env.action_space.shape[0]) if k else None
     sent: list[np.ndarray] = []
+    # an adaptive policy gets its dynamics input as DynamicsInput would give it: its estimator's, else the truth
+    adaptive = loaded.dynamics_input
+    estimator = adaptive.estimator if adaptive is not None else None
+    estimator_input = (
+        History(estimator.history, env.observation_space.shape[0], env.action_space.shape[0]) if estimator else None
+    )
 
     def act(obs: np.ndarray, first: bool) -> np.ndarray:
+        if estimator is not None:
+            inputs = estimator_input.start(obs) if first else estimator_input.add(sent[-1], obs)
+            obs = np.concatenate([np.asarray(obs, dtype=np.float64), estimator(inputs)])
+        elif adaptive is not None:
+            truth = get_dynamics(env)
+            obs = np.concatenate([np.asarray(obs, dtype=np.float64), np.log([truth[n] for n in adaptive.names])])
         if history is not None:
             obs = history.start(obs) if first else history.add(sent[-1], obs)
         observed = statistics.normalize_obs(obs) if statistics is not None else obs

@@ -22,6 +22,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch.utils.tensorboard import SummaryWriter
 
 from simreal import seeding
+from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.vector import EnvFactory, normalize, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import TransferEvaluator
@@ -112,7 +114,9 @@ def train(
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
 
-    factory = EnvFactory(setup.spec, setup.ranges, effects=setup.effects, history=setup.history)
+    factory = EnvFactory(
+        setup.spec, setup.ranges, effects=setup.effects, history=setup.history, dynamics_input=setup.dynamics_input
+    )
     venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
     try:
         schedule = build_schedule(setup)
@@ -143,6 +147,7 @@ def train(
         ranges=setup.ranges,
         effects=setup.effects,
         history=setup.history,
+        dynamics_input=setup.dynamics_input,
     )
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
     evaluation.restore(state)
@@ -164,6 +169,20 @@ def train(
             model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
         else:
             everything.init_callback(model)
+        if setup.adaptive:
+            estimator = _train_estimator(setup, model, run_dir)
+            # the final evaluation is the deployable pair's: the policy given the estimator's dynamics
+            evaluator.close()
+            evaluator = TransferEvaluator(
+                setup.spec,
+                setup.targets,
+                config.eval.episodes,
+                seed=config.seed + seeding.EVALUATION,
+                ranges=setup.ranges,
+                effects=setup.effects,
+                dynamics_input=DynamicsInputSpec(setup.adaptive, estimator),
+            )
+            evaluation.evaluator = evaluator
         final = evaluation.evaluate()
         if model.num_timesteps > start or checkpoint is None:
             checkpoints.save()
@@ -174,6 +193,40 @@ def train(
         evaluator.close()
         venv.close()
     return TrainResult(run_dir, start, model.num_timesteps, final)
+
+
+def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) -> OSIEstimator:
+    """UP-OSI's second phase: train the estimator on the universal policy's rollouts, log its held-out error per
+    round under ``adaptation/``, and write ``osi.pt`` and ``osi.json``."""
+    adaptation = setup.config.adaptation
+    env = model.get_env()
+    writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+
+    def log(round_: int, report: dict[str, Any]) -> None:
+        writer.add_scalar("adaptation/osi/loss", report["loss"], round_)
+        for name, error in report["held_out"].items():
+            writer.add_scalar(f"adaptation/osi/relative_error/{name}", error["relative_error"], round_)
+            writer.add_scalar(f"adaptation/osi/log_rmse/{name}", error["log_rmse"], round_)
+        writer.flush()
+
+    try:
+        estimator, reports = train_osi(
+            model,
+            env if isinstance(env, VecNormalize) else None,
+            setup.spec,
+            setup.ranges,
+            setup.effects,
+            list(setup.adaptive),
+            adaptation.history,
+            adaptation.osi,
+            seed=setup.config.seed + seeding.OSI,
+            log=log,
+        )
+    finally:
+        writer.close()
+    estimator.save(run_dir / OSI_FILE)
+    atomic_write_json(run_dir / "osi.json", {"parameters": list(setup.adaptive), "rounds": reports})
+    return estimator
 
 
 def _new_run_dir(run_dir: Path) -> None:

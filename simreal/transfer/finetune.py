@@ -37,13 +37,15 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch.utils.tensorboard import SummaryWriter
 
 from simreal import seeding
+from simreal.adaptation.osi import OSI_FILE
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import TargetSpec, load_target
 from simreal.envs.vector import EnvFactory, normalize, normalized_like, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
 from simreal.runs.algorithms import new_model, resolve_device, warm_start
-from simreal.runs.config import TrainConfig
+from simreal.runs.config import AdaptationConfig, TrainConfig
 from simreal.runs.policy import LoadedPolicy, load_policy
 from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
 from simreal.runs.setup import TrainingSetup
@@ -123,12 +125,21 @@ def finetune(
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (use another --run-dir)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = setup.config.model_copy(update={"seed": settings.seed}) if scratch else setup.config
+    # a fresh policy is a plain one: an adaptive source's estimator belongs to the source's policy
+    plain = {"seed": settings.seed, "adaptation": AdaptationConfig()}
+    config = setup.config.model_copy(update=plain) if scratch else setup.config
+    dynamics_input = None if scratch else policy.dynamics_input
     torch.set_num_threads(config.torch_threads or 1)
 
-    factory = EnvFactory(setup.spec, fixed=target_spec.parameters, effects=target_spec.effects, history=setup.history)
+    factory = EnvFactory(
+        setup.spec,
+        fixed=target_spec.parameters,
+        effects=target_spec.effects,
+        history=setup.history,
+        dynamics_input=dynamics_input,
+    )
     venv = vectorize(factory, config.env.n_envs, settings.seed)
-    evaluation = _Evaluations(setup, target_spec, settings)
+    evaluation = _Evaluations(setup, target_spec, settings, dynamics_input)
     try:
         model = _model(policy, config, venv, settings, device)
         source_before = None if scratch else evaluation.source(model, policy.statistics)
@@ -152,6 +163,8 @@ def finetune(
         final = evaluation.target(model, statistics, final=True)
         source_after = None if scratch else evaluation.source(model, statistics)
         save_model(model, model.get_env(), run_dir)
+        if dynamics_input is not None and dynamics_input.estimator is not None:
+            dynamics_input.estimator.save(run_dir / OSI_FILE)  # the fine-tuned policy keeps its estimator
         record_end(run_dir, model.num_timesteps)
     finally:
         evaluation.close()
@@ -222,13 +235,22 @@ class _Evaluations:
     """The target envs of the curve and of the final evaluation, and the source env (nominal dynamics) that
     measures forgetting. Each is reseeded before every evaluation: successive evaluations see the same episodes."""
 
-    def __init__(self, setup: TrainingSetup, target: TargetSpec, settings: FinetuneSettings) -> None:
+    def __init__(
+        self,
+        setup: TrainingSetup,
+        target: TargetSpec,
+        settings: FinetuneSettings,
+        dynamics_input: DynamicsInputSpec | None,
+    ) -> None:
         self.seed = settings.seed + seeding.EVALUATION
         spec, history = setup.spec, setup.history
-        on_target = EnvFactory(spec, fixed=target.parameters, effects=target.effects, history=history)
+        on_target = EnvFactory(
+            spec, fixed=target.parameters, effects=target.effects, history=history, dynamics_input=dynamics_input
+        )
         self._curve = vectorize(on_target, settings.eval_episodes, self.seed)
         self._final = vectorize(on_target, settings.final_episodes, self.seed)
-        self._source = vectorize(EnvFactory(spec, history=history), settings.final_episodes, self.seed)
+        on_source = EnvFactory(spec, history=history, dynamics_input=dynamics_input)
+        self._source = vectorize(on_source, settings.final_episodes, self.seed)
         self.max_episode_steps = int(gym.spec(spec.gym_id).max_episode_steps or 1000)
         self.curve_episodes = settings.eval_episodes
 

@@ -1,0 +1,239 @@
+"""UP-OSI's online system identification (Yu, Tan, Liu & Turk 2017): a small MLP that estimates the episode's
+log-multipliers from the last ``h`` observations and actions, trained by supervised regression on rollouts of the
+universal policy, the first round with the true multipliers driving the policy, later rounds with the network's own
+estimates (DAgger-like: the data come from the states the deployed pair visits), the data aggregated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from simreal.envs.factory import make_env
+from simreal.envs.history import History
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec
+from simreal.errors import DataError
+from simreal.fileio import atomic_write
+
+#: The estimator's file in a run directory.
+OSI_FILE = "osi.pt"
+
+
+class OSISettings(Protocol):
+    """How the estimator is trained (:class:`simreal.runs.config.OSIConfig`)."""
+
+    hidden: list[int]
+    iterations: int
+    episodes: int
+    epochs: int
+    learning_rate: float
+    batch_size: int
+
+
+class OSINetwork(torch.nn.Module):
+    """An MLP from standardized history to standardized log-multipliers, with the standardization inside."""
+
+    def __init__(self, inputs: int, outputs: int, hidden: list[int]) -> None:
+        super().__init__()
+        sizes = [inputs, *hidden]
+        layers: list[torch.nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [torch.nn.Linear(a, b), torch.nn.Tanh()]
+        self.body = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], outputs))
+        for name, size in (("x_mean", inputs), ("x_std", inputs), ("y_mean", outputs), ("y_std", outputs)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body((x - self.x_mean) / self.x_std) * self.y_std + self.y_mean
+
+
+class OSIEstimator:
+    """The trained network as a :class:`~simreal.envs.privileged.DynamicsEstimator` (numpy in, numpy out).
+
+    Attributes:
+        names: the parameters it estimates.
+        history: steps of observations and actions it reads.
+    """
+
+    def __init__(self, network: OSINetwork, names: list[str], history: int, meta: dict[str, Any]) -> None:
+        self.network, self.names, self.history, self.meta = network.eval(), list(names), int(history), meta
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).reshape(1, -1)
+            return self.network(x)[0].double().numpy()
+
+    def batch(self, inputs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.network(torch.as_tensor(np.asarray(inputs, dtype=np.float32))).double().numpy()
+
+    def save(self, path: Path) -> None:
+        """Write the weights and what rebuilds the network (plain types: loadable with ``weights_only``)."""
+        payload = {"state_dict": self.network.state_dict(), "names": self.names, "history": self.history, **self.meta}
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_estimator(path: Path) -> OSIEstimator:
+    """Load an estimator written by :meth:`OSIEstimator.save`.
+
+    Raises:
+        DataError: a missing or unreadable file.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        network = OSINetwork(payload["inputs"], len(payload["names"]), list(payload["hidden"]))
+        network.load_state_dict(payload["state_dict"])
+    except FileNotFoundError:
+        raise DataError(f"{path}: estimator file not found") from None
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable OSI estimator ({type(exc).__name__}: {exc})") from None
+    meta = {key: payload[key] for key in ("inputs", "hidden")}
+    return OSIEstimator(network, payload["names"], payload["history"], meta)
+
+
+@dataclass
+class Rollouts:
+    """Estimator inputs (histories) and targets (true log-multipliers), one row per step."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+
+def rollouts(
+    model: BaseAlgorithm,
+    statistics: VecNormalize | None,
+    spec: RobotSpec,
+    ranges: dict[str, ParameterRange],
+    effects: Effects,
+    names: list[str],
+    history: int,
+    episodes: int,
+    seed: int,
+    estimator: OSIEstimator | None = None,
+    deterministic: bool = False,
+) -> Rollouts:
+    """Run the universal policy on the training distribution and record (history, true log-multipliers) per step.
+
+    The policy is given the true log-multipliers (``estimator`` None) or the estimator's, as it would be deployed.
+    Episode ``i`` is reset with seed ``seed + i``; the policy samples its actions unless ``deterministic``.
+    """
+    env = make_env(spec, ranges, None, effects)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    buffer = History(history, obs_dim, act_dim)
+    inputs, targets = [], []
+    try:
+        for episode in range(episodes):
+            obs, info = env.reset(seed=seed + episode)
+            truth = np.log([info["dynamics"][name] for name in names])
+            x = buffer.start(obs)
+            done = False
+            while not done:
+                inputs.append(x)
+                targets.append(truth)
+                z = truth if estimator is None else estimator(x)
+                policy_input = np.concatenate([np.asarray(obs, dtype=np.float64), z])[None]
+                if statistics is not None:
+                    policy_input = statistics.normalize_obs(policy_input)
+                action, _ = model.predict(policy_input, deterministic=deterministic)
+                obs, _, terminated, truncated, _ = env.step(action[0])
+                x = buffer.add(action[0], obs)
+                done = terminated or truncated
+    finally:
+        env.close()
+    return Rollouts(np.asarray(inputs, dtype=np.float32), np.asarray(targets, dtype=np.float32))
+
+
+def fit(network: OSINetwork, data: Rollouts, settings: OSISettings, rng: np.random.Generator) -> float:
+    """Fit ``network`` to ``data`` (standardization refitted to it): ``settings.epochs`` passes of Adam on the mean
+    squared error of standardized log-multipliers. Returns the last epoch's mean loss."""
+    x, y = torch.as_tensor(data.inputs), torch.as_tensor(data.targets)
+    network.x_mean.copy_(x.mean(0))
+    network.x_std.copy_(x.std(0).clamp(min=1e-6))
+    network.y_mean.copy_(y.mean(0))
+    network.y_std.copy_(y.std(0).clamp(min=1e-6))
+    optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    network.train()
+    loss_value = float("nan")
+    for _ in range(settings.epochs):
+        order = torch.as_tensor(rng.permutation(len(x)))
+        losses = []
+        for start in range(0, len(x), settings.batch_size):
+            index = order[start : start + settings.batch_size]
+            prediction = (network(x[index]) - network.y_mean) / network.y_std
+            loss = torch.nn.functional.mse_loss(prediction, (y[index] - network.y_mean) / network.y_std)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        loss_value = float(np.mean(losses))
+    network.eval()
+    return loss_value
+
+
+def errors(estimator: OSIEstimator, data: Rollouts) -> dict[str, dict[str, float]]:
+    """Per parameter: RMSE of the log-multiplier and mean absolute relative error of the multiplier."""
+    predicted = estimator.batch(data.inputs)
+    truth = data.targets.astype(np.float64)
+    rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=0))
+    relative = np.mean(np.abs(np.exp(predicted - truth) - 1.0), axis=0)
+    return {
+        name: {"log_rmse": float(r), "relative_error": float(e)}
+        for name, r, e in zip(estimator.names, rmse, relative, strict=True)
+    }
+
+
+def train_osi(
+    model: BaseAlgorithm,
+    statistics: VecNormalize | None,
+    spec: RobotSpec,
+    ranges: dict[str, ParameterRange],
+    effects: Effects,
+    names: list[str],
+    history: int,
+    settings: OSISettings,
+    seed: int,
+    log: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[OSIEstimator, list[dict[str, Any]]]:
+    """Train the estimator for a universal policy, round by round (see the module docstring).
+
+    After each round its error is measured on held-out rollouts (other seeds, the true multipliers driving the
+    policy) and on the round's own rollouts, and handed to ``log(round, report)``.
+
+    Returns:
+        The estimator and the per-round reports.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    pieces = (model, statistics, spec, ranges, effects, names, history)
+    held_out = rollouts(*pieces, episodes=max(2, settings.episodes // 4), seed=seed + 1_000_000)
+    inputs = history * (spec_obs_act(spec, ranges, effects))
+    network = OSINetwork(inputs, len(names), list(settings.hidden))
+    estimator = OSIEstimator(network, names, history, {"inputs": inputs, "hidden": list(settings.hidden)})
+    collected: list[Rollouts] = []
+    reports = []
+    for round_ in range(settings.iterations):
+        driving = None if round_ == 0 else estimator
+        collected.append(rollouts(*pieces, settings.episodes, seed + round_ * settings.episodes, driving))
+        data = Rollouts(np.concatenate([r.inputs for r in collected]), np.concatenate([r.targets for r in collected]))
+        loss = fit(network, data, settings, rng)
+        report = {"round": round_, "samples": len(data.inputs), "loss": loss, "held_out": errors(estimator, held_out)}
+        reports.append(report)
+        if log is not None:
+            log(round_, report)
+    return estimator, reports
+
+
+def spec_obs_act(spec: RobotSpec, ranges: dict[str, ParameterRange], effects: Effects) -> int:
+    """Observation plus action size of the robot's env (one history step)."""
+    env = make_env(spec, ranges, None, effects)
+    try:
+        return int(env.observation_space.shape[0] + env.action_space.shape[0])
+    finally:
+        env.close()

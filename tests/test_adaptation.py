@@ -1,0 +1,193 @@
+"""Online adaptation (UP-OSI): the dynamics input, the estimator's history, OSI training, and an adaptive policy
+saved, loaded, evaluated, recorded with and run in the transfer pipeline; bad configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import simreal
+from simreal.adaptation.osi import errors, rollouts, train_osi
+from simreal.cli import app
+from simreal.envs.history import History
+from simreal.envs.privileged import DynamicsInput
+from simreal.runs.config import OSIConfig
+from simreal.runs.policy import load_policy
+from simreal.runs.setup import load_setup
+from simreal.train.trainer import train
+from simreal.transfer.config import TransferConfig
+from simreal.transfer.pipeline import run_pipeline
+
+runner = CliRunner()
+NAMES = ["torso_mass", "thigh_joint_gain"]
+
+
+def adaptive_config(folder: Path, **changes) -> Path:
+    config = {
+        "robot": "hopper",
+        "seed": 1,
+        "total_timesteps": 256,
+        "randomization": {"parameters": NAMES, "ranges": {"thigh_joint_gain": [0.5, 1.5]}},
+        "algorithm": {
+            "name": "ppo",
+            "hyperparameters": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+            "network": {"pi": [8], "vf": [8]},
+        },
+        "env": {"n_envs": 2},
+        "eval": {"frequency": 256, "episodes": 1, "targets": ["mild"]},
+        "checkpoint": {"frequency": 256, "keep": 1},
+        "adaptation": {"kind": "uposi", "history": 4, "osi": {"hidden": [16], "iterations": 2, "episodes": 3}},
+    }
+    config.update(changes)
+    path = folder / "adaptive.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def adaptive_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("adaptive")
+    train(load_setup(adaptive_config(folder)), folder / "run", device="cpu")
+    return folder / "run"
+
+
+def test_the_true_dynamics_input_is_the_episodes_log_multipliers():
+    env = DynamicsInput(simreal.make("hopper", parameters=NAMES), NAMES)
+    assert env.observation_space.shape == (11 + 2,)
+    for seed in (0, 1):
+        obs, info = env.reset(seed=seed)
+        truth = np.log([info["dynamics"][name] for name in NAMES])
+        assert np.allclose(obs[-2:], truth) and not np.allclose(truth, 0)
+        obs, *_ = env.step(env.action_space.sample())
+        assert np.allclose(obs[-2:], truth)  # constant within the episode
+
+
+class Recorder:
+    """An estimator that records what it is given and returns a fixed estimate."""
+
+    history = 3
+
+    def __init__(self) -> None:
+        self.inputs: list[np.ndarray] = []
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        self.inputs.append(inputs.copy())
+        return np.array([0.5, -0.5])
+
+
+def test_the_estimator_reads_the_last_h_observations_and_actions_zeros_at_the_start():
+    recorder = Recorder()
+    env = DynamicsInput(simreal.make("hopper", parameters=NAMES), NAMES, recorder)
+    plain = simreal.make("hopper", parameters=NAMES)
+    obs, _ = env.reset(seed=4)
+    raw, _ = plain.reset(seed=4)
+    expected = History(3, 11, 3)
+    assert np.allclose(recorder.inputs[-1], expected.start(raw))
+    assert np.count_nonzero(recorder.inputs[-1][: 2 * 11]) == 0  # no observation before the first
+    assert np.allclose(obs[-2:], [0.5, -0.5])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        action = rng.uniform(-1, 1, 3)
+        obs, *_ = env.step(action)
+        raw, *_ = plain.step(action)
+        assert np.allclose(recorder.inputs[-1], expected.add(action, raw))
+    last = recorder.inputs[-1]
+    assert np.allclose(last[2 * 11 : 3 * 11], raw) and np.allclose(last[-3:], action)
+
+
+def test_osi_training_reduces_its_error_on_held_out_rollouts(tmp_path):
+    # the cart's actuator gain shows in every step (velocity change per unit of force): learnable from few episodes
+    names = ["slider_gain", "gravity"]
+    path = adaptive_config(
+        tmp_path,
+        robot="inverted_pendulum",
+        randomization={"parameters": names, "ranges": {"slider_gain": [0.5, 1.5], "gravity": [0.5, 1.5]}},
+        eval={"frequency": 0, "episodes": 1, "targets": []},
+        adaptation={"kind": "uposi", "history": 4, "osi": {"hidden": [8], "iterations": 1, "episodes": 1, "epochs": 1}},
+    )
+    train(load_setup(path), tmp_path / "run", device="cpu")
+    policy = load_policy(tmp_path / "run", true_dynamics=True)
+    setup = policy.setup
+    pieces = (policy.model, policy.statistics, setup.spec, setup.ranges, setup.effects, names, 4)
+    settings = OSIConfig(hidden=[64, 64], iterations=2, episodes=100, epochs=80, batch_size=64)
+    estimator, reports = train_osi(*pieces, settings, seed=0)
+    assert len(reports) == 2 and reports[1]["samples"] > reports[0]["samples"]  # data aggregated over rounds
+    held_out = rollouts(*pieces, episodes=30, seed=5000)
+    seen = rollouts(*pieces, episodes=100, seed=0)  # the first round's episodes
+    # knowing nothing: the training mean; the estimator must do much better on episodes it never saw
+    guess = np.sqrt(np.mean((held_out.targets[:, 0] - seen.targets[:, 0].mean()) ** 2))
+    assert errors(estimator, held_out)["slider_gain"]["log_rmse"] < 0.75 * guess
+
+
+def test_an_adaptive_policy_saves_loads_evaluates_and_records(adaptive_run, tmp_path):
+    assert (adaptive_run / "osi.pt").is_file()
+    report = json.loads((adaptive_run / "osi.json").read_text())
+    assert report["parameters"] == NAMES and len(report["rounds"]) == 2
+    assert set(report["rounds"][-1]["held_out"]) == set(NAMES)
+    policy = load_policy(adaptive_run)
+    assert policy.dynamics_input.estimator is not None and policy.dynamics_input.names == tuple(NAMES)
+    assert load_policy(adaptive_run, true_dynamics=True).dynamics_input.estimator is None
+    for flags, source in (([], "estimated"), (["--true-dynamics"], "true")):
+        out = tmp_path / f"eval_{source}.json"
+        result = runner.invoke(
+            app, ["evaluate", str(adaptive_run), "-t", "mild", "--episodes", "1", "--json", str(out), *flags]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text())["dynamics_input"] == {"parameters": NAMES, "source": source}
+    result = runner.invoke(
+        app,
+        [
+            "collect",
+            str(adaptive_run),
+            "--robot",
+            "hopper",
+            "--target",
+            "mild",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "r.npz"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_an_adaptive_policy_runs_inside_the_transfer_pipeline(adaptive_run, tmp_path):
+    config = {
+        "target": "mild",
+        "episodes": 2,
+        "source": {"run": str(adaptive_run)},
+        "stages": {
+            "sysid": {"enabled": False},
+            "identified": {"enabled": False},
+            "finetune": {"steps": 200, "eval_episodes": 1, "count_eval": False, "scratch_baseline": False},
+            "oracle": {"enabled": False},
+        },
+    }
+    result = run_pipeline(TransferConfig.model_validate(config), tmp_path / "out")
+    assert [row["stage"] for row in result.report["stages"]] == ["zero_shot", "finetune"]
+    # the fine-tuned adaptive policy keeps its estimator
+    assert (tmp_path / "out" / "finetune" / "osi.pt").is_file()
+    assert load_policy(tmp_path / "out" / "finetune").dynamics_input.estimator is not None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"adaptation": {"kind": "uposi", "parameters": ["gravity"]}}, "adaptation.parameters.0"),
+        ({"adaptation": {"kind": "uposi"}, "randomization": {"enabled": False}}, "adaptation.kind"),
+        ({"adaptation": {"kind": "uposi"}, "env": {"n_envs": 2, "history": 3}}, "adaptation.kind"),
+        ({"adaptation": {"kind": "osi-only"}}, "adaptation.kind"),
+        ({"adaptation": {"kind": "uposi", "history": 0}}, "adaptation.history"),
+    ],
+)
+def test_bad_adaptation_configs_are_one_line_and_exit_2(tmp_path, changes, field):
+    path = adaptive_config(tmp_path, **changes)
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert str(path) in result.stderr and field in result.stderr and len(result.stderr.strip().splitlines()) == 1
