@@ -139,16 +139,7 @@ def train(
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
     model.set_logger(_tensorboard(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None))
 
-    evaluator = TransferEvaluator(
-        setup.spec,
-        setup.targets,
-        config.eval.episodes,
-        seed=config.seed + seeding.EVALUATION,
-        ranges=setup.ranges,
-        effects=setup.effects,
-        history=setup.history,
-        dynamics_input=setup.dynamics_input,
-    )
+    evaluator = _evaluator(setup, setup.dynamics_input)
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
     evaluation.restore(state)
 
@@ -173,15 +164,7 @@ def train(
             estimator = _train_estimator(setup, model, run_dir)
             # the final evaluation is the deployable pair's: the policy given the estimator's dynamics
             evaluator.close()
-            evaluator = TransferEvaluator(
-                setup.spec,
-                setup.targets,
-                config.eval.episodes,
-                seed=config.seed + seeding.EVALUATION,
-                ranges=setup.ranges,
-                effects=setup.effects,
-                dynamics_input=DynamicsInputSpec(setup.adaptive, estimator),
-            )
+            evaluator = _evaluator(setup, DynamicsInputSpec(setup.adaptive, estimator))
             evaluation.evaluator = evaluator
         final = evaluation.evaluate()
         if model.num_timesteps > start or checkpoint is None:
@@ -193,6 +176,20 @@ def train(
         evaluator.close()
         venv.close()
     return TrainResult(run_dir, start, model.num_timesteps, final)
+
+
+def _evaluator(setup: TrainingSetup, dynamics_input: DynamicsInputSpec | None) -> TransferEvaluator:
+    """The evaluation envs of a run: nominal, the training distribution and the targets."""
+    return TransferEvaluator(
+        setup.spec,
+        setup.targets,
+        setup.config.eval.episodes,
+        seed=setup.config.seed + seeding.EVALUATION,
+        ranges=setup.ranges,
+        effects=setup.effects,
+        history=setup.history,
+        dynamics_input=dynamics_input,
+    )
 
 
 def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) -> OSIEstimator:
