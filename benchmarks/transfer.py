@@ -119,6 +119,9 @@ def row(
     low, high = mean_return_ci(groups, rng)
     fractions = []
     for s in seeds:
+        if per_seed[s]["returns"] is zero[s]:
+            fractions.append("0 (reference)")
+            continue
         closed = fraction_closed(zero[s], per_seed[s]["returns"], oracle_returns, rng)
         fractions.append(
             "undefined" if closed.value is None else f"{closed.value:.2f} [{closed.ci[0]:.2f}, {closed.ci[1]:.2f}]"
@@ -186,7 +189,8 @@ def summarize(args: argparse.Namespace) -> str:
             "| vs from scratch per seed |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        lines.append(row("zero-shot", stage(args, target, "zero_shot"), zero, oracle_returns, rng))
+        zero_shot = {s: {**row_, "returns": zero[s]} for s, row_ in stage(args, target, "zero_shot").items()}
+        lines.append(row("zero-shot", zero_shot, zero, oracle_returns, rng))
         identified = stage(args, target, "identified")
         lines.append(row("sysid + identified simulator", identified, zero, oracle_returns, rng))
         lines.append(row("from scratch", stage(args, target, "scratch"), zero, oracle_returns, rng))

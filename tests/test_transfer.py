@@ -82,14 +82,17 @@ def test_every_stage_writes_the_report(source, tmp_path):
         assert low <= row["mean_return"] <= high
         assert row["gap"] == pytest.approx(row["source_nominal_return"] - row["mean_return"])
         assert {"relative_gap", "relative_gap_ci95", "target_steps_total", "seconds"} <= set(row)
-        # a fraction, or undefined with the reason
+        # a fraction, or undefined with the reason; the references are 0 and 1 by definition
         assert (row["fraction_closed"] is None) == bool(row["fraction_undefined"])
+        if name in ("zero_shot", "oracle"):
+            assert row["fraction_closed"] == (0.0 if name == "zero_shot" else 1.0)
         evaluation = json.loads((tmp_path / "out" / "evaluations" / f"{name}.json").read_text())
         assert list(evaluation["targets"]) == ["severe"] and evaluation["episodes"] == 3
     recorded = rows["sysid"]["target_steps"]
     assert recorded > 0 and rows["identified"]["target_steps_total"] == recorded
     assert rows["finetune"]["target_steps_total"] == recorded + rows["finetune"]["target_steps"]
     assert 0 < rows["finetune"]["target_steps"] <= 300 and rows["scratch"]["target_steps"] <= 300
+    assert rows["oracle"]["target_steps"] == 256
     assert rows["finetune"]["against_scratch"]["transfer"] in ("negative", "positive", "inconclusive")
     assert "dynamics_gap" in rows["sysid"]
     # the identified simulator's training used the identified ranges and delay, and did not look at the target

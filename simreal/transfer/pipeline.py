@@ -292,7 +292,13 @@ class _Stages:
     def oracle(self) -> dict[str, Any]:
         stage = self.stages.oracle
         if stage.run is not None:
-            return self._policy_record("oracle", Path(stage.run), 0, 0, trained=False)
+            run = Path(stage.run)
+            # an oracle trained elsewhere: its own target steps, from its fine-tuning report or its run record
+            finetuned = read_json(run / "finetune.json", default={}) if run.is_dir() else {}
+            steps = (finetuned.get("budget") or {}).get("train_steps")
+            if steps is None:
+                steps = read_json(self._run_dir_of(run) / "run.json", default={}).get("num_timesteps", 0)
+            return self._policy_record("oracle", run, steps, steps, trained=False)
         budget = stage.timesteps or load_policy(self.source_run).setup.config.total_timesteps
         settings = FinetuneSettings(
             steps=budget,

@@ -47,7 +47,11 @@ def write_report(config: TransferConfig, out: Path, state: dict[str, Any]) -> di
         evaluation = record.get("evaluation")
         if evaluation is not None:
             row.update({key: value for key, value in evaluation.items() if key != "returns"})
-            if zero is not None and oracle is not None:
+            if name in ("zero_shot", "oracle"):
+                # the references themselves: 0 and 1 by definition (resampling one set against itself is no test)
+                row.update(fraction_closed=0.0 if name == "zero_shot" else 1.0, fraction_closed_ci95=None)
+                row["fraction_undefined"] = None
+            elif zero is not None and oracle is not None:
                 closed = fraction_closed(zero["returns"], evaluation["returns"], oracle["returns"], rng)
                 row.update(closed.as_dict())
         for key in ("dynamics_gap", "misfit_flagged", "mean_relative_error", "forgetting", "against_scratch"):
@@ -112,7 +116,9 @@ def markdown(report: dict[str, Any]) -> str:
             rel = f"{row['relative_gap']:.1%} {_interval(row['relative_gap_ci95'], 1, percent=True)}"
         else:
             ret = gap = rel = ""
-        if row.get("fraction_closed") is not None:
+        if row["stage"] in ("zero_shot", "oracle") and row.get("fraction_closed") is not None:
+            closed = f"{row['fraction_closed']:.0f} (reference)"
+        elif row.get("fraction_closed") is not None:
             closed = f"{row['fraction_closed']:.2f} {_interval(row['fraction_closed_ci95'], 2)}"
         elif row.get("fraction_undefined"):
             closed = "undefined"
@@ -142,6 +148,18 @@ def markdown(report: dict[str, Any]) -> str:
             notes.append(
                 f"Forgetting (drop of the source return at nominal dynamics): {forgetting['drop']:.1f} "
                 f"{_interval(forgetting['drop_ci95'])}."
+            )
+    stages = {row["stage"]: row for row in report["stages"]}
+    if "oracle" in stages and "mean_return" in stages["oracle"]:
+        beaten = [
+            row["label"]
+            for row in report["stages"]
+            if row["stage"] != "oracle" and row.get("mean_return", -np.inf) > stages["oracle"]["mean_return_ci95"][1]
+        ]
+        if beaten:
+            notes.append(
+                f"The oracle is not the best achievable here: {', '.join(beaten)} scored above its interval, so "
+                "fractions above 1 mean beyond the oracle, not beyond perfect."
             )
     lines += ["", *(f"- {note}" for note in dict.fromkeys(notes))]
     lines += [
