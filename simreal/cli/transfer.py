@@ -53,9 +53,11 @@ def transfer_table(report: dict[str, Any]) -> Table:
         if "mean_return" in row:
             low, high = row["mean_return_ci95"]
             ret, rel = f"{row['mean_return']:.1f} [{low:.0f}, {high:.0f}]", f"{row['relative_gap']:.1%}"
-        if row.get("fraction_closed") is not None:
+        if row.get("fraction_closed_ci95") is not None:
             low, high = row["fraction_closed_ci95"]
             closed = f"{row['fraction_closed']:.2f} [{low:.2f}, {high:.2f}]"
+        elif row.get("fraction_closed") is not None:
+            closed = f"{row['fraction_closed']:.0f} (reference)"
         elif row.get("fraction_undefined"):
             closed = "undefined"
         seconds = f"{row['seconds']:.0f} s" if row.get("seconds") is not None else ""
