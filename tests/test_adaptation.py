@@ -138,7 +138,14 @@ def test_an_adaptive_policy_saves_loads_evaluates_and_records(adaptive_run, tmp_
             app, ["evaluate", str(adaptive_run), "-t", "mild", "--episodes", "1", "--json", str(out), *flags]
         )
         assert result.exit_code == 0, result.output
-        assert json.loads(out.read_text())["dynamics_input"] == {"parameters": NAMES, "source": source}
+        evaluated = json.loads(out.read_text())
+        assert evaluated["dynamics_input"] == {"parameters": NAMES, "source": source}
+        # the estimator's error against the target's true multipliers, per parameter
+        error = evaluated["targets"]["mild"].get("estimator_error")
+        assert (error is None) == (source == "true")
+        if error is not None:
+            assert set(error) == set(NAMES) and all(e >= 0 for e in error.values())
+            assert "estimator error" in result.stdout
     result = runner.invoke(
         app,
         [
@@ -191,3 +198,24 @@ def test_bad_adaptation_configs_are_one_line_and_exit_2(tmp_path, changes, field
     result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert str(path) in result.stderr and field in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_estimator_error_on_a_target_is_measured_against_its_true_multipliers(adaptive_run):
+    from simreal.envs.privileged import DynamicsInputSpec
+    from simreal.envs.spec import load_target
+    from simreal.evaluate.evaluator import TransferEvaluator
+
+    policy = load_policy(adaptive_run, true_dynamics=True)
+    spec = policy.setup.spec
+    _, mild = load_target(spec, "mild")  # torso_mass 1.1; thigh_joint_gain nominal
+    constant = Recorder()  # always estimates log-multipliers [0.5, -0.5]
+    evaluator = TransferEvaluator(
+        spec, {"mild": mild}, 2, seed=0, dynamics_input=DynamicsInputSpec(tuple(NAMES), constant)
+    )
+    try:
+        report = evaluator.evaluate(policy.model, policy.statistics)
+    finally:
+        evaluator.close()
+    error = report.targets["mild"].estimator_error
+    assert error["torso_mass"] == pytest.approx(abs(np.exp(0.5) / 1.1 - 1))
+    assert error["thigh_joint_gain"] == pytest.approx(abs(np.exp(-0.5) - 1))

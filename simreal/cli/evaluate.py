@@ -63,4 +63,11 @@ def evaluation_table(report: dict[str, Any], title: str) -> Table:
             f"{row['gap']:.1f} [{low:.1f}, {high:.1f}]",
             f"{row['relative_gap']:.1%} [{rel_low:.1%}, {rel_high:.1%}]",
         )
+    errors = [
+        f"{name}: " + ", ".join(f"{p} {e:.0%}" for p, e in row["estimator_error"].items())
+        for name, row in {**report["source"], **report["targets"]}.items()
+        if row.get("estimator_error")
+    ]
+    if errors:
+        table.caption = "estimator error (mean |estimate / truth - 1|): " + "; ".join(errors)
     return table

@@ -58,14 +58,14 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if estimator is not None
             else None
         )
-        self._z = np.zeros(len(self.names))
+        self._z = self._truth = np.zeros(len(self.names))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         dynamics = info.get("dynamics")
         if dynamics is None:
             raise ValueError("DynamicsInput needs a simreal env (no dynamics in the reset info)")
-        info["log_multipliers"] = np.log([dynamics[name] for name in self.names])
+        info["log_multipliers"] = self._truth = np.log([dynamics[name] for name in self.names])
         if self._history is None:
             self._z = info["log_multipliers"]
         else:
@@ -76,6 +76,9 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._history is not None:
             self._z = self.estimator(self._history.add(action, obs))
+            # what the estimator thinks against the truth, for evaluation (log-multipliers)
+            info["dynamics_estimate"] = self._z.copy()
+            info["log_multipliers"] = self._truth
         return self._observation(obs), reward, terminated, truncated, info
 
     @property

@@ -28,6 +28,7 @@ class Returns:
 
     returns: list[float]
     ci95: tuple[float, float] | None = None
+    estimator_error: dict[str, float] | None = None
 
     @property
     def mean(self) -> float:
@@ -41,6 +42,8 @@ class Returns:
         data: dict[str, Any] = {"mean_return": self.mean, "std_return": self.std}
         if self.ci95 is not None:
             data["mean_return_ci95"] = list(self.ci95)
+        if self.estimator_error is not None:
+            data["estimator_error"] = self.estimator_error
         return {**data, "returns": self.returns}
 
 
@@ -93,7 +96,7 @@ class TransferEvaluator:
         history: int = 0,
         dynamics_input: DynamicsInputSpec | None = None,
     ) -> None:
-        self.episodes, self.seed = episodes, seed
+        self.episodes, self.seed, self.dynamics_input = episodes, seed, dynamics_input
 
         def envs(**pieces: Any) -> VecEnv:
             factory = EnvFactory(spec, history=history, dynamics_input=dynamics_input, **pieces)
@@ -120,10 +123,28 @@ class TransferEvaluator:
     def _returns(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> Returns:
         venv.seed(self.seed)
         env = normalized_like(venv, statistics)
+        errors: list[np.ndarray] = []
+
+        def record(local: dict[str, Any], _: dict[str, Any]) -> None:
+            info = local["info"]
+            if "dynamics_estimate" in info:
+                errors.append(np.abs(np.exp(info["dynamics_estimate"] - info["log_multipliers"]) - 1.0))
+
         returns, _ = evaluate_policy(
-            model, env, n_eval_episodes=self.episodes, deterministic=True, return_episode_rewards=True, warn=False
+            model,
+            env,
+            n_eval_episodes=self.episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            warn=False,
+            callback=record if self.dynamics_input is not None and self.dynamics_input.estimator else None,
         )
-        return Returns([float(r) for r in returns])
+        estimator_error = None
+        if errors:
+            # mean absolute relative error of each estimated multiplier over every step of every episode
+            mean = np.mean(errors, axis=0)
+            estimator_error = {name: float(e) for name, e in zip(self.dynamics_input.names, mean, strict=True)}
+        return Returns([float(r) for r in returns], estimator_error=estimator_error)
 
     def close(self) -> None:
         for venv in [self._nominal, self._randomized, *self._targets.values()]:

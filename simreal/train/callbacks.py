@@ -140,6 +140,8 @@ class TransferEvalCallback(_Periodic):
             scalars[f"eval/target/{name}/mean_return"] = returns.mean
             scalars[f"sim2real/gap/{name}"] = report.gaps[name]["gap"]
             scalars[f"sim2real/relative_gap/{name}"] = report.gaps[name]["relative_gap"]
+            for parameter, error in (returns.estimator_error or {}).items():
+                scalars[f"adaptation/estimator_error/{name}/{parameter}"] = error
         # straight to TensorBoard at this step: dumping SB3's logger here would also write the values it holds for
         # its next dump (the last update's train/ statistics) at a step it has already logged
         writer = tensorboard_writer(self)
