@@ -219,3 +219,94 @@ def test_the_estimator_error_on_a_target_is_measured_against_its_true_multiplier
     error = report.targets["mild"].estimator_error
     assert error["torso_mass"] == pytest.approx(abs(np.exp(0.5) / 1.1 - 1))
     assert error["thigh_joint_gain"] == pytest.approx(abs(np.exp(-0.5) - 1))
+
+
+def rma_config(folder: Path, **changes) -> Path:
+    names = ["slider_gain", "gravity"]
+    rma = {"latent": 4, "encoder": [16], "channels": 16, "kernel": 2, "iterations": 4, "steps": 1500, "epochs": 20}
+    return adaptive_config(
+        folder,
+        robot="inverted_pendulum",
+        randomization={"parameters": names, "ranges": {"slider_gain": [0.5, 1.5], "gravity": [0.5, 1.5]}},
+        eval={"frequency": 0, "episodes": 1, "targets": ["mild"]},
+        adaptation={"kind": "rma", "history": 4, "rma": {**rma, "batch_size": 64}},
+        **changes,
+    )
+
+
+@pytest.fixture(scope="module")
+def rma_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("rma")
+    train(load_setup(rma_config(folder)), folder / "run", device="cpu")
+    return folder / "run"
+
+
+def test_the_rma_extractor_reads_x_e_and_the_history_in_their_places():
+    import torch
+
+    from simreal.adaptation.rma import RMAExtractor
+
+    env = DynamicsInput(simreal.make("hopper", parameters=NAMES), NAMES, history=3)
+    plain = simreal.make("hopper", parameters=NAMES)
+    obs, info = env.reset(seed=2)
+    raw, _ = plain.reset(seed=2)
+    actions = [np.full(3, 0.1), np.full(3, -0.2)]
+    for action in actions:
+        obs, *_ = env.step(action)
+        raw, *_ = plain.step(action)
+    extractor = RMAExtractor(env.observation_space, obs_dim=11, act_dim=3, params=2, history=3, latent=4)
+    x, e, history = extractor.parts(torch.as_tensor(obs[None], dtype=torch.float32))
+    assert np.allclose(x[0].numpy(), raw, atol=1e-6)
+    assert np.allclose(e[0].numpy(), np.log([info["dynamics"][n] for n in NAMES]), atol=1e-6)
+    assert history.shape == (1, 14, 3)  # channels: observation and action; length: the 3 steps
+    assert np.allclose(history[0, :11, -1].numpy(), raw, atol=1e-6)  # the newest observation last
+    assert np.allclose(history[0, 11:, -1].numpy(), actions[-1]) and np.allclose(history[0, 11:, 0].numpy(), 0)
+    assert extractor(torch.as_tensor(obs[None], dtype=torch.float32)).shape == (1, 11 + 4)
+
+
+def test_the_rma_adaptation_module_learns_the_latent_on_policy(rma_run):
+    rounds = json.loads((rma_run / "rma.json").read_text())["rounds"]
+    # each round's error is measured on fresh rollouts, before fitting them: held out from every earlier fit
+    assert len(rounds) == 4 and rounds[-1]["latent_error_before"] < 0.8 * rounds[0]["latent_error_before"]
+
+
+def test_an_rma_policy_saves_loads_evaluates_and_runs_in_the_pipeline(rma_run, tmp_path):
+    policy = load_policy(rma_run)
+    assert bool(policy.model.policy.features_extractor.adapting)
+    assert not bool(load_policy(rma_run, true_dynamics=True).model.policy.features_extractor.adapting)
+    for flags, estimated in (([], True), (["--true-dynamics"], False)):
+        out = tmp_path / f"eval_{estimated}.json"
+        result = runner.invoke(
+            app, ["evaluate", str(rma_run), "-t", "mild", "--episodes", "1", "--json", str(out), *flags]
+        )
+        assert result.exit_code == 0, result.output
+        error = json.loads(out.read_text())["targets"]["mild"].get("estimator_error")
+        assert (error is not None) == estimated and (not estimated or error["latent"] >= 0)
+    config = {
+        "target": "mild",
+        "episodes": 2,
+        "source": {"run": str(rma_run)},
+        "stages": {
+            "sysid": {"enabled": False},
+            "identified": {"enabled": False},
+            "finetune": {"steps": 200, "eval_episodes": 1, "count_eval": False, "strategy": "head"},
+            "oracle": {"enabled": False},
+        },
+    }
+    result = run_pipeline(TransferConfig.model_validate(config), tmp_path / "out")
+    assert [row["stage"] for row in result.report["stages"]] == ["zero_shot", "scratch", "finetune"]
+    # head fine-tuning left the adaptation module (the policy's bottom layer) as it was
+    from simreal.runs.algorithms import load_model
+
+    before = load_model(rma_run / "model.zip", "ppo").policy.features_extractor.adapter
+    after = load_model(tmp_path / "out" / "finetune" / "model.zip", "ppo").policy.features_extractor.adapter
+    assert all(
+        np.array_equal(a.detach(), b.detach()) for a, b in zip(before.parameters(), after.parameters(), strict=True)
+    )
+
+
+def test_rma_is_for_ppo(tmp_path):
+    sac = {"name": "sac", "hyperparameters": {"learning_starts": 10}, "network": {"pi": [8], "qf": [8]}}
+    path = rma_config(tmp_path, algorithm=sac)
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "adaptation.kind" in result.stderr and "PPO" in result.stderr

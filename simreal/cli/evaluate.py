@@ -69,5 +69,5 @@ def evaluation_table(report: dict[str, Any], title: str) -> Table:
         if row.get("estimator_error")
     ]
     if errors:
-        table.caption = "estimator error (mean |estimate / truth - 1|): " + "; ".join(errors)
+        table.caption = "estimator error: " + "; ".join(errors)
     return table

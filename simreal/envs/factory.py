@@ -149,7 +149,7 @@ def make_env(
     )
     env = add_effects(dynamics, effects, drawn)
     if dynamics_input is not None:
-        env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator)
+        env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history)
     return HistoryObservation(env, history) if history > 0 else env
 
 

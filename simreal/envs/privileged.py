@@ -24,10 +24,11 @@ class DynamicsEstimator(Protocol):
 @dataclass(frozen=True)
 class DynamicsInputSpec:
     """What a policy's dynamics input holds: the log-multipliers of ``names``, true (``estimator`` None) or
-    estimated."""
+    estimated, and (``history`` > 0, RMA's layout) the last ``history`` raw observations and actions after them."""
 
     names: tuple[str, ...]
     estimator: DynamicsEstimator | None = None
+    history: int = 0
 
 
 class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -37,27 +38,37 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
     trains on). With one, ``z(t)`` is its estimate from the last ``estimator.history`` observations (those this
     wrapper receives, effects included) and actions, zeros before the episode began: what the policy gets on a robot.
 
+    With ``history`` > 0 the last ``history`` observations and actions follow, in
+    :class:`~simreal.envs.history.History`'s layout (RMA's adaptation module reads them inside the policy).
+
     Args:
         env: a simreal env (its reset ``info`` holds ``dynamics``) with flat ``Box`` spaces.
         names: the parameters whose multipliers the policy sees.
         estimator: ``None`` for the true multipliers.
+        history: steps of raw history appended (0: none).
     """
 
-    def __init__(self, env: gym.Env, names: tuple[str, ...] | list[str], estimator: DynamicsEstimator | None = None):
-        gym.utils.RecordConstructorArgs.__init__(self, names=list(names))
+    def __init__(
+        self,
+        env: gym.Env,
+        names: tuple[str, ...] | list[str],
+        estimator: DynamicsEstimator | None = None,
+        history: int = 0,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, names=list(names), history=history)
         gym.Wrapper.__init__(self, env)
         self.names, self.estimator = tuple(names), estimator
         obs_space, act_space = env.observation_space, env.action_space
-        bound = np.full(len(self.names), np.inf)
+        obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
+        extra = len(self.names) + history * (obs_dim + act_dim)
+        bound = np.full(extra, np.inf)
         self.observation_space = gym.spaces.Box(
             np.concatenate([obs_space.low.ravel(), -bound]), np.concatenate([obs_space.high.ravel(), bound]),
             dtype=np.float64,
         )  # fmt: skip
-        self._history = (
-            History(estimator.history, int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)))
-            if estimator is not None
-            else None
-        )
+        self._history = History(estimator.history, obs_dim, act_dim) if estimator is not None else None
+        self._raw = History(history, obs_dim, act_dim) if history > 0 else None
+        self._stacked = np.zeros(0)
         self._z = self._truth = np.zeros(len(self.names))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -70,6 +81,8 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._z = info["log_multipliers"]
         else:
             self._z = self.estimator(self._history.start(obs))
+        if self._raw is not None:
+            self._stacked = self._raw.start(obs)
         return self._observation(obs), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -79,6 +92,8 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
             # what the estimator thinks against the truth, for evaluation (log-multipliers)
             info["dynamics_estimate"] = self._z.copy()
             info["log_multipliers"] = self._truth
+        if self._raw is not None:
+            self._stacked = self._raw.add(action, obs)
         return self._observation(obs), reward, terminated, truncated, info
 
     @property
@@ -87,4 +102,4 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self._z.copy()
 
     def _observation(self, obs: Any) -> np.ndarray:
-        return np.concatenate([np.asarray(obs, dtype=np.float64).ravel(), self._z])
+        return np.concatenate([np.asarray(obs, dtype=np.float64).ravel(), self._z, self._stacked])

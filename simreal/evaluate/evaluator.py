@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -124,11 +125,17 @@ class TransferEvaluator:
         venv.seed(self.seed)
         env = normalized_like(venv, statistics)
         errors: list[np.ndarray] = []
+        # RMA: the adaptation module lives in the policy; its error is measured on the inputs the policy acted on
+        extractor = getattr(model.policy, "features_extractor", None)
+        latent = hasattr(extractor, "latent_error") and bool(extractor.adapting)
+        seen: list[np.ndarray] = []
 
         def record(local: dict[str, Any], _: dict[str, Any]) -> None:
             info = local["info"]
             if "dynamics_estimate" in info:
                 errors.append(np.abs(np.exp(info["dynamics_estimate"] - info["log_multipliers"]) - 1.0))
+            if latent:
+                seen.append(np.array(local["observations"][local["i"]]))
 
         returns, _ = evaluate_policy(
             model,
@@ -137,9 +144,13 @@ class TransferEvaluator:
             deterministic=True,
             return_episode_rewards=True,
             warn=False,
-            callback=record if self.dynamics_input is not None and self.dynamics_input.estimator else None,
+            callback=record if latent or (self.dynamics_input is not None and self.dynamics_input.estimator) else None,
         )
         estimator_error = None
+        if seen:
+            batch = torch.as_tensor(np.asarray(seen), dtype=torch.float32, device=model.device)
+            # relative error of the estimated latent against the one encoded from the true parameters
+            estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
         if errors:
             # mean absolute relative error of each estimated multiplier over every step of every episode
             mean = np.mean(errors, axis=0)

@@ -8,11 +8,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from simreal.adaptation.rma import extractor_kwargs
 from simreal.errors import ConfigError, DataError
 from simreal.runs.config import TrainConfig
 
@@ -77,10 +79,20 @@ class LinearDecay:
         return progress_remaining * self.initial
 
 
-def new_model(config: TrainConfig, venv: VecEnv, device: str) -> BaseAlgorithm:
-    """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed."""
+def new_model(config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0) -> BaseAlgorithm:
+    """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed (``adaptive_params``: how
+    many log-multipliers an RMA policy's observation holds)."""
     algorithm = ALGORITHMS[config.algorithm.name]
-    return algorithm("MlpPolicy", venv, seed=config.seed, device=device, verbose=0, **algorithm_kwargs(config))
+    kwargs = algorithm_kwargs(config)
+    adaptation = config.adaptation
+    if adaptation.kind == "rma":
+        # the env's observation is [x, e, history of x and actions]: recover the sizes of its parts
+        params, history = adaptive_params, adaptation.history
+        act_dim = int(np.prod(venv.action_space.shape))
+        total = int(np.prod(venv.observation_space.shape))
+        obs_dim = (total - params - history * act_dim) // (history + 1)
+        kwargs["policy_kwargs"].update(extractor_kwargs(obs_dim, act_dim, params, history, adaptation.rma))
+    return algorithm("MlpPolicy", venv, seed=config.seed, device=device, verbose=0, **kwargs)
 
 
 def load_model(

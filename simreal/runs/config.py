@@ -283,22 +283,52 @@ class OSIConfig(_Strict):
     batch_size: int = Field(default=256, gt=0)
 
 
-class AdaptationConfig(_Strict):
-    """Online adaptation: a policy that sees the dynamics (``uposi``: the log-multipliers, true while training,
-    estimated from the last ``history`` observations and actions when deployed). ``none``: a plain policy.
+class RMAConfig(_Strict):
+    """RMA's latent, encoder and adaptation module, and how the module is trained after the base policy.
 
     Attributes:
-        kind: ``none`` or ``uposi``.
+        latent: size of the latent ``z``.
+        encoder: hidden sizes of the encoder ``mu(e)``.
+        channels: channels of the adaptation module's 1-D convolutions.
+        kernel: their kernel size (time steps).
+        iterations: rounds of on-policy collection (the policy acting on the module's estimate) and fitting.
+        steps: env steps collected per round.
+        epochs: passes over each round's data.
+        learning_rate: Adam's.
+        batch_size: samples per gradient step.
+    """
+
+    latent: int = Field(default=8, ge=1)
+    encoder: list[int] = Field(default_factory=lambda: [64, 64])
+    channels: int = Field(default=32, ge=1)
+    kernel: int = Field(default=5, ge=1)
+    iterations: int = Field(default=5, ge=1)
+    steps: int = Field(default=20_000, ge=1)
+    epochs: int = Field(default=5, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+
+
+class AdaptationConfig(_Strict):
+    """Online adaptation: a policy that adapts to the dynamics from what it observes. ``uposi``: the policy sees the
+    log-multipliers, true while training, estimated from the last ``history`` observations and actions when
+    deployed; ``rma``: the policy sees a latent encoded from them, later estimated from the history by an
+    adaptation module inside the policy. ``none``: a plain policy.
+
+    Attributes:
+        kind: ``none``, ``uposi`` or ``rma``.
         history: steps of observations and actions the estimator reads.
         parameters: the parameters the policy sees and the estimator estimates (default: every randomized physical
             parameter).
-        osi: the estimator (``uposi``).
+        osi: UP-OSI's estimator.
+        rma: RMA's latent and adaptation module.
     """
 
-    kind: Literal["none", "uposi"] = "none"
+    kind: Literal["none", "uposi", "rma"] = "none"
     history: int = Field(default=10, ge=1, le=1000)
     parameters: list[str] | None = None
     osi: OSIConfig = Field(default_factory=OSIConfig)
+    rma: RMAConfig = Field(default_factory=RMAConfig)
 
 
 class TrainConfig(_Strict):

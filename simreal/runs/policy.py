@@ -11,6 +11,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.adaptation.osi import OSI_FILE, load_estimator
+from simreal.adaptation.rma import RMAExtractor
 from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
@@ -75,6 +76,15 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
     if expected is not None and model.observation_space.shape != expected:
         raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
     dynamics_input = setup.dynamics_input
+    extractor = getattr(model.policy, "features_extractor", None)
+    if isinstance(extractor, RMAExtractor):
+        if true_dynamics:
+            extractor.adapting.fill_(False)  # the base policy on the encoded true parameters
+        elif not bool(extractor.adapting):
+            raise DataError(
+                f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
+                "are): evaluate the run's final model.zip, or pass --true-dynamics"
+            )
     if dynamics_input is not None and not true_dynamics and (run_dir / OSI_FILE).exists():
         estimator = load_estimator(run_dir / OSI_FILE)
         if estimator.names != list(dynamics_input.names):

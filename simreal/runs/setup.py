@@ -69,8 +69,12 @@ class TrainingSetup:
 
     @property
     def dynamics_input(self) -> DynamicsInputSpec | None:
-        """The true log-multipliers an adaptive policy trains on (``None`` for a plain policy)."""
-        return DynamicsInputSpec(self.adaptive) if self.adaptive else None
+        """The true log-multipliers an adaptive policy trains on, and RMA's history after them (``None`` for a plain
+        policy)."""
+        if not self.adaptive:
+            return None
+        adaptation = self.config.adaptation
+        return DynamicsInputSpec(self.adaptive, history=adaptation.history if adaptation.kind == "rma" else 0)
 
 
 def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:
@@ -200,6 +204,8 @@ def _adaptive(config: TrainConfig, ranges: dict[str, ParameterRange], source: Co
         raise ConfigError(f"{where}: an adaptive policy needs randomized dynamics (randomization.enabled: true)")
     if config.env.history:
         raise ConfigError(f"{where}: the estimator reads adaptation.history itself: set env.history to 0")
+    if adaptation.kind == "rma" and config.algorithm.name != "ppo":
+        raise ConfigError(f"{where}: rma is built for PPO (its adaptation module lives in PPO's shared extractor)")
     physics = [name for name in ranges if name not in EFFECT_NAMES]
     names = adaptation.parameters if adaptation.parameters is not None else physics
     for index, name in enumerate(names):

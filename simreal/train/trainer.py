@@ -23,6 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
+from simreal.adaptation.rma import train_adapter
 from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.vector import EnvFactory, normalize, vectorize
 from simreal.errors import ConfigError, DataError
@@ -127,7 +128,7 @@ def train(
             model = warm_start(Path(init), config, venv, device)
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif checkpoint is None:
-            model = new_model(config, _normalized(venv, setup), device)
+            model = new_model(config, _normalized(venv, setup), device, adaptive_params=len(setup.adaptive))
         else:
             model = _restore(setup, venv, checkpoint, state, device)
     except BaseException:
@@ -160,7 +161,9 @@ def train(
             model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
         else:
             everything.init_callback(model)
-        if setup.adaptive:
+        if config.adaptation.kind == "rma":
+            _train_adapter(setup, model, run_dir)  # the policy now acts on the adaptation module's estimate
+        elif setup.adaptive:
             estimator = _train_estimator(setup, model, run_dir)
             # the final evaluation is the deployable pair's: the policy given the estimator's dynamics
             evaluator.close()
@@ -190,6 +193,23 @@ def _evaluator(setup: TrainingSetup, dynamics_input: DynamicsInputSpec | None) -
         history=setup.history,
         dynamics_input=dynamics_input,
     )
+
+
+def _train_adapter(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) -> None:
+    """RMA's second phase: train the adaptation module on-policy, log each round under ``adaptation/rma/``, write
+    ``rma.json``."""
+    writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+
+    def log(round_: int, report: dict[str, Any]) -> None:
+        writer.add_scalar("adaptation/rma/loss", report["loss"], round_)
+        writer.add_scalar("adaptation/rma/latent_error", report["latent_error_before"], round_)
+        writer.flush()
+
+    try:
+        reports = train_adapter(model, setup.config.adaptation.rma, seed=setup.config.seed + seeding.OSI, log=log)
+    finally:
+        writer.close()
+    atomic_write_json(run_dir / "rma.json", {"parameters": list(setup.adaptive), "rounds": reports})
 
 
 def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) -> OSIEstimator:

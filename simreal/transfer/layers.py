@@ -52,8 +52,10 @@ def policy_layers(model: BaseAlgorithm) -> list[Layer]:
     policy = model.policy
     if isinstance(model, PPO):
         head_pi = [*policy.action_net.parameters()] + ([policy.log_std] if hasattr(policy, "log_std") else [])
+        # a features extractor with weights (RMA's encoder and adaptation module) is the policy's bottom layer
+        extractor = [policy.features_extractor] if any(True for _ in policy.features_extractor.parameters()) else []
         return [
-            *_tower("policy", _linears(policy.mlp_extractor.policy_net), head_pi),
+            *_tower("policy", extractor + _linears(policy.mlp_extractor.policy_net), head_pi),
             *_tower("value", _linears(policy.mlp_extractor.value_net), [*policy.value_net.parameters()]),
         ]
     if isinstance(model, SAC):
