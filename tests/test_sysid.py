@@ -281,15 +281,21 @@ def test_the_identified_delay_and_noise_reach_targets_and_training_envs(tmp_path
     assert reality.get_wrapper_attr("std") == pytest.approx(result.observation_noise)  # ObservationNoise
 
     from simreal.envs.vector import EnvFactory
+    from simreal.runs.config import load_config
     from simreal.runs.setup import load_setup
 
-    setup = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}"])
+    # a config that names no effects of its own takes the identified ones
+    plain = load_config("inverted_pendulum_ppo_dr").model_dump(mode="json")
+    del plain["randomization"]["effects"]
+    config = tmp_path / "plain.yaml"
+    config.write_text(yaml.safe_dump(plain))
+    setup = load_setup(config, [f"randomization.ranges={path}"])
     assert setup.effects.action_delay_steps == 1 and setup.effects.obs_noise_std == pytest.approx(
         result.observation_noise
     )
     training_env = EnvFactory(setup.spec, setup.ranges, effects=setup.effects)()
     assert training_env.get_wrapper_attr("steps") == 1
-    own = load_setup("inverted_pendulum_ppo_dr", [f"randomization.ranges={path}", "randomization.effects={}"])
+    own = load_setup(config, [f"randomization.ranges={path}", "randomization.effects={}"])
     assert own.effects.action_delay_steps == 0  # a config that names its own effects keeps them
 
 
