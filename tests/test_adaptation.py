@@ -282,6 +282,23 @@ def test_an_rma_policy_saves_loads_evaluates_and_runs_in_the_pipeline(rma_run, t
         assert result.exit_code == 0, result.output
         error = json.loads(out.read_text())["targets"]["mild"].get("estimator_error")
         assert (error is not None) == estimated and (not estimated or error["latent"] >= 0)
+    recording = tmp_path / "r.npz"
+    collected = runner.invoke(
+        app,
+        [
+            "collect",
+            str(rma_run),
+            "--robot",
+            "inverted_pendulum",
+            "--target",
+            "mild",
+            "--episodes",
+            "1",
+            "--out",
+            str(recording),
+        ],
+    )
+    assert collected.exit_code == 0, collected.output
     config = {
         "target": "mild",
         "episodes": 2,

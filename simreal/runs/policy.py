@@ -39,9 +39,10 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
     """Load a policy from a run directory (its final model) or a model file inside a run directory.
 
     The VecNormalize statistics are the ``vecnormalize.pkl`` beside the model file. Model zips and statistics hold
-    pickles: load only runs you trust. An adaptive policy (UP-OSI) comes with its estimator (the run's ``osi.pt``),
-    which gives it the estimated dynamics; with ``true_dynamics``, or before the estimator is trained, it is given
-    the true ones (the universal policy alone, a reference only a simulator can provide).
+    pickles: load only runs you trust. An adaptive policy comes with its estimator: UP-OSI's ``osi.pt`` gives it the
+    estimated dynamics (before it is trained, the true ones), RMA's adaptation module is in the model. With
+    ``true_dynamics`` it is given the true parameters instead (the universal policy alone; RMA's base policy on the
+    encoded truth), a reference only a simulator can provide.
 
     Raises:
         DataError: no such file or folder, no config for it, a corrupt model or statistics file.

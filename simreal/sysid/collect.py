@@ -105,17 +105,20 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     # an adaptive policy gets its dynamics input as DynamicsInput would give it: its estimator's, else the truth
     adaptive = loaded.dynamics_input
     estimator = adaptive.estimator if adaptive is not None else None
-    estimator_input = (
-        History(estimator.history, env.observation_space.shape[0], env.action_space.shape[0]) if estimator else None
-    )
+    sizes = (env.observation_space.shape[0], env.action_space.shape[0])
+    estimator_input = History(estimator.history, *sizes) if estimator else None
+    raw = History(adaptive.history, *sizes) if adaptive is not None and adaptive.history else None  # RMA's
 
     def act(obs: np.ndarray, first: bool) -> np.ndarray:
+        robot_obs = np.asarray(obs, dtype=np.float64)
         if estimator is not None:
             inputs = estimator_input.start(obs) if first else estimator_input.add(sent[-1], obs)
-            obs = np.concatenate([np.asarray(obs, dtype=np.float64), estimator(inputs)])
+            obs = np.concatenate([robot_obs, estimator(inputs)])
         elif adaptive is not None:
             truth = get_dynamics(env)
-            obs = np.concatenate([np.asarray(obs, dtype=np.float64), np.log([truth[n] for n in adaptive.names])])
+            obs = np.concatenate([robot_obs, np.log([truth[n] for n in adaptive.names])])
+        if raw is not None:
+            obs = np.concatenate([obs, raw.start(robot_obs) if first else raw.add(sent[-1], robot_obs)])
         if history is not None:
             obs = history.start(obs) if first else history.add(sent[-1], obs)
         observed = statistics.normalize_obs(obs) if statistics is not None else obs
