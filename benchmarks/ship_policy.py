@@ -26,6 +26,8 @@ from simreal.evaluate.evaluator import evaluate_run
 from simreal.fileio import replace_dir, staging_dir
 
 KEEP = ("model.zip", "vecnormalize.pkl", "config.yaml", "run.json")
+#: an adaptive run's estimator and its training record, kept when the run has them
+ADAPTIVE = ("osi.pt", "osi.json", "rma.json")
 
 
 def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namespace) -> str:
@@ -91,6 +93,9 @@ def main() -> None:
     staged = staging_dir(final)
     for file in KEEP:
         shutil.copy2(args.run_dir / file, staged / file)
+    for file in ADAPTIVE:
+        if (args.run_dir / file).exists():
+            shutil.copy2(args.run_dir / file, staged / file)
     report = evaluate_run(staged, episodes=args.episodes, seed=args.seed)
     report["model"] = f"policies/{args.name}/model.zip"
     (staged / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
