@@ -135,6 +135,9 @@ def train(
         venv.close()
         raise
     venv = model.get_env()
+    if config.adaptation.kind == "rma":
+        # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
+        model.policy.features_extractor.adapting.fill_(False)
     write_config(run_dir, config)
     record_start(run_dir, command, device, start)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
