@@ -204,7 +204,7 @@ def train_osi(
     """Train the estimator for a universal policy, round by round (see the module docstring).
 
     After each round its error is measured on held-out rollouts (other seeds, the true multipliers driving the
-    policy) and on the round's own rollouts, and handed to ``log(round, report)``.
+    policy) and handed to ``log(round, report)``.
 
     Returns:
         The estimator and the per-round reports.
@@ -213,7 +213,7 @@ def train_osi(
     rng = np.random.default_rng(seed)
     pieces = (model, statistics, spec, ranges, effects, names, history)
     held_out = rollouts(*pieces, episodes=max(2, settings.episodes // 4), seed=seed + 1_000_000)
-    inputs = history * (spec_obs_act(spec, ranges, effects))
+    inputs = held_out.inputs.shape[1]  # history x (observation + action)
     network = OSINetwork(inputs, len(names), list(settings.hidden))
     estimator = OSIEstimator(network, names, history, {"inputs": inputs, "hidden": list(settings.hidden)})
     collected: list[Rollouts] = []
@@ -228,12 +228,3 @@ def train_osi(
         if log is not None:
             log(round_, report)
     return estimator, reports
-
-
-def spec_obs_act(spec: RobotSpec, ranges: dict[str, ParameterRange], effects: Effects) -> int:
-    """Observation plus action size of the robot's env (one history step)."""
-    env = make_env(spec, ranges, None, effects)
-    try:
-        return int(env.observation_space.shape[0] + env.action_space.shape[0])
-    finally:
-        env.close()

@@ -15,6 +15,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from simreal.adaptation.rma import extractor_kwargs
+from simreal.envs.vector import normalize
 from simreal.errors import ConfigError, DataError
 from simreal.runs.config import TrainConfig
 
@@ -77,6 +78,13 @@ class LinearDecay:
 
     def __call__(self, progress_remaining: float) -> float:
         return progress_remaining * self.initial
+
+
+def normalized_for(venv: VecEnv, config: TrainConfig) -> VecEnv:
+    """``venv`` wrapped in fresh VecNormalize statistics as the config's ``env.normalize`` says."""
+    settings = config.env.normalize
+    gamma = config.algorithm.hyperparameters.gamma
+    return normalize(venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma)
 
 
 def new_model(config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0) -> BaseAlgorithm:

@@ -25,11 +25,18 @@ from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
 from simreal.adaptation.rma import train_adapter
 from simreal.envs.privileged import DynamicsInputSpec
-from simreal.envs.vector import EnvFactory, normalize, vectorize
+from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.fileio import atomic_write_json, read_json
-from simreal.runs.algorithms import load_model, load_vecnormalize, new_model, resolve_device, warm_start
+from simreal.runs.algorithms import (
+    load_model,
+    load_vecnormalize,
+    new_model,
+    normalized_for,
+    resolve_device,
+    warm_start,
+)
 from simreal.runs.rundir import (
     CONFIG,
     EVAL,
@@ -128,7 +135,7 @@ def train(
             model = warm_start(Path(init), config, venv, device)
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif checkpoint is None:
-            model = new_model(config, _normalized(venv, setup), device, adaptive_params=len(setup.adaptive))
+            model = new_model(config, normalized_for(venv, config), device, adaptive_params=len(setup.adaptive))
         else:
             model = _restore(setup, venv, checkpoint, state, device)
     except BaseException:
@@ -265,14 +272,6 @@ def _resume_point(run_dir: Path) -> Path:
     if checkpoint is None:
         raise DataError(f"{run_dir}: --resume: no checkpoint to resume from")
     return checkpoint
-
-
-def _normalized(venv: VecEnv, setup: TrainingSetup) -> VecEnv:
-    settings = setup.config.env.normalize
-    gamma = setup.config.algorithm.hyperparameters.gamma
-    return normalize(
-        venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma=gamma
-    )
 
 
 def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:

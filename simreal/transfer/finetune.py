@@ -40,11 +40,11 @@ from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE
 from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import TargetSpec, load_target
-from simreal.envs.vector import EnvFactory, normalize, normalized_like, vectorize
+from simreal.envs.vector import EnvFactory, normalized_like, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
-from simreal.runs.algorithms import new_model, resolve_device, warm_start
+from simreal.runs.algorithms import new_model, normalized_for, resolve_device, warm_start
 from simreal.runs.config import AdaptationConfig, TrainConfig
 from simreal.runs.policy import LoadedPolicy, load_policy
 from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
@@ -217,13 +217,7 @@ def _model(
     if settings.strategy != "scratch":
         scale, update = settings.learning_rate_scale, settings.update_normalization
         return warm_start(policy.path, config, venv, device, lr_scale=scale, update_normalization=update)
-    normalization = config.env.normalize
-    gamma = config.algorithm.hyperparameters.gamma
-    wrapped = normalize(
-        venv, normalization.observations, normalization.rewards, normalization.clip_obs,
-        normalization.clip_reward, gamma,
-    )  # fmt: skip
-    return new_model(config, wrapped, device)
+    return new_model(config, normalized_for(venv, config), device)
 
 
 def _statistics(model: BaseAlgorithm) -> VecNormalize | None:

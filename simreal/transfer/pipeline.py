@@ -163,6 +163,14 @@ class _Stages:
             shutil.rmtree(folder)
         return folder
 
+    def _training_folder(self, name: str) -> tuple[Path, bool]:
+        """A training stage's run directory, and whether an interrupted attempt left a checkpoint to resume from
+        (else it starts empty)."""
+        folder = self.out / name
+        if folder.exists() and latest_checkpoint(folder) is not None:
+            return folder, True
+        return self._fresh(name), False
+
     def _evaluate(self, name: str, policy: Path) -> dict[str, Any]:
         report = evaluate_run(
             policy, [self.config.target], self.config.episodes, self.config.eval_seed, device=self.device
@@ -197,10 +205,7 @@ class _Stages:
             return {"policy": str(Path(source.run)), "target_steps": 0, "trained": False}
         setup = load_setup(source.config, [*source.overrides, f"seed={self.config.seed}"])
         load_target(setup.spec, self.config.target)
-        folder = self.out / "source"
-        resume = folder.exists() and latest_checkpoint(folder) is not None
-        if folder.exists() and not resume:
-            folder = self._fresh("source")
+        folder, resume = self._training_folder("source")
         callbacks = self.progress("source", setup.config.total_timesteps)
         train(setup, folder, device=self.device, resume=resume, callbacks=callbacks)
         return {"policy": str(folder), "target_steps": 0, "trained": True}
@@ -260,10 +265,7 @@ class _Stages:
         if details["observation_noise"] is not None:
             overrides.append(f"randomization.effects.obs_noise_std={details['observation_noise']}")
         setup = load_setup(self._run_dir_of(self.source_run) / CONFIG, overrides)
-        folder = self.out / "identified"
-        resume = folder.exists() and latest_checkpoint(folder) is not None
-        if folder.exists() and not resume:
-            folder = self._fresh("identified")
+        folder, resume = self._training_folder("identified")
         init = self._model_of(self.source_run) if settings.mode == "finetune" else None
         callbacks = self.progress("identified", settings.timesteps)
         train(setup, folder, device=self.device, resume=resume, callbacks=callbacks, init=init)
