@@ -122,45 +122,59 @@ class TransferEvaluator:
         return TransferReport(nominal, randomized, targets, gaps)
 
     def _returns(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> Returns:
-        venv.seed(self.seed)
-        env = normalized_like(venv, statistics)
-        errors: list[np.ndarray] = []
-        # RMA: the adaptation module lives in the policy; its error is measured on the inputs the policy acted on
-        extractor = getattr(model.policy, "features_extractor", None)
-        latent = hasattr(extractor, "latent_error") and bool(extractor.adapting)
-        seen: list[np.ndarray] = []
-
-        def record(local: dict[str, Any], _: dict[str, Any]) -> None:
-            info = local["info"]
-            if "dynamics_estimate" in info:
-                errors.append(np.abs(np.exp(info["dynamics_estimate"] - info["log_multipliers"]) - 1.0))
-            if latent:
-                seen.append(np.array(local["observations"][local["i"]]))
-
-        returns, _ = evaluate_policy(
-            model,
-            env,
-            n_eval_episodes=self.episodes,
-            deterministic=True,
-            return_episode_rewards=True,
-            warn=False,
-            callback=record if latent or (self.dynamics_input is not None and self.dynamics_input.estimator) else None,
-        )
-        estimator_error = None
-        if seen:
-            batch = torch.as_tensor(np.asarray(seen), dtype=torch.float32, device=model.device)
-            # relative error of the estimated latent against the one encoded from the true parameters
-            estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
-        if errors:
-            # mean absolute relative error of each estimated multiplier over every step of every episode
-            mean = np.mean(errors, axis=0)
-            estimator_error = {name: float(e) for name, e in zip(self.dynamics_input.names, mean, strict=True)}
-        return Returns([float(r) for r in returns], estimator_error=estimator_error)
+        return episode_returns(model, venv, statistics, self.episodes, self.seed, self.dynamics_input)
 
     def close(self) -> None:
         for venv in [self._nominal, self._randomized, *self._targets.values()]:
             if venv is not None:
                 venv.close()
+
+
+def episode_returns(
+    model: BaseAlgorithm,
+    venv: VecEnv,
+    statistics: VecNormalize | None,
+    episodes: int,
+    seed: int,
+    dynamics_input: DynamicsInputSpec | None = None,
+) -> Returns:
+    """Run ``episodes`` deterministic episodes of ``model`` on ``venv`` (reseeded with ``seed``; normalized like
+    ``statistics``) and return their raw returns, with the estimator's error when the policy estimates its dynamics
+    (UP-OSI: mean absolute relative error of each multiplier over every step; RMA: relative latent error)."""
+    venv.seed(seed)
+    env = normalized_like(venv, statistics)
+    errors: list[np.ndarray] = []
+    # RMA: the adaptation module lives in the policy; its error is measured on the inputs the policy acted on
+    extractor = getattr(model.policy, "features_extractor", None)
+    latent = hasattr(extractor, "latent_error") and bool(extractor.adapting)
+    seen: list[np.ndarray] = []
+
+    def record(local: dict[str, Any], _: dict[str, Any]) -> None:
+        info = local["info"]
+        if "dynamics_estimate" in info:
+            errors.append(np.abs(np.exp(info["dynamics_estimate"] - info["log_multipliers"]) - 1.0))
+        if latent:
+            seen.append(np.array(local["observations"][local["i"]]))
+
+    returns, _ = evaluate_policy(
+        model,
+        env,
+        n_eval_episodes=episodes,
+        deterministic=True,
+        return_episode_rewards=True,
+        warn=False,
+        callback=record if latent or (dynamics_input is not None and dynamics_input.estimator) else None,
+    )
+    estimator_error = None
+    if seen:
+        batch = torch.as_tensor(np.asarray(seen), dtype=torch.float32, device=model.device)
+        # relative error of the estimated latent against the one encoded from the true parameters
+        estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
+    if errors:
+        # mean absolute relative error of each estimated multiplier over every step of every episode
+        mean = np.mean(errors, axis=0)
+        estimator_error = {name: float(e) for name, e in zip(dynamics_input.names, mean, strict=True)}
+    return Returns([float(r) for r in returns], estimator_error=estimator_error)
 
 
 def evaluate_run(

@@ -247,11 +247,17 @@ class Evaluation(_Strict):
         frequency: every this many total timesteps (summed over envs); 0 turns it off.
         episodes: episodes per evaluated env.
         targets: target names or files (default: every target the robot ships).
+        video_steps: with each evaluation and at the end of training, log a video of this many steps (one episode,
+            deterministic) on nominal dynamics and on each target to TensorBoard (``eval/video/<env>``); 0: none.
+            Needs a rendering backend (``MUJOCO_GL``).
+        video_size: width and height of those videos, in pixels.
     """
 
     frequency: int = Field(default=50_000, ge=0)
     episodes: int = Field(default=5, gt=0)
     targets: list[str] | None = None
+    video_steps: int = Field(default=0, ge=0)
+    video_size: int = Field(default=128, ge=16, le=1024)
 
 
 class Checkpoint(_Strict):

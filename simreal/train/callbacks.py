@@ -19,7 +19,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
+from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.spec import Effects, RobotSpec, TargetSpec
 from simreal.evaluate.evaluator import TransferEvaluator
+from simreal.evaluate.video import add_video, render_episode
 from simreal.fileio import read_json
 from simreal.runs.config import TrainConfig, config_table
 from simreal.runs.rundir import BEST, EVAL, save_best, save_checkpoint
@@ -166,6 +169,52 @@ class TransferEvalCallback(_Periodic):
         saved = read_json(self.run_dir / BEST / EVAL)
         if saved is not None:
             self.best = max(self.best, float(saved["source"]["nominal"]["mean_return"]))
+
+
+class EvalVideo(_Periodic):
+    """Every ``frequency`` total timesteps (with the evaluation) and at the end of training: render one episode of
+    at most ``steps`` steps on nominal dynamics and on each target and log it as ``eval/video/<env>`` (an animated
+    image; episode reset with ``seed``, deterministic actions)."""
+
+    def __init__(
+        self,
+        frequency: int,
+        spec: RobotSpec,
+        targets: dict[str, TargetSpec],
+        steps: int,
+        size: int,
+        seed: int,
+        history: int = 0,
+        dynamics_input: DynamicsInputSpec | None = None,
+    ) -> None:
+        super().__init__(frequency)
+        self.spec, self.steps, self.size, self.seed = spec, steps, size, seed
+        self.history, self.dynamics_input = history, dynamics_input
+        self.envs = {"nominal": ({}, Effects()), **{name: (t.parameters, t.effects) for name, t in targets.items()}}
+
+    def fire(self) -> None:
+        writer = tensorboard_writer(self)
+        if writer is None:
+            return
+        statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
+        for name, (fixed, effects) in self.envs.items():
+            episode = render_episode(
+                self.model,
+                statistics,
+                self.spec,
+                fixed,
+                effects,
+                history=self.history,
+                dynamics_input=self.dynamics_input,
+                seed=self.seed,
+                max_steps=self.steps,
+                width=self.size,
+                height=self.size,
+            )
+            add_video(writer, f"eval/video/{name}", episode.frames, self.model.num_timesteps, episode.fps)
+
+    def _on_training_end(self) -> None:
+        self.fire()
 
 
 class CheckpointEvery(_Periodic):

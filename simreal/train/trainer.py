@@ -25,6 +25,7 @@ from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
 from simreal.adaptation.rma import train_adapter
 from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import TransferEvaluator
@@ -51,7 +52,14 @@ from simreal.runs.rundir import (
     write_config,
 )
 from simreal.runs.setup import TrainingSetup
-from simreal.train.callbacks import CheckpointEvery, ConfigText, DynamicsLogger, ScheduleCallback, TransferEvalCallback
+from simreal.train.callbacks import (
+    CheckpointEvery,
+    ConfigText,
+    DynamicsLogger,
+    EvalVideo,
+    ScheduleCallback,
+    TransferEvalCallback,
+)
 from simreal.train.schedules import build_schedule
 
 
@@ -108,10 +116,13 @@ def train(
     Raises:
         ConfigError: a new run into a folder that already holds a run.
         DataError: nothing to resume, or a corrupt checkpoint.
+        SetupError: ``eval.video_steps`` set where this process cannot render (``MUJOCO_GL``).
     """
     config = setup.config
     run_dir = Path(run_dir)
     device = resolve_device(device)
+    if config.eval.video_steps:
+        require_rendering()  # before anything is written: a missing GL setup is one line, not a failed run
     checkpoint = _resume_point(run_dir) if resume else _new_run_dir(run_dir)
     state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
@@ -164,7 +175,10 @@ def train(
 
     checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
     scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
-    everything = CallbackList([DynamicsLogger(), ConfigText(config), *scheduling, evaluation, checkpoints, *callbacks])
+    videos = [_videos(setup)] if config.eval.video_steps else []
+    everything = CallbackList(
+        [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks]
+    )
     try:
         remaining = config.total_timesteps - model.num_timesteps
         if remaining > 0:
@@ -189,6 +203,21 @@ def train(
         evaluator.close()
         venv.close()
     return TrainResult(run_dir, start, model.num_timesteps, final)
+
+
+def _videos(setup: TrainingSetup) -> EvalVideo:
+    """The evaluation videos of a run (``eval.video_steps``)."""
+    config = setup.config
+    return EvalVideo(
+        config.eval.frequency,
+        setup.spec,
+        setup.targets,
+        config.eval.video_steps,
+        config.eval.video_size,
+        seed=config.seed + seeding.EVALUATION,
+        history=setup.history,
+        dynamics_input=setup.dynamics_input,
+    )
 
 
 def _evaluator(setup: TrainingSetup, dynamics_input: DynamicsInputSpec | None) -> TransferEvaluator:

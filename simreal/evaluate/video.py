@@ -1,0 +1,114 @@
+"""Watching a policy: one episode rendered offscreen to RGB frames, and frames as an animated image in TensorBoard.
+
+Rendering uses MuJoCo's offscreen renderer through gymnasium (``render_mode="rgb_array"``), on the OpenGL backend
+``MUJOCO_GL`` names (``egl`` with a GPU, ``osmesa`` on CPU machines); where it cannot work, building the env raises
+:class:`~simreal.errors.SetupError` with what to set or install.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from simreal.envs.factory import make_env
+from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.spec import Effects, RobotSpec
+
+
+@dataclass
+class Episode:
+    """A rendered episode: its frames (``height x width x 3`` uint8, the reset state first), the return so far at
+    each frame, and the env's frame rate."""
+
+    frames: list[np.ndarray]
+    returns: list[float]
+    fps: float
+
+    @property
+    def total(self) -> float:
+        return self.returns[-1] if self.returns else 0.0
+
+
+def render_episode(
+    model: BaseAlgorithm,
+    statistics: VecNormalize | None,
+    spec: RobotSpec,
+    fixed: Mapping[str, float] | None = None,
+    effects: Effects | None = None,
+    *,
+    history: int = 0,
+    dynamics_input: DynamicsInputSpec | None = None,
+    seed: int = 0,
+    max_steps: int = 1000,
+    width: int = 480,
+    height: int = 480,
+) -> Episode:
+    """Run one deterministic episode (reset with ``seed``, at most ``max_steps`` steps) and render every step.
+
+    Args:
+        model, statistics: the policy and its observation statistics (``None``: raw observations).
+        spec, fixed, effects: the robot and the dynamics to run it on (nominal when both are empty).
+        history, dynamics_input: the policy's input, as it was trained.
+        width, height: frame size in pixels.
+
+    Raises:
+        SetupError: this process cannot render (``MUJOCO_GL``).
+    """
+    env = make_env(
+        spec,
+        None,
+        fixed,
+        effects,
+        history=history,
+        dynamics_input=dynamics_input,
+        render_mode="rgb_array",
+        width=width,
+        height=height,
+    )
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames, returns, total = [np.asarray(env.render(), dtype=np.uint8)], [0.0], 0.0
+        for _ in range(max_steps):
+            policy_input = np.asarray(obs, dtype=np.float32)[None]
+            if statistics is not None:
+                policy_input = statistics.normalize_obs(policy_input)
+            action, _ = model.predict(policy_input, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total += float(reward)
+            frames.append(np.asarray(env.render(), dtype=np.uint8))
+            returns.append(total)
+            if terminated or truncated:
+                break
+        fps = float(env.metadata.get("render_fps") or 30)
+    finally:
+        env.close()  # frees the GL context now (a context left to the interpreter's exit fails noisily)
+    return Episode(frames, returns, fps)
+
+
+def encode_gif(frames: list[np.ndarray], fps: float) -> bytes:
+    """Frames as a looping animated GIF (Pillow) in real time: above 25 frames per second, every k-th frame only
+    (viewers slow down GIF frames shorter than 20 ms)."""
+    from PIL import Image
+
+    stride = max(1, int(np.ceil(fps / 25)))
+    images = [Image.fromarray(frame) for frame in frames[::stride]]
+    buffer = io.BytesIO()
+    duration = int(round(1000 * stride / fps))
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return buffer.getvalue()
+
+
+def add_video(writer: object, tag: str, frames: list[np.ndarray], step: int, fps: float) -> None:
+    """Log frames to TensorBoard as an animated image (the same summary torch's ``add_video`` writes, without its
+    moviepy dependency). ``writer`` is a ``torch.utils.tensorboard.SummaryWriter``."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    height, width = frames[0].shape[:2]
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encode_gif(frames, fps))
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)  # type: ignore[attr-defined]
+    writer.flush()  # type: ignore[attr-defined]

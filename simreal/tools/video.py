@@ -1,0 +1,152 @@
+"""``simreal record``'s videos: a policy's episodes rendered on nominal dynamics or a target, optionally the source and
+the target side by side, captioned, written as MP4 (H.264 through the ffmpeg that ``imageio-ffmpeg`` ships) or GIF.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simreal.envs.spec import Effects, load_target
+from simreal.errors import DataError, SetupError
+from simreal.fileio import atomic_write
+
+#: Height of the caption band above each panel, in pixels.
+CAPTION = 22
+FORMATS = (".mp4", ".gif")
+
+
+@dataclass
+class Recording:
+    """What was recorded: per panel its label and episode returns, the frame count and rate."""
+
+    panels: dict[str, list[float]]
+    frames: int
+    fps: float
+
+
+def record_video(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    target: str | None = None,
+    side_by_side: bool = False,
+    episodes: int = 1,
+    seed: int = 0,
+    max_steps: int = 1000,
+    width: int = 480,
+    height: int = 480,
+    true_dynamics: bool = False,
+) -> Recording:
+    """Render ``episodes`` episodes of a policy and write them, one after the other, to ``out`` (atomically).
+
+    Args:
+        source: a run directory or a model file inside one.
+        out: ``.mp4`` or ``.gif``.
+        target: a target name or YAML (default: nominal dynamics).
+        side_by_side: nominal dynamics on the left, ``target`` on the right, the same episode seeds.
+        episodes: episode ``i`` is reset with ``seed + i``.
+        max_steps: at most this many steps per episode.
+        width, height: size of each panel in pixels (even numbers: H.264 needs them).
+        true_dynamics: adaptive policies act on the true dynamics.
+
+    Raises:
+        DataError: an unknown output format, a missing or corrupt run. SpecError: an unknown target.
+        SetupError: no rendering backend (``MUJOCO_GL``), or no ffmpeg for MP4.
+    """
+    from simreal.evaluate.video import render_episode
+    from simreal.runs.policy import load_policy
+
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise DataError(f"{out}: unknown video format {out.suffix or '(none)'!r} (use {' or '.join(FORMATS)})")
+    if side_by_side and target is None:
+        raise DataError("--side-by-side: name the --target to show beside nominal dynamics")
+    if width % 2 or height % 2:
+        raise DataError(f"--size {width}x{height}: width and height must be even")
+    if out.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise SetupError("MP4 videos need imageio-ffmpeg: pip install 'simreal[video]' (or write a .gif)")
+    policy = load_policy(source, true_dynamics=true_dynamics)
+    setup = policy.setup
+    panels: dict[str, tuple[dict[str, float], Effects]] = {}
+    if target is None or side_by_side:
+        panels["nominal"] = ({}, Effects())
+    if target is not None:
+        name, target_spec = load_target(setup.spec, target)
+        panels[f"target: {name}"] = (dict(target_spec.parameters), target_spec.effects)
+    frames: list[np.ndarray] = []
+    returns: dict[str, list[float]] = {label: [] for label in panels}
+    fps = 30.0
+    for episode in range(episodes):
+        rendered = {
+            label: render_episode(
+                policy.model,
+                policy.statistics,
+                setup.spec,
+                fixed,
+                effects,
+                history=setup.history,
+                dynamics_input=policy.dynamics_input,
+                seed=seed + episode,
+                max_steps=max_steps,
+                width=width,
+                height=height,
+            )
+            for label, (fixed, effects) in panels.items()
+        }
+        fps = next(iter(rendered.values())).fps
+        length = max(len(e.frames) for e in rendered.values())
+        for index in range(length):
+            row = []
+            for label, run in rendered.items():
+                at = min(index, len(run.frames) - 1)  # a shorter episode holds its last frame
+                done = " (ended)" if index >= len(run.frames) else ""
+                caption = f"{label}   episode {episode + 1}   return {run.returns[at]:.0f}{done}"
+                row.append(_captioned(run.frames[at], caption))
+            frames.append(np.concatenate(row, axis=1))
+        for label, run in rendered.items():
+            returns[label].append(run.total)
+    _write(out, frames, fps)
+    return Recording(returns, len(frames), fps)
+
+
+def _captioned(frame: np.ndarray, text: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    band = Image.new("RGB", (frame.shape[1], CAPTION), (20, 20, 20))
+    ImageDraw.Draw(band).text((6, 5), text, fill=(235, 235, 235))
+    return np.concatenate([np.asarray(band, dtype=np.uint8), frame], axis=0)
+
+
+def _write(out: Path, frames: list[np.ndarray], fps: float) -> None:
+    if out.suffix.lower() == ".gif":
+        from simreal.evaluate.video import encode_gif
+
+        data = encode_gif(frames, fps)
+        atomic_write(out, lambda tmp: tmp.write_bytes(data))
+        return
+    import imageio_ffmpeg
+
+    height, width = frames[0].shape[:2]
+
+    def write(tmp: Path) -> None:
+        # the temporary name has no .mp4 suffix: name the container; yuv420p plays everywhere
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (width, height),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=1,
+            output_params=["-f", "mp4"],
+            ffmpeg_log_level="error",
+        )
+        writer.send(None)
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+
+    atomic_write(out, write)

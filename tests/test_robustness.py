@@ -1,0 +1,113 @@
+"""Robustness maps: the grid, the numbers (the same for any number of workers), the CSV, PNG and TensorBoard image,
+comparisons, and bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
+
+from simreal.cli import app
+from simreal.envs.spec import load_robot
+from simreal.tools.robustness import grid_axes, robustness_map
+from tests.test_training import tiny_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("robustness")
+    run_dir = tmp_path / "run"
+    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_1d_map_writes_csv_png_json_and_a_tensorboard_image(policy, tmp_path):
+    out = tmp_path / "map"
+    args = ["robustness", str(policy), "--params", "gravity", "--grid", "3", "--range", "0.5:2", "--episodes", "2"]
+    result = runner.invoke(app, [*args, "--workers", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "robustness.csv")
+    assert [float(r["gravity"]) for r in rows] == [0.5, 1.25, 2.0]
+    for row in rows:
+        assert int(row["episodes"]) == 2
+        assert float(row["ci_low"]) <= float(row["mean_return"]) <= float(row["ci_high"])
+    # the grid changes the dynamics: the returns are not all the same
+    assert len({r["mean_return"] for r in rows}) == 3
+    assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    document = json.loads((out / "robustness.json").read_text())
+    assert document["axes"][0]["name"] == "gravity" and set(document["axes"][0]["targets"]) == {
+        "mild",
+        "moderate",
+        "severe",
+    }
+    assert [len(r) for r in document["returns"]] == [2, 2, 2]
+    board = EventAccumulator(str(out / "tb"), size_guidance={"images": 0})
+    board.Reload()
+    assert board.Tags()["images"] == ["robustness/gravity"]
+
+
+def test_the_numbers_do_not_depend_on_the_workers(policy):
+    one = robustness_map(policy, ["friction"], points=2, episodes=2, seed=4, workers=1)
+    two = robustness_map(policy, ["friction"], points=2, episodes=2, seed=4, workers=2)
+    assert one.returns == two.returns
+    assert one.rows(4) == two.rows(4)
+
+
+def test_a_2d_map_with_an_effect_axis_against_another_policy(policy, tmp_path):
+    out = tmp_path / "map2"
+    args = ["robustness", str(policy), "--params", "torso_mass,action_delay_steps", "--grid", "2", "--episodes", "1"]
+    args += ["--range", "0.8:1.2", "--range", "0:3", "--against", str(policy / "best" / "model.zip")]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "robustness.csv")
+    assert [(float(r["torso_mass"]), float(r["action_delay_steps"])) for r in rows] == [
+        (0.8, 0.0),
+        (0.8, 3.0),
+        (1.2, 0.0),
+        (1.2, 3.0),
+    ]
+    for row in rows:
+        difference = float(row["mean_return"]) - float(row["against_mean_return"])
+        assert float(row["difference"]) == pytest.approx(difference)
+        assert float(row["difference_ci_low"]) <= float(row["difference"]) <= float(row["difference_ci_high"])
+    assert (out / "robustness.png").stat().st_size > 0
+
+
+def test_the_default_grid_spans_the_training_range_and_every_target():
+    spec = load_robot("hopper")
+    (axis,) = grid_axes(spec, ["torso_mass"], {"torso_mass": (0.75, 1.25)}, points=5)
+    assert axis.values[0] < 0.75 and axis.values[-1] > max(
+        t.parameters.get("torso_mass", 1) for t in spec.targets.values()
+    )
+    (delay,) = grid_axes(spec, ["action_delay_steps"], {}, points=9)
+    assert all(v.is_integer() for v in delay.values) and delay.values[0] == 0 and delay.values[-1] >= 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--params", "wing_mass"], "--params: unknown parameter or effect 'wing_mass'"),
+        (["--params", "gravity,friction,torso_mass"], "--params: one or two axes"),
+        (["--params", "gravity", "--range", "2:1"], "--range: gravity: low 2 must be below high 1"),
+        (["--params", "gravity", "--range", "0.5"], "--range: expected LOW:HIGH"),
+        (["--params", "friction", "--range", "0:2"], "--range: friction: a friction multiplier must be > 0"),
+        (["--params", "gravity", "--grid", "1"], "--grid: at least 2 points"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(policy, tmp_path, options, message):
+    result = runner.invoke(app, ["robustness", str(policy), *options, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
