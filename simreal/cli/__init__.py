@@ -10,6 +10,7 @@ from simreal.cli.evaluate import evaluate
 from simreal.cli.finetune import finetune
 from simreal.cli.record import record
 from simreal.cli.robustness import robustness
+from simreal.cli.sweep import sweep
 from simreal.cli.sysid import collect, sysid
 from simreal.cli.train import train
 from simreal.cli.transfer import transfer
@@ -28,7 +29,7 @@ def _root() -> None:
     """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
 
 
-for command in (envs, train, evaluate, collect, sysid, finetune, transfer, robustness, record):
+for command in (envs, train, evaluate, collect, sysid, finetune, transfer, robustness, record, sweep):
     app.command()(command)
 
 
