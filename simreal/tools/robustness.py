@@ -345,7 +345,7 @@ def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
 
     board = SummaryWriter(log_dir=str(staged / "tb"))
     try:
-        board.add_figure("robustness/" + "_".join(a.name for a in result.axes), figure, close=True)
+        board.add_figure("robustness/" + "_".join(a.name for a in result.axes), figure, close=False)
     finally:
         board.close()
     return replace_dir(staged, out)
@@ -354,16 +354,14 @@ def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
 def plot_map(result: RobustnessMap, rows: list[dict[str, Any]]) -> Any:
     """The map as a matplotlib figure: a curve with its CI band (1-D) or a heatmap (2-D), with the training range
     shaded or framed, the nominal value and each shipped target marked; with a comparison, the difference too."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend chosen, no global figure state
 
     compare = result.against is not None
     panels = 2 if compare else 1
     if len(result.axes) == 1:
         axis = result.axes[0]
-        figure, plots = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
+        figure = Figure(figsize=(6.5 * panels, 4.2))
+        plots = figure.subplots(1, panels, squeeze=False)
         x = np.array(axis.values)
         mean = [row["mean_return"] for row in rows]
         plots[0, 0].plot(x, mean, marker="o", label=_short(result.meta["policy"]))
@@ -385,7 +383,8 @@ def plot_map(result: RobustnessMap, rows: list[dict[str, Any]]) -> Any:
         plots[0, 0].legend(fontsize="small")
     else:
         first, second = result.axes
-        figure, plots = plt.subplots(1, panels, figsize=(6.5 * panels, 5.2), squeeze=False)
+        figure = Figure(figsize=(6.5 * panels, 5.2))
+        plots = figure.subplots(1, panels, squeeze=False)
         grids = [np.array([r["mean_return"] for r in rows]).reshape(result.shape)]
         titles = [f"mean return: {_short(result.meta['policy'])}"]
         if compare:

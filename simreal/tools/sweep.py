@@ -301,15 +301,13 @@ def write_aggregate(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> 
     writer.writerows(rows)
     atomic_write_text(out / "summary.csv", buffer.getvalue())
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     envs = list(dict.fromkeys(row["env"] for row in rows))
     keys = [c for c in columns if c not in ("env", "seeds", "mean_return", "ci_low", "ci_high", "per_seed")]
     points = list(dict.fromkeys(tuple(row.get(k) for k in keys) for row in rows))
-    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(envs) * max(1, len(points)) ** 0.5), 4))
+    figure = Figure(figsize=(max(6, 1.6 * len(envs) * max(1, len(points)) ** 0.5), 4))
+    axes = figure.subplots()
     width = 0.8 / len(points)
     for index, point in enumerate(points):
         chosen = {row["env"]: row for row in rows if tuple(row.get(k) for k in keys) == point}
@@ -325,4 +323,3 @@ def write_aggregate(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> 
         axes.legend(fontsize="small")
     figure.tight_layout()
     atomic_write(out / "summary.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    plt.close(figure)

@@ -175,13 +175,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend chosen, no global figure state
 
     rows = [row for row in report["stages"] if "mean_return" in row]
-    figure, axes = plt.subplots(figsize=(8, 0.6 * max(len(rows), 2) + 1.2))
+    figure = Figure(figsize=(8, 0.6 * max(len(rows), 2) + 1.2))
+    axes = figure.subplots()
     for index, row in enumerate(rows):
         low, high = row["mean_return_ci95"]
         axes.errorbar(row["mean_return"], index, xerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
@@ -197,9 +195,9 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
         axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     atomic_write(out / "returns.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    plt.close(figure)
 
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.subplots()
     for name in ("scratch", "finetune", "oracle"):
         record = stages.get(name)
         curve = (read_json(Path(record["policy"]) / "finetune.json") or {}).get("curve") if record else None
@@ -216,7 +214,6 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
         axes.legend(fontsize="small")
     figure.tight_layout()
     atomic_write(out / "curves.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    plt.close(figure)
 
 
 def _tensorboard(out: Path, report: dict[str, Any]) -> None:
