@@ -327,3 +327,23 @@ def test_rma_is_for_ppo(tmp_path):
     path = rma_config(tmp_path, algorithm=sac)
     result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 2 and "adaptation.kind" in result.stderr and "PPO" in result.stderr
+
+
+def test_the_dynamics_input_is_normalized_with_the_full_training_range_not_running_statistics(adaptive_run):
+    # under a curriculum the log-multipliers start at exactly 0: running statistics would divide by ~0 later
+    policy = load_policy(adaptive_run)
+    setup, statistics = policy.setup, policy.statistics
+    size = statistics.observation_space.shape[0]
+    pinned = setup.pinned(size, 3)
+    assert sorted(pinned) == list(range(size - len(NAMES), size))
+    for index, name in zip(sorted(pinned), setup.adaptive, strict=True):
+        low, high = np.log(setup.ranges[name].low), np.log(setup.ranges[name].high)
+        assert statistics.obs_rms.mean[index] == pytest.approx((low + high) / 2)
+        assert statistics.obs_rms.var[index] == pytest.approx((high - low) ** 2 / 12)
+    # still pinned after more running updates, as seen by the policy
+    observations = np.zeros((4, size))
+    statistics.obs_rms.update(observations)
+    normalized = statistics.normalize_obs(np.full((1, size), 0.1))
+    index = sorted(pinned)[0]
+    mean, var = pinned[index]
+    assert normalized[0, index] == pytest.approx((0.1 - mean) / np.sqrt(var + statistics.epsilon), rel=1e-5)

@@ -4,8 +4,10 @@ step between training and evaluation. Nothing here reads a config: callers pass 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
@@ -52,15 +54,51 @@ def vectorize(factory: Callable[[], gym.Env], n_envs: int, seed: int, subprocess
     return make_vec_env(factory, n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls)
 
 
+class PinnedVecNormalize(VecNormalize):
+    """VecNormalize whose statistics of some observation entries are fixed instead of running.
+
+    A policy's dynamics input (the episode's log-multipliers) is constant within an episode and, under a curriculum,
+    exactly 0 at first: its running variance would shrink to ~0 and the normalized input blow up (to the clip) as
+    the ranges widen, which wrecks the policy mid-training. Those entries are normalized with the mean and variance
+    of the full training distribution instead, set once.
+
+    Args:
+        venv: the env to wrap.
+        pinned: observation index -> (mean, variance).
+        **kwargs: VecNormalize's.
+    """
+
+    def __init__(self, venv: VecEnv, pinned: Mapping[int, tuple[float, float]], **kwargs: Any) -> None:
+        super().__init__(venv, **kwargs)
+        self.pinned = {int(index): (float(mean), float(var)) for index, (mean, var) in pinned.items()}
+        self._pin(self.obs_rms)
+
+    def _pin(self, obs_rms: Any) -> None:
+        for index, (mean, var) in self.pinned.items():
+            obs_rms.mean[index], obs_rms.var[index] = mean, var
+
+    def _normalize_obs(self, obs: np.ndarray, obs_rms: Any) -> np.ndarray:
+        self._pin(obs_rms)  # after every running update, before every use (and so in every saved copy)
+        return super()._normalize_obs(obs, obs_rms)
+
+
 def normalize(
-    venv: VecEnv, observations: bool, rewards: bool, clip_obs: float, clip_reward: float, gamma: float
+    venv: VecEnv,
+    observations: bool,
+    rewards: bool,
+    clip_obs: float,
+    clip_reward: float,
+    gamma: float,
+    pinned: Mapping[int, tuple[float, float]] | None = None,
 ) -> VecEnv:
-    """Wrap ``venv`` in VecNormalize when anything is normalized (``gamma`` discounts the reward statistics)."""
+    """Wrap ``venv`` in VecNormalize when anything is normalized (``gamma`` discounts the reward statistics;
+    ``pinned``: observation entries with fixed statistics, see :class:`PinnedVecNormalize`)."""
     if not (observations or rewards):
         return venv
-    return VecNormalize(
-        venv, norm_obs=observations, norm_reward=rewards, clip_obs=clip_obs, clip_reward=clip_reward, gamma=gamma
-    )
+    kwargs = {"norm_obs": observations, "norm_reward": rewards, "clip_obs": clip_obs, "clip_reward": clip_reward}
+    if pinned and observations:
+        return PinnedVecNormalize(venv, pinned, gamma=gamma, **kwargs)
+    return VecNormalize(venv, gamma=gamma, **kwargs)
 
 
 def normalized_like(venv: VecEnv, statistics: VecNormalize | None) -> VecEnv:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,16 @@ class LinearDecay:
         return progress_remaining * self.initial
 
 
-def normalized_for(venv: VecEnv, config: TrainConfig) -> VecEnv:
-    """``venv`` wrapped in fresh VecNormalize statistics as the config's ``env.normalize`` says."""
+def normalized_for(
+    venv: VecEnv, config: TrainConfig, pinned: Mapping[int, tuple[float, float]] | None = None
+) -> VecEnv:
+    """``venv`` wrapped in fresh VecNormalize statistics as the config's ``env.normalize`` says (``pinned``: entries
+    with fixed statistics, an adaptive policy's dynamics input: see :func:`simreal.runs.setup.TrainingSetup.pinned`)."""
     settings = config.env.normalize
     gamma = config.algorithm.hyperparameters.gamma
-    return normalize(venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma)
+    return normalize(
+        venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma, pinned
+    )
 
 
 def new_model(config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0) -> BaseAlgorithm:

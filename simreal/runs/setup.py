@@ -8,6 +8,7 @@ reload the spec or re-resolve the config.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,26 @@ class TrainingSetup:
             return None
         adaptation = self.config.adaptation
         return DynamicsInputSpec(self.adaptive, history=adaptation.history if adaptation.kind == "rma" else 0)
+
+    def pinned(self, observation_size: int, action_size: int) -> dict[int, tuple[float, float]]:
+        """Fixed normalization statistics of an adaptive policy's dynamics input: observation index -> (mean,
+        variance) of each log-multiplier over its widest training range (ADR: its limits), as if log-uniform.
+
+        Args:
+            observation_size: the policy's whole observation (``[o, z]``, RMA: ``[o, z, history]``).
+            action_size: the action's.
+        """
+        if not self.adaptive:
+            return {}
+        params, history = len(self.adaptive), self.dynamics_input.history
+        start = (observation_size - params - history * action_size) // (history + 1)  # z follows o
+        pinned = {}
+        for offset, name in enumerate(self.adaptive):
+            low, high = self.schedule_limits.get(name) or (self.ranges[name].low, self.ranges[name].high)
+            log_low, log_high = math.log(low), math.log(high)
+            variance = max((log_high - log_low) ** 2 / 12, 1e-4)  # a pinned parameter: a variance that is not 0
+            pinned[start + offset] = (float((log_low + log_high) / 2), float(variance))
+        return pinned
 
 
 def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:

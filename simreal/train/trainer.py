@@ -146,7 +146,8 @@ def train(
             model = warm_start(Path(init), config, venv, device)
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif checkpoint is None:
-            model = new_model(config, normalized_for(venv, config), device, adaptive_params=len(setup.adaptive))
+            pinned = setup.pinned(venv.observation_space.shape[0], venv.action_space.shape[0])
+            model = new_model(config, normalized_for(venv, config, pinned), device, adaptive_params=len(setup.adaptive))
         else:
             model = _restore(setup, venv, checkpoint, state, device)
     except BaseException:
