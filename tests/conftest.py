@@ -29,3 +29,19 @@ def write_yaml(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny PPO hopper run (512 steps, 8-unit networks), trained once for every test that needs a policy."""
+    from typer.testing import CliRunner
+
+    from simreal.cli import app
+    from tests.test_training import tiny_config
+
+    tmp_path = tmp_path_factory.mktemp("trained")
+    run_dir = tmp_path / "run"
+    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
+    result = CliRunner().invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return run_dir

@@ -13,19 +13,13 @@ from typer.testing import CliRunner
 from simreal.cli import app
 from simreal.envs.spec import load_robot
 from simreal.tools.robustness import grid_axes, robustness_map
-from tests.test_training import tiny_config
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("robustness")
-    run_dir = tmp_path / "run"
-    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    return run_dir
+@pytest.fixture
+def policy(trained_run):
+    return trained_run
 
 
 def read_csv(path):

@@ -102,16 +102,6 @@ def test_default_run_name_and_overrides(tmp_path, monkeypatch):
     assert saved["seed"] == 7 and saved["total_timesteps"] == 256
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("trained")
-    run_dir = tmp_path / "run"
-    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    return run_dir
-
-
 def test_evaluate_json_schema_and_determinism(trained_run, tmp_path):
     first, second, other = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     for path, seed in ((first, 5), (second, 5), (other, 6)):
@@ -293,18 +283,6 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
         rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
     assert rundir.latest_checkpoint(tmp_path) == first
     assert load_model(first / "model.zip", "ppo").num_timesteps == 0
-
-
-def test_the_shipped_policy_evaluates():
-    from simreal.evaluate.evaluator import evaluate_run as evaluate
-    from simreal.resources import data_dir
-
-    policy = data_dir("envs").parent / "policies" / "hopper_ppo_dr"
-    if not policy.is_dir():
-        pytest.skip("policies/ is not shipped inside the wheel")
-    report = evaluate(policy, targets=["mild"], episodes=2, seed=0)
-    assert report["robot"] == "hopper" and report["algorithm"] == "ppo"
-    assert report["source"]["nominal"]["mean_return"] > 500  # a trained policy, not a random one
 
 
 def test_pruning_keeps_the_latest_and_drops_what_a_killed_run_left_past_it(tmp_path):

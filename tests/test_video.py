@@ -36,14 +36,9 @@ def cli(*args: str, gl: str | None = "osmesa") -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("video")
-    run_dir = tmp_path / "run"
-    config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "targets": ["mild"]})
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    return run_dir
+@pytest.fixture
+def policy(trained_run):
+    return trained_run
 
 
 def mp4_frames(path: Path) -> np.ndarray:
