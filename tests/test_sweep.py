@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from simreal.cli import app
 from simreal.errors import ConfigError
-from simreal.tools.sweep import aggregate, parse_grid, plan_sweep
+from simreal.tools.sweep import aggregate, parse_grid, plan_sweep, run_job
 
 runner = CliRunner()
 
@@ -107,3 +108,32 @@ def test_bad_grids_and_configs_are_one_line_before_anything_runs(config, tmp_pat
 def test_parse_grid_rejects_a_key_given_twice():
     with pytest.raises(ConfigError, match="--grid seed: given twice"):
         parse_grid(["seed=1,2", "seed=3"])
+
+
+def test_a_transfer_config_sweeps_transfer_jobs(tmp_path):
+    config = tmp_path / "transfer.yaml"
+    config.write_text(
+        yaml.safe_dump({"kind": "transfer", "target": "severe", "source": {"run": "policies/hopper_ppo_dr"}})
+    )
+    jobs = plan_sweep(str(config), tmp_path / "out", [0, 1], parse_grid(["stages.finetune.steps=1000,2000"]))
+    assert {job.kind for job in jobs} == {"transfer"} and len(jobs) == 4
+    assert "stages.finetune.steps=2000" in jobs[-1].overrides and "seed=1" in jobs[-1].overrides
+    with pytest.raises(ConfigError, match="stages.finetune.steps=-5"):
+        plan_sweep(str(config), tmp_path / "out", [0], parse_grid(["stages.finetune.steps=-5"]))
+
+
+def test_a_transfer_job_reports_each_stages_episode_returns(trained_run, tmp_path):
+    off = {"enabled": False}
+    config = tmp_path / "transfer.yaml"
+    stages = {"sysid": off, "identified": off, "finetune": off, "oracle": off}
+    config.write_text(
+        yaml.safe_dump({"kind": "transfer", "target": "mild", "episodes": 3, "source": {"run": str(trained_run)},
+                        "stages": stages})
+    )  # fmt: skip
+    (job,) = plan_sweep(str(config), tmp_path / "out", [0])
+    assert run_job(job)["status"] == "done"
+    result = json.loads((Path(job.folder) / "result.json").read_text())
+    assert result["kind"] == "transfer" and list(result["rows"]) == ["zero_shot"]
+    assert len(result["rows"]["zero_shot"]) == 3
+    (row,) = aggregate([job])
+    assert row["env"] == "zero_shot" and row["seeds"] == 1

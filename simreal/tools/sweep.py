@@ -157,7 +157,7 @@ def run_job(job: SweepJob, device: str = "cpu") -> dict[str, Any]:
             from simreal.transfer.pipeline import run_pipeline
 
             report = run_pipeline(load_transfer_config(job.config, list(job.overrides)), folder, device=device).report
-            result = {"kind": "transfer", "rows": _transfer_rows(report)}
+            result = {"kind": "transfer", "rows": _transfer_rows(report, folder)}
         else:
             result = {"kind": "train", "rows": _train_and_evaluate(job, folder, device)}
     except Exception as exc:  # noqa: BLE001 - one failed job must not stop the sweep: it is reported instead
@@ -193,10 +193,15 @@ def _train_and_evaluate(job: SweepJob, folder: Path, device: str) -> dict[str, l
     return rows
 
 
-def _transfer_rows(report: dict[str, Any]) -> dict[str, list[float]]:
-    return {
-        row["stage"]: row.get("returns") or [row["mean_return"]] for row in report["stages"] if "mean_return" in row
-    }
+def _transfer_rows(report: dict[str, Any], folder: Path) -> dict[str, list[float]]:
+    """Each evaluated stage's episode returns on the target (``evaluations/<stage>.json``)."""
+    rows = {}
+    for row in report["stages"]:
+        if "mean_return" in row:
+            evaluation = read_json(folder / "evaluations" / f"{row['stage']}.json") or {}
+            targets = list(evaluation.get("targets", {}).values())
+            rows[row["stage"]] = targets[0]["returns"] if targets else [row["mean_return"]]
+    return rows
 
 
 def run_sweep(
