@@ -254,11 +254,15 @@ def _evaluate(
     names = tuple(axis.name for axis in axes)
     jobs = [(names, cell, episodes, seed) for cell in itertools.product(*(axis.values for axis in axes))]
     if workers <= 1:
+        import torch
+
+        threads = torch.get_num_threads()
         _load_worker(source, true_dynamics, threads=1)
         try:
             return [_evaluate_cell(job) for job in jobs]
         finally:
             _worker.clear()
+            torch.set_num_threads(threads)  # the caller's setting back
     # spawn: a fresh interpreter per worker (forking a process that holds torch threads can deadlock)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, context, initializer=_load_worker, initargs=(source, true_dynamics, 1)) as pool:
