@@ -3,9 +3,10 @@
 For each axis, ``simreal robustness policies/hopper_ppo_dr --params AXIS --against policies/hopper_ppo_nominal``
 (the main job against the nominal-only baseline, the same episodes in every cell); the table gives per cell both
 mean returns and the difference with its bootstrap 95% CI. Then one map timed with 1 and with 2 worker processes,
-interleaved (the numbers must be identical; the ratio is the speed-up).
+interleaved (the numbers must be identical; the ratio is the speed-up), for a 1-D map of 7 cells and 2-D maps
+of 25 and of 49 cells (the last with twice the episodes).
 
-    python benchmarks/robustness.py [--episodes 10] [--grid 7] [--out DIR]
+    python benchmarks/robustness.py [--episodes 10] [--grid 7] [--out DIR] [--timing-only]
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--grid", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/robustness"))
+    parser.add_argument("--timing-only", action="store_true", help="skip the maps, time the workers only")
     args = parser.parse_args()
     policy, baseline = POLICIES / "hopper_ppo_dr", POLICIES / "hopper_ppo_nominal"
     print(
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
     )
     print(f"stable-baselines3 {stable_baselines3.__version__}, torch {torch.__version__}")
-    for axis in AXES:
+    for axis in () if args.timing_only else AXES:
         result = robustness_map(policy, [axis], args.grid, episodes=args.episodes, seed=1000, against=baseline)
         write_map(result, args.out / axis)
         print(
@@ -50,19 +52,26 @@ def main() -> None:
                 f"| {row[axis]:g} | {row['mean_return']:.0f} | {row['against_mean_return']:.0f} "
                 f"| {row['difference']:+.0f} [{low:+.0f}, {high:+.0f}] |"
             )
-    seconds: dict[int, list[float]] = {1: [], 2: []}
-    maps = {}
-    for _ in range(2):
-        for workers in (1, 2):
-            start = time.perf_counter()
-            maps[workers] = robustness_map(policy, ["torso_mass"], args.grid, episodes=args.episodes, workers=workers)
-            seconds[workers].append(time.perf_counter() - start)
-    assert maps[1].returns == maps[2].returns, "the numbers depend on the workers"
-    one, two = min(seconds[1]), min(seconds[2])
-    print(
-        f"\ntorso_mass map, {args.grid} cells x {args.episodes} episodes: 2 workers take {two / one:.2f}x the time of 1"
-    )
-    print(f"(best of 2 interleaved runs each; 1 worker {one:.0f} s; identical returns)")
+    for params, grid, episodes in (
+        (["torso_mass"], args.grid, args.episodes),
+        (["torso_mass", "friction"], 5, args.episodes),
+        (["torso_mass", "friction"], 7, 2 * args.episodes),
+    ):
+        seconds: dict[int, list[float]] = {1: [], 2: []}
+        maps = {}
+        for _ in range(2):
+            for workers in (1, 2):
+                start = time.perf_counter()
+                maps[workers] = robustness_map(policy, params, grid, episodes=episodes, workers=workers)
+                seconds[workers].append(time.perf_counter() - start)
+        assert maps[1].returns == maps[2].returns, "the numbers depend on the workers"
+        one, two = min(seconds[1]), min(seconds[2])
+        cells = grid ** len(params)
+        print(
+            f"\n{','.join(params)} map, {cells} cells x {episodes} episodes: "
+            f"2 workers take {two / one:.2f}x the time of 1"
+        )
+        print(f"(best of 2 interleaved runs each; 1 worker {one:.0f} s; identical returns)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 An axis is a physical parameter (its multiplier) or an unmodeled effect (``action_delay_steps``, the noise levels);
 every cell is a fixed "reality" like a target, evaluated with the same episodes (``seed``) as every other cell, so
-neighbouring cells differ by their dynamics only. Cells are spread over worker processes (each loads the policy
-once); the numbers do not depend on how many.
+neighbouring cells differ by their dynamics only. Cells are shared between the calling process and spawned worker
+processes (each loads the policy once); the numbers do not depend on how many.
 
 :func:`robustness_map` computes the map, :func:`write_map` writes ``robustness.csv``, ``robustness.json``,
 ``robustness.png`` (curve or heatmap, with the training range and the shipped targets marked) and ``tb/`` (the
@@ -17,11 +17,13 @@ import io
 import itertools
 import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -251,22 +253,49 @@ def _evaluate_cell(job: tuple[tuple[str, ...], tuple[float, ...], int, int]) -> 
 def _evaluate(
     source: str, axes: list[Axis], episodes: int, seed: int, workers: int, true_dynamics: bool
 ) -> list[list[float]]:
+    """Every cell's returns, in grid order. The calling process evaluates cells itself while ``workers - 1``
+    spawned processes start up and take cells too, one at a time from the same queue (a spawned worker needs a few
+    seconds to import torch and load the policy: the caller does not wait for it)."""
+    import torch
+
     names = tuple(axis.name for axis in axes)
     jobs = [(names, cell, episodes, seed) for cell in itertools.product(*(axis.values for axis in axes))]
-    if workers <= 1:
-        import torch
+    results: list[list[float] | None] = [None] * len(jobs)
+    queue = iter(range(len(jobs)))
+    lock, stop = threading.Lock(), threading.Event()
 
-        threads = torch.get_num_threads()
+    def take() -> int | None:
+        with lock:
+            return None if stop.is_set() else next(queue, None)
+
+    def feed(pool: ProcessPoolExecutor) -> None:
+        while (index := take()) is not None:
+            results[index] = pool.submit(_evaluate_cell, jobs[index]).result()
+
+    threads = torch.get_num_threads()
+    # spawn: a fresh interpreter per worker (forking a process that holds torch threads can deadlock)
+    context = multiprocessing.get_context("spawn")
+    with ExitStack() as stack:
+        feeders: list[Future[None]] = []
+        if workers > 1:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers - 1, context, initializer=_load_worker, initargs=(source, true_dynamics, 1))
+            )
+            feeders_pool = stack.enter_context(ThreadPoolExecutor(workers - 1))
+            feeders = [feeders_pool.submit(feed, pool) for _ in range(workers - 1)]
         _load_worker(source, true_dynamics, threads=1)
         try:
-            return [_evaluate_cell(job) for job in jobs]
+            while (index := take()) is not None:
+                results[index] = _evaluate_cell(jobs[index])
+        except BaseException:
+            stop.set()  # the feeders finish the cell they hold and stop
+            raise
         finally:
             _worker.clear()
             torch.set_num_threads(threads)  # the caller's setting back
-    # spawn: a fresh interpreter per worker (forking a process that holds torch threads can deadlock)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=_load_worker, initargs=(source, true_dynamics, 1)) as pool:
-        return list(pool.map(_evaluate_cell, jobs))
+        for feeder in feeders:
+            feeder.result()
+    return cast(list[list[float]], results)  # every cell filled: the queue ran dry and no feeder failed
 
 
 def robustness_map(
