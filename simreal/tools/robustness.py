@@ -212,26 +212,28 @@ def training_ranges(setup: Any) -> dict[str, tuple[float, float]]:
     return ranges
 
 
-# -- evaluation: each worker process loads the policy once -------------------------------------------------------
+# -- evaluation: each worker process loads the policies once ------------------------------------------------------
 
 _worker: dict[str, Any] = {}
+#: one cell of one policy: (policy source, axis names, the cell's values, episodes, seed)
+_Job = tuple[str, tuple[str, ...], tuple[float, ...], int, int]
 
 
-def _load_worker(source: str, true_dynamics: bool, threads: int) -> None:
+def _load_worker(sources: tuple[str, ...], true_dynamics: bool, threads: int) -> None:
     import torch
 
     from simreal.runs.policy import load_policy
 
     torch.set_num_threads(threads)
-    _worker["policy"] = load_policy(source, device="cpu", true_dynamics=true_dynamics)
+    _worker.update({source: load_policy(source, device="cpu", true_dynamics=true_dynamics) for source in sources})
 
 
-def _evaluate_cell(job: tuple[tuple[str, ...], tuple[float, ...], int, int]) -> list[float]:
+def _evaluate_cell(job: _Job) -> list[float]:
     from simreal.envs.vector import EnvFactory, vectorize
     from simreal.evaluate.evaluator import episode_returns
 
-    names, values, episodes, seed = job
-    policy = _worker["policy"]
+    source, names, values, episodes, seed = job
+    policy = _worker[source]
     setup = policy.setup
     fixed = {n: v for n, v in zip(names, values, strict=True) if n not in EFFECT_NAMES}
     effects = Effects(
@@ -251,15 +253,17 @@ def _evaluate_cell(job: tuple[tuple[str, ...], tuple[float, ...], int, int]) -> 
 
 
 def _evaluate(
-    source: str, axes: list[Axis], episodes: int, seed: int, workers: int, true_dynamics: bool
-) -> list[list[float]]:
-    """Every cell's returns, in grid order. The calling process evaluates cells itself while ``workers - 1``
-    spawned processes start up and take cells too, one at a time from the same queue (a spawned worker needs a few
-    seconds to import torch and load the policy: the caller does not wait for it)."""
+    sources: tuple[str, ...], axes: list[Axis], episodes: int, seed: int, workers: int, true_dynamics: bool
+) -> list[list[list[float]]]:
+    """Every cell's returns, in grid order, for each policy in ``sources``. The calling process evaluates cells
+    itself while ``workers - 1`` spawned processes start up and take cells too, one at a time from the same queue
+    (a spawned worker needs a few seconds to import torch and load the policies: the caller does not wait for it).
+    Every process loads every policy once, so a comparison costs no second start-up."""
     import torch
 
     names = tuple(axis.name for axis in axes)
-    jobs = [(names, cell, episodes, seed) for cell in itertools.product(*(axis.values for axis in axes))]
+    cells = list(itertools.product(*(axis.values for axis in axes)))
+    jobs: list[_Job] = [(source, names, cell, episodes, seed) for source in sources for cell in cells]
     results: list[list[float] | None] = [None] * len(jobs)
     queue = iter(range(len(jobs)))
     lock, stop = threading.Lock(), threading.Event()
@@ -279,11 +283,13 @@ def _evaluate(
         feeders: list[Future[None]] = []
         if workers > 1:
             pool = stack.enter_context(
-                ProcessPoolExecutor(workers - 1, context, initializer=_load_worker, initargs=(source, true_dynamics, 1))
+                ProcessPoolExecutor(
+                    workers - 1, context, initializer=_load_worker, initargs=(sources, true_dynamics, 1)
+                )
             )
             feeders_pool = stack.enter_context(ThreadPoolExecutor(workers - 1))
             feeders = [feeders_pool.submit(feed, pool) for _ in range(workers - 1)]
-        _load_worker(source, true_dynamics, threads=1)
+        _load_worker(sources, true_dynamics, threads=1)
         try:
             while (index := take()) is not None:
                 results[index] = _evaluate_cell(jobs[index])
@@ -295,7 +301,8 @@ def _evaluate(
             torch.set_num_threads(threads)  # the caller's setting back
         for feeder in feeders:
             feeder.result()
-    return cast(list[list[float]], results)  # every cell filled: the queue ran dry and no feeder failed
+    filled = cast(list[list[float]], results)  # every cell filled: the queue ran dry and no feeder failed
+    return [filled[i * len(cells) : (i + 1) * len(cells)] for i in range(len(sources))]
 
 
 def robustness_map(
@@ -336,9 +343,10 @@ def robustness_map(
             raise ConfigError(f"--against {against}: a {other.robot} policy, not {spec.robot}")
     axes = grid_axes(spec, params, training_ranges(policy.setup), points, spans)
     cells = int(np.prod([len(axis.values) for axis in axes]))
-    workers = max(1, min(workers or os.cpu_count() or 1, cells))
-    returns = _evaluate(str(source), axes, episodes, seed, workers, true_dynamics)
-    against_returns = _evaluate(str(against), axes, episodes, seed, workers, true_dynamics) if other else None
+    sources = (str(source), str(against)) if other else (str(source),)
+    workers = max(1, min(workers or os.cpu_count() or 1, cells * len(sources)))
+    returns, *compared = _evaluate(sources, axes, episodes, seed, workers, true_dynamics)
+    against_returns = compared[0] if compared else None
     meta = {
         "schema": SCHEMA,
         "policy": str(policy.path),
