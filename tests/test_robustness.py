@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -110,3 +112,16 @@ def test_bad_options_are_one_line_and_exit_2(policy, tmp_path, options, message)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_workers_that_cannot_start_leave_their_cells_to_the_caller(policy):
+    # a program read from standard input cannot be re-run by spawned workers: the calling process does every cell
+    script = (
+        "from simreal.tools.robustness import robustness_map\n"
+        f"m = robustness_map({str(policy)!r}, ['friction'], points=3, episodes=2, seed=4, workers=2)\n"
+        "print(repr(m.returns))\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one = robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=1)
+    assert done.stdout.strip().splitlines()[-1] == repr(one.returns)

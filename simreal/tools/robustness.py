@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,7 +259,9 @@ def _evaluate(
     """Every cell's returns, in grid order, for each policy in ``sources``. The calling process evaluates cells
     itself while ``workers - 1`` spawned processes start up and take cells too, one at a time from the same queue
     (a spawned worker needs a few seconds to import torch and load the policies: the caller does not wait for it).
-    Every process loads every policy once, so a comparison costs no second start-up."""
+    Every process loads every policy once, so a comparison costs no second start-up. Should the workers break (a
+    process that cannot start, e.g. when the main program came from standard input, or one that was killed), the
+    calling process evaluates their cells: the numbers are the same whoever computes them."""
     import torch
 
     names = tuple(axis.name for axis in axes)
@@ -272,9 +275,16 @@ def _evaluate(
         with lock:
             return None if stop.is_set() else next(queue, None)
 
+    leftover: list[int] = []
+
     def feed(pool: ProcessPoolExecutor) -> None:
         while (index := take()) is not None:
-            results[index] = pool.submit(_evaluate_cell, jobs[index]).result()
+            try:
+                results[index] = pool.submit(_evaluate_cell, jobs[index]).result()
+            except BrokenProcessPool:  # a worker that could not start or died: the caller takes its cells
+                with lock:
+                    leftover.append(index)
+                return
 
     threads = torch.get_num_threads()
     # spawn: a fresh interpreter per worker (forking a process that holds torch threads can deadlock)
@@ -293,15 +303,17 @@ def _evaluate(
         try:
             while (index := take()) is not None:
                 results[index] = _evaluate_cell(jobs[index])
+            for feeder in feeders:
+                feeder.result()
+            for index in leftover:
+                results[index] = _evaluate_cell(jobs[index])
         except BaseException:
             stop.set()  # the feeders finish the cell they hold and stop
             raise
         finally:
             _worker.clear()
             torch.set_num_threads(threads)  # the caller's setting back
-        for feeder in feeders:
-            feeder.result()
-    filled = cast(list[list[float]], results)  # every cell filled: the queue ran dry and no feeder failed
+    filled = cast(list[list[float]], results)  # every cell filled, by a worker or by the caller
     return [filled[i * len(cells) : (i + 1) * len(cells)] for i in range(len(sources))]
 
 
