@@ -7,6 +7,8 @@ import csv
 import json
 import subprocess
 import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 from simreal.cli import app
 from simreal.envs.spec import load_robot
+from simreal.tools import robustness
 from simreal.tools.robustness import grid_axes, robustness_map
 
 runner = CliRunner()
@@ -114,8 +117,8 @@ def test_bad_options_are_one_line_and_exit_2(policy, tmp_path, options, message)
     assert not (tmp_path / "x").exists()
 
 
-def test_workers_that_cannot_start_leave_their_cells_to_the_caller(policy):
-    # a program read from standard input cannot be re-run by spawned workers: the calling process does every cell
+def test_a_program_read_from_standard_input_gets_the_same_map(policy):
+    # spawned workers cannot re-run a program read from standard input: the calling process does every cell
     script = (
         "from simreal.tools.robustness import robustness_map\n"
         f"m = robustness_map({str(policy)!r}, ['friction'], points=3, episodes=2, seed=4, workers=2)\n"
@@ -123,5 +126,27 @@ def test_workers_that_cannot_start_leave_their_cells_to_the_caller(policy):
     )
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
     one = robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=1)
     assert done.stdout.strip().splitlines()[-1] == repr(one.returns)
+
+
+def test_cells_of_a_broken_worker_pool_are_done_by_the_caller(policy, monkeypatch):
+    class BrokenPool:  # every worker died (killed, out of memory) before returning a cell
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+    one = robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=1)
+    monkeypatch.setattr(robustness, "ProcessPoolExecutor", BrokenPool)
+    assert robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=3).returns == one.returns

@@ -17,6 +17,7 @@ import io
 import itertools
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -260,8 +261,9 @@ def _evaluate(
     itself while ``workers - 1`` spawned processes start up and take cells too, one at a time from the same queue
     (a spawned worker needs a few seconds to import torch and load the policies: the caller does not wait for it).
     Every process loads every policy once, so a comparison costs no second start-up. Should the workers break (a
-    process that cannot start, e.g. when the main program came from standard input, or one that was killed), the
-    calling process evaluates their cells: the numbers are the same whoever computes them."""
+    process that cannot start or one that was killed), the calling process evaluates their cells: the numbers are
+    the same whoever computes them. A main program read from standard input gets no workers (spawn re-runs the main
+    program's file)."""
     import torch
 
     names = tuple(axis.name for axis in axes)
@@ -287,6 +289,9 @@ def _evaluate(
                 return
 
     threads = torch.get_num_threads()
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.exists(main_file):
+        workers = 1  # spawned workers re-run the main program's file, and this one has none (``python -``)
     # spawn: a fresh interpreter per worker (forking a process that holds torch threads can deadlock)
     context = multiprocessing.get_context("spawn")
     with ExitStack() as stack:
