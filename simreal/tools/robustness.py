@@ -255,9 +255,16 @@ def _evaluate_cell(job: _Job) -> list[float]:
 
 
 def _evaluate(
-    sources: tuple[str, ...], axes: list[Axis], episodes: int, seed: int, workers: int, true_dynamics: bool
+    sources: tuple[str, ...],
+    loaded: dict[str, Any],
+    axes: list[Axis],
+    episodes: int,
+    seed: int,
+    workers: int,
+    true_dynamics: bool,
 ) -> list[list[list[float]]]:
-    """Every cell's returns, in grid order, for each policy in ``sources``. The calling process evaluates cells
+    """Every cell's returns, in grid order, for each policy in ``sources`` (``loaded``: those policies, loaded on the
+    CPU by the caller, which evaluates with them; workers load their own). The calling process evaluates cells
     itself while ``workers - 1`` spawned processes start up and take cells too, one at a time from the same queue
     (a spawned worker needs a few seconds to import torch and load the policies: the caller does not wait for it).
     Every process loads every policy once, so a comparison costs no second start-up. Should the workers break (a
@@ -304,7 +311,8 @@ def _evaluate(
             )
             feeders_pool = stack.enter_context(ThreadPoolExecutor(workers - 1))
             feeders = [feeders_pool.submit(feed, pool) for _ in range(workers - 1)]
-        _load_worker(sources, true_dynamics, threads=1)
+        torch.set_num_threads(1)
+        _worker.update(loaded)
         try:
             while (index := take()) is not None:
                 results[index] = _evaluate_cell(jobs[index])
@@ -362,7 +370,8 @@ def robustness_map(
     cells = int(np.prod([len(axis.values) for axis in axes]))
     sources = (str(source), str(against)) if other else (str(source),)
     workers = max(1, min(workers or os.cpu_count() or 1, cells * len(sources)))
-    returns, *compared = _evaluate(sources, axes, episodes, seed, workers, true_dynamics)
+    loaded = {str(source): policy, **({str(against): other} if other else {})}
+    returns, *compared = _evaluate(sources, loaded, axes, episodes, seed, workers, true_dynamics)
     against_returns = compared[0] if compared else None
     meta = {
         "schema": SCHEMA,
