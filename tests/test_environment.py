@@ -54,11 +54,14 @@ def test_rendering_under_an_unusable_mujoco_gl_is_one_clear_error():
     assert result.stdout.strip().startswith("MUJOCO_GL=invalid is not a rendering backend MuJoCo knows: set MUJOCO_GL=")
 
 
-def test_rendering_without_a_display_says_what_to_set():
+def test_a_window_backend_without_a_display_says_what_to_set():
+    # MUJOCO_GL unset picks an offscreen backend (tests/test_rendering.py); GLFW, asked for by name, needs a display
     headless = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
+    headless["MUJOCO_GL"] = "glfw"
     result = subprocess.run([sys.executable, "-c", RENDER], capture_output=True, text=True, env=headless, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("no display for MuJoCo's default (GLFW) renderer (unset): set MUJOCO_GL=egl")
+    expected = "no display for MuJoCo's default (GLFW) renderer (MUJOCO_GL=glfw): set MUJOCO_GL=egl"
+    assert result.stdout.startswith(expected)
 
 
 def test_import_reads_no_robot_file_and_a_broken_one_breaks_only_its_robot(tmp_path):

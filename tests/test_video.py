@@ -1,12 +1,14 @@
-"""Videos: real frames (not blank, moving) in MP4 and GIF, side by side, TensorBoard videos during training, and a
-missing GL setup as one line. Rendering runs in subprocesses with MUJOCO_GL=osmesa (``import simreal`` reads it);
-without libOSMesa these tests skip, unless SIMREAL_REQUIRE_RENDERING=1 (CI, which installs it) makes that a failure.
+"""Videos: real frames (not blank, moving) in MP4 and GIF, side by side, TensorBoard videos during training, a GIF
+whose message says what it holds, and a broken GL setup as one line. Rendering runs in subprocesses with
+MUJOCO_GL=osmesa or unset (``import simreal`` reads it); without libOSMesa these tests skip, unless
+SIMREAL_REQUIRE_RENDERING=1 (CI, which installs it) makes that a failure.
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from simreal.cli import app
+from simreal.evaluate.video import encode_gif, gif_timing
 from tests.test_training import tiny_config
 
 runner = CliRunner()
@@ -25,6 +28,10 @@ OSMESA = ctypes.util.find_library("OSMesa") is not None
 needs_osmesa = pytest.mark.skipif(
     not OSMESA and os.environ.get("SIMREAL_REQUIRE_RENDERING") != "1",
     reason="libOSMesa is not installed (Debian/Ubuntu: apt-get install libosmesa6)",
+)
+needs_headless_gl = pytest.mark.skipif(
+    not (OSMESA or ctypes.util.find_library("EGL")) and os.environ.get("SIMREAL_REQUIRE_RENDERING") != "1",
+    reason="neither libOSMesa nor libEGL is installed (Debian/Ubuntu: apt-get install libosmesa6)",
 )
 
 
@@ -99,16 +106,69 @@ def test_training_logs_evaluation_videos_to_tensorboard(tmp_path):
     assert event.encoded_image_string[:6] == b"GIF89a" and (event.width, event.height) == (32, 32)
 
 
-def test_recording_without_a_gl_setup_is_one_line_and_no_file(policy, tmp_path):
+def test_recording_under_a_broken_gl_setup_is_one_line_and_no_file(policy, tmp_path):
     out = tmp_path / "x.mp4"
-    result = cli("record", str(policy), "--out", str(out), gl=None)
+    result = cli("record", str(policy), "--out", str(out), gl="invalid")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: no display for MuJoCo's default (GLFW) renderer")
+    assert result.stderr.startswith("error: MUJOCO_GL=invalid is not a rendering backend MuJoCo knows")
     assert "Traceback" not in result.stderr and not out.exists()
     config = tiny_config(tmp_path, "ppo", eval={"frequency": 0, "episodes": 1, "video_steps": 5})
     trained = cli("train", str(config), "--run-dir", str(tmp_path / "run"), gl="disable")
     assert trained.returncode == 2 and "rendering is off (MUJOCO_GL=disable)" in trained.stderr
     assert not (tmp_path / "run").exists()
+
+
+def gif_timings(path: Path) -> list[int]:
+    """The delay of every frame of a GIF in milliseconds, as Pillow reads it back."""
+    with Image.open(path) as gif:
+        delays = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            delays.append(gif.info["duration"])
+    return delays
+
+
+WROTE = re.compile(
+    r"wrote (?P<out>\S+): (?P<frames>\d+) frames, (?P<seconds>[\d.]+) s at (?P<fps>[\d.]+) fps"
+    r"(?: \(from (?P<rendered>\d+) frames rendered at (?P<rendered_fps>[\d.]+) fps\))?$"
+)
+
+
+@needs_headless_gl
+def test_a_gif_is_recorded_without_mujoco_gl_and_the_message_says_what_it_holds(policy, tmp_path):
+    out = tmp_path / "hop.gif"
+    # MUJOCO_GL unset, no display: the first render picks EGL or OSMesa
+    result = cli("record", str(policy), "--max-steps", "40", "--size", "32x32", "--out", str(out), gl=None)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("wrote ")]
+    wrote = WROTE.match(line)
+    assert wrote is not None, line
+    delays = gif_timings(out)
+    # what the message says is what the file holds: hopper renders at 125 fps, the GIF keeps every 5th frame, 40 ms
+    assert int(wrote["frames"]) == len(delays) and float(wrote["fps"]) == 25
+    assert float(wrote["seconds"]) == pytest.approx(sum(delays) / 1000, abs=0.005)
+    assert float(wrote["rendered_fps"]) == 125
+    kept = len(range(0, int(wrote["rendered"]), 5))
+    assert all(delay % 40 == 0 for delay in delays) and sum(delays) == 40 * kept  # merged frames keep their time
+    with Image.open(out) as gif:
+        assert np.asarray(gif.convert("RGB"))[22:].std() > 10, "blank frames"
+
+
+@pytest.mark.parametrize(("fps", "stride", "delay_ms"), [(125, 5, 40), (20, 1, 50), (25, 1, 40), (30, 2, 70)])
+def test_gif_frames_are_kept_and_timed_as_gif_timing_says(tmp_path, fps, stride, delay_ms):
+    assert gif_timing(fps) == (stride, delay_ms)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (8, 8, 3), dtype=np.uint8) for _ in range(151)]
+    path = tmp_path / "clip.gif"
+    path.write_bytes(encode_gif(frames, fps))
+    assert gif_timings(path) == [delay_ms] * len(range(0, 151, stride))
+
+
+def test_identical_gif_frames_are_merged_and_keep_their_time(tmp_path):
+    still, moving = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 200, np.uint8)
+    path = tmp_path / "clip.gif"
+    path.write_bytes(encode_gif([moving, still, still, still, moving], 25))
+    assert gif_timings(path) == [40, 120, 40]
 
 
 @pytest.mark.parametrize(

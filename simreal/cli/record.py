@@ -23,7 +23,7 @@ def record(
         False, "--true-dynamics", help="Adaptive policies: act on the true dynamics, not the estimate."
     ),
 ) -> None:
-    """Render a policy's episodes offscreen (MUJOCO_GL=egl or osmesa) to an MP4 or GIF video."""
+    """Render a policy's episodes offscreen to an MP4 or GIF video, the camera following the robot."""
     require_training("simreal record")
     from simreal.errors import DataError
     from simreal.tools.video import record_video
@@ -35,4 +35,7 @@ def record(
     made = record_video(source, out, target, side_by_side, episodes, seed, max_steps, width, height, true_dynamics)
     for label, returns in made.panels.items():
         console.print(f"{label}: returns {', '.join(f'{r:.1f}' for r in returns)}")
-    console.print(f"wrote {out}: {made.frames} frames at {made.fps:g} fps")
+    timing = f"{made.frames} frames, {made.seconds:.2f} s at {made.fps:g} fps"
+    if made.frames != made.rendered:
+        timing += f" (from {made.rendered} frames rendered at {made.rendered_fps:g} fps)"
+    console.print(f"wrote {out}: {timing}", soft_wrap=True)  # one line, whatever the path's length

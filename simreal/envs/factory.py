@@ -18,7 +18,7 @@ from simreal.envs.mujoco_base import make_base_env
 from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
-from simreal.envs.rendering import require_rendering
+from simreal.envs.rendering import follow_robot, render_modes, require_rendering
 from simreal.envs.spec import (
     EFFECT_NAMES,
     Effects,
@@ -46,6 +46,10 @@ def make(
 ) -> gym.Env:
     """Make a simreal env: domain-randomized, nominal, or a fixed target.
 
+    With a render mode, the camera follows the robot's root body (:func:`~simreal.envs.rendering.follow_robot`).
+    ``env.metadata["render_modes"]`` lists the modes this process can render
+    (:func:`~simreal.envs.rendering.render_modes`).
+
     Args:
         robot: a shipped robot (``hopper``, ``halfcheetah``, ``walker2d``, ``ant``, ``inverted_pendulum``).
         target: a shipped target name (``mild``, ``moderate``, ``severe``), a target YAML path, or a mapping in the
@@ -68,7 +72,8 @@ def make(
 
     Raises:
         SpecError: unknown robot, target, parameter or effect; invalid range, multiplier, or target file.
-        SetupError: a render mode asked for where ``MUJOCO_GL`` cannot render.
+        SetupError: a render mode asked for where this process cannot render (``MUJOCO_GL``), or ``human`` without
+            a display.
     """
     spec = load_robot(robot)
     if target is not None:
@@ -122,8 +127,9 @@ def make_env(
             written from the pieces themselves.
         **env_kwargs: passed to the gymnasium env's constructor.
     """
-    if env_kwargs.get("render_mode") is not None:
-        require_rendering()
+    render_mode = env_kwargs.get("render_mode")
+    if render_mode is not None:
+        require_rendering(render_mode)
     effects = effects or Effects()
     drawn = [name for name in ranges or {} if name in EFFECT_NAMES]
     if record is None:
@@ -138,7 +144,11 @@ def make_env(
         else:
             record["target"] = {"parameters": dict(fixed or {}), "effects": effects.model_dump()}
     base = make_base_env(spec, **env_kwargs)
+    if render_mode is not None:
+        follow_robot(base, _tracked_body(env_kwargs))
     dynamics = RandomizedDynamics(base, DynamicsModel(spec, base.unwrapped.model), ranges, fixed)
+    # only the modes that can work in this process: gymnasium's check_env renders every declared mode
+    dynamics.metadata = {**dynamics.metadata, "render_modes": render_modes()}
     dynamics.spec = EnvSpec(
         id=spec.simreal_id,
         entry_point=ENTRY_POINT,
@@ -151,6 +161,13 @@ def make_env(
     if dynamics_input is not None:
         env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history)
     return HistoryObservation(env, history) if history > 0 else env
+
+
+def _tracked_body(env_kwargs: Mapping[str, Any]) -> int | None:
+    """The body the caller's own ``default_camera_config`` names (``trackbodyid``), or ``None``: the root body."""
+    config = env_kwargs.get("default_camera_config") or {}
+    body = config.get("trackbodyid")
+    return None if body is None else int(body)
 
 
 def as_effects(effects: Effects | Mapping[str, Any]) -> Effects:

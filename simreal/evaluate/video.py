@@ -1,7 +1,8 @@
 """Watching a policy: one episode rendered offscreen to RGB frames, and frames as an animated image in TensorBoard.
 
 Rendering uses MuJoCo's offscreen renderer through gymnasium (``render_mode="rgb_array"``), on the OpenGL backend
-``MUJOCO_GL`` names (``egl`` with a GPU, ``osmesa`` on CPU machines); where it cannot work, building the env raises
+``MUJOCO_GL`` names (``egl`` with a GPU, ``osmesa`` on CPU machines; unset without a display: EGL, else OSMesa), with
+the camera following the robot's root body; where rendering cannot work, building the env raises
 :class:`~simreal.errors.SetupError` with what to set or install.
 """
 
@@ -48,7 +49,8 @@ def render_episode(
     width: int = 480,
     height: int = 480,
 ) -> Episode:
-    """Run one deterministic episode (reset with ``seed``, at most ``max_steps`` steps) and render every step.
+    """Run one deterministic episode (reset with ``seed``, at most ``max_steps`` steps) and render every step, the
+    camera following the robot (:func:`~simreal.envs.rendering.follow_robot`).
 
     Args:
         model, statistics: the policy and its observation statistics (``None``: raw observations).
@@ -90,16 +92,30 @@ def render_episode(
     return Episode(frames, returns, fps)
 
 
+def gif_timing(fps: float) -> tuple[int, int]:
+    """How :func:`encode_gif` shows frames rendered at ``fps``: every ``stride``-th frame, each for ``delay_ms``.
+
+    GIF stores delays in whole hundredths of a second, and viewers slow down frames shorter than 20 ms: above 25
+    frames per second, only every k-th frame is kept, shown for k / fps rounded to 10 ms (real time when that is
+    exact: 125 fps -> every 5th frame, 40 ms).
+
+    Returns:
+        ``(stride, delay_ms)``.
+    """
+    stride = max(1, int(np.ceil(fps / 25)))
+    delay_ms = 10 * max(2, int(round(100 * stride / fps)))
+    return stride, delay_ms
+
+
 def encode_gif(frames: list[np.ndarray], fps: float) -> bytes:
-    """Frames as a looping animated GIF (Pillow) in real time: above 25 frames per second, every k-th frame only
-    (viewers slow down GIF frames shorter than 20 ms)."""
+    """Frames as a looping animated GIF (Pillow), timed by :func:`gif_timing`. Pillow merges identical consecutive
+    frames into one shown longer, so the file may hold fewer frames than were kept."""
     from PIL import Image
 
-    stride = max(1, int(np.ceil(fps / 25)))
+    stride, delay_ms = gif_timing(fps)
     images = [Image.fromarray(frame) for frame in frames[::stride]]
     buffer = io.BytesIO()
-    duration = int(round(1000 * stride / fps))
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=delay_ms, loop=0)
     return buffer.getvalue()
 
 

@@ -5,6 +5,7 @@ the target side by side, captioned, written as MP4 (H.264 through the ffmpeg tha
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,25 @@ FORMATS = (".mp4", ".gif")
 
 @dataclass
 class Recording:
-    """What was recorded: per panel its label and episode returns, the frame count and rate."""
+    """What was recorded and written.
+
+    Attributes:
+        panels: per panel, its label and the episodes' returns.
+        frames: frames in the file. A GIF keeps every ``stride``-th rendered frame
+            (:func:`~simreal.evaluate.video.gif_timing`) and merges identical consecutive ones.
+        fps: the rate the file shows its frames at (frames per second): the env's for MP4, 1000 / the frame delay
+            for GIF.
+        seconds: the file's playing time.
+        rendered: frames rendered, at ``rendered_fps`` (the env's rate).
+        rendered_fps: the env's frame rate.
+    """
 
     panels: dict[str, list[float]]
     frames: int
     fps: float
+    seconds: float
+    rendered: int
+    rendered_fps: float
 
 
 def record_video(
@@ -109,8 +124,8 @@ def record_video(
             frames.append(np.concatenate(row, axis=1))
         for label, run in rendered.items():
             returns[label].append(run.total)
-    _write(out, frames, fps)
-    return Recording(returns, len(frames), fps)
+    written, shown_fps, seconds = _write(out, frames, fps)
+    return Recording(returns, written, shown_fps, seconds, len(frames), fps)
 
 
 def _captioned(frame: np.ndarray, text: str) -> np.ndarray:
@@ -121,13 +136,15 @@ def _captioned(frame: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(band, dtype=np.uint8), frame], axis=0)
 
 
-def _write(out: Path, frames: list[np.ndarray], fps: float) -> None:
+def _write(out: Path, frames: list[np.ndarray], fps: float) -> tuple[int, float, float]:
+    """Write the video; return what the file holds: its frame count, frame rate and playing time in seconds."""
     if out.suffix.lower() == ".gif":
-        from simreal.evaluate.video import encode_gif
+        from simreal.evaluate.video import encode_gif, gif_timing
 
         data = encode_gif(frames, fps)
         atomic_write(out, lambda tmp: tmp.write_bytes(data))
-        return
+        count, seconds = _gif_contents(data)
+        return count, 1000 / gif_timing(fps)[1], seconds
     import imageio_ffmpeg
 
     height, width = frames[0].shape[:2]
@@ -150,3 +167,16 @@ def _write(out: Path, frames: list[np.ndarray], fps: float) -> None:
         writer.close()
 
     atomic_write(out, write)
+    return len(frames), fps, len(frames) / fps
+
+
+def _gif_contents(data: bytes) -> tuple[int, float]:
+    """The frames a GIF holds and its playing time in seconds, as a viewer reads them back."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as gif:
+        total_ms = 0
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            total_ms += gif.info.get("duration", 0)
+        return gif.n_frames, total_ms / 1000
