@@ -71,3 +71,21 @@ def test_help_texts_are_whole(command, texts):
     flat = " ".join(result.stdout.split())
     for text in texts:
         assert text in flat, text
+
+
+def test_every_command_summary_is_one_whole_line_and_flags_show_no_type():
+    from simreal import __version__
+
+    for info in app.registered_commands:
+        first = info.callback.__doc__.split("\n\n")[0]
+        assert "\n" not in first.strip(), f"{info.callback.__name__}: {first!r} breaks in the command list"
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    summaries = {" ".join(line.strip("│ ").split()[:1]) for line in result.stdout.splitlines()}
+    assert {"transfer", "sweep", "finetune"} <= summaries
+    for command in ("sysid", "finetune", "record", "evaluate", "robustness", "envs"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
+        flag_lines = [line for line in shown.splitlines() if "--help" not in line and "<bool>" in line]
+        assert flag_lines == [], flag_lines
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.strip() == f"simreal {__version__}"

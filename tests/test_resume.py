@@ -72,7 +72,7 @@ def test_resume_after_sigkill_continues_the_run_with_its_own_config(tmp_path):
     for refused, message in (
         ([str(config)], "total_timesteps: 1024 differs from the run's 4096"),
         (["--set", "seed=5"], "--set seed: 5 differs from the run's 3"),
-        (["--seed", "5"], "--set seed: 5 differs from the run's 3"),
+        (["--seed", "5"], "--seed: 5 differs from the run's 3"),
         (["--set", "total_timesteps=100"], f"the run already trained {saved_at} timesteps"),
     ):
         result = runner.invoke(app, ["train", "--resume", str(run_dir), *refused])

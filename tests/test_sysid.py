@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 import simreal
@@ -304,3 +306,118 @@ def test_exact_data_at_nominal_dynamics_is_no_misfit():
     result = identify(data, "inverted_pendulum", ["pole_mass"], horizon=3, budget=60, seed=0)
     assert not result.misfit.flagged and result.identifiable["pole_mass"]
     assert result.covered()["pole_mass"]
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["recorded states", "rebuilt states with delay"])
+def test_progress_is_one_monotone_measure_over_every_stage_that_reaches_its_total(pendulum_data, noisy):
+    fitted, held = pendulum_data.select(pendulum_data.episodes[:10]), pendulum_data.select(pendulum_data.episodes[10:])
+    updates = []
+    options = {"delays": range(3), "use_observations": True} if noisy else {}
+    result = identify(
+        fitted, "inverted_pendulum", list(TRUTH), horizon=3, budget=90, holdout=held, progress=updates.append, **options
+    )
+    stages = list(dict.fromkeys(u.stage for u in updates))
+    fits = [f"fit {r}/4, stage {s}/3" for r in range(1, 5) for s in range(1, 4)] if noisy else ["fit"]
+    screens = [f"delay {d}" for d in range(3)] + [f"delay {d}, continued" for d in range(3)] if noisy else []
+    assert stages == [*screens, *fits, "intervals", "misfit check", "dynamics gap"]
+    done = [u.done for u in updates]
+    evaluations = [u.evaluations for u in updates]
+    assert done == sorted(done) and evaluations == sorted(evaluations)
+    assert {u.total for u in updates} == {updates[0].total} and done[0] == 0 and done[-1] == updates[0].total
+    assert evaluations[-1] == result.evaluations and {u.budget for u in updates} == {90}
+    # the checks after the fits move the measure too: they are part of the total, not a stall at 100%
+    checks = [u.done for u in updates if u.stage in ("intervals", "misfit check", "dynamics gap")]
+    assert checks[0] < checks[-1] == done[-1]
+    assert updates[0].best is None and updates[-1].best is not None
+
+
+def test_the_sysid_bar_stays_and_logs_without_a_terminal():
+    from simreal.cli.sysid import SysidProgressBar
+    from simreal.sysid.identify import SysidProgress
+
+    sequence = [
+        SysidProgress("delay 0", 0, 120, 0, 1000, None),
+        SysidProgress("fit 1/4, stage 1/3", 60, 120, 500, 1000, 0.25),
+        SysidProgress("intervals", 126, 120, 900, 1000, 0.125),
+        SysidProgress("dynamics gap", 126, 120, 1000, 1000, 0.125),
+    ]
+    terminal = io.StringIO()
+    with SysidProgressBar(Console(file=terminal, force_terminal=True, width=140)) as bar:
+        for update in sequence:
+            bar(update)
+    # not transient: the finished bar stays on screen, with its last stage and the evaluations
+    last = terminal.getvalue().rsplit("\r", 1)[-1]
+    assert "dynamics gap" in last and "126/120 evaluations" in last and "loss 0.125" in last
+
+    log = io.StringIO()
+    with SysidProgressBar(Console(file=log, force_terminal=False, width=140), line_every=0.0) as bar:
+        for update in sequence:
+            bar(update)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and lines[1].startswith("sysid fit 1/4, stage 1/3: 60/120 evaluations, best loss 0.25, 50%")
+    assert "ETA" in lines[1] and lines[3].startswith("sysid dynamics gap: 126/120 evaluations")
+
+
+@pytest.mark.parametrize(
+    ("nominal", "identified", "words"),
+    [(0.0418, 0.0493, "1.18x higher"), (0.0369, 0.0302, "1.22x lower"), (0.0261, 0.0264, "1.01x higher")],
+)
+def test_the_dynamics_gap_ratio_reads_right(pendulum_data, nominal, identified, words):
+    from simreal.cli.sysid import ratio_words, sysid_table
+
+    assert ratio_words(nominal, identified) == words
+    result = identify(pendulum_data, "inverted_pendulum", ["pole_mass"], horizon=3, budget=20)
+    result.gap["fitted"] = {"nominal": nominal, "identified": identified, "ratio": nominal / identified}
+    out = io.StringIO()
+    Console(file=out, width=200).print(sysid_table(result))
+    row = next(line for line in out.getvalue().splitlines() if "K-step error (fitted)" in line)
+    assert words in row and "x lower" not in row.replace(words, "")
+
+
+def test_a_paused_delay_screen_resumes_as_if_uninterrupted_and_wrong_delays_stop_early(pendulum_data):
+    from simreal.sysid import identify as sysid
+
+    spec = load_robot("inverted_pendulum")
+    simulator = sysid.Simulator(spec, list(TRUTH))
+    states = sysid.fit_states(pendulum_data, spec, simulator.model, simulator.frame_skip, False, False)
+    windows = [sysid.make_windows(pendulum_data, states, 0, 3, d, 30, np.random.default_rng(0)) for d in (0, 1)]
+    bounds = np.log(np.array([spec.parameters[n].hard_limits for n in TRUTH]))
+    tracker = sysid._Tracker(None, simulator, {"screen": 10**9}, 100)
+    with tracker.stage("screen"):
+        whole = sysid._cma(simulator, windows[0], bounds, 100, 0, tracker)
+        paused, other = (sysid._strategy(2, bounds, 100, 0, None, 0.2) for _ in range(2))
+        sysid._run(paused, simulator, windows[0], tracker, until=25)
+        sysid._run(other, simulator, windows[1], tracker, until=25)  # draws from numpy's generator in between
+        resumed = sysid._run(paused, simulator, windows[0], tracker)
+    assert resumed.loss == whole.loss and np.array_equal(resumed.log_estimate, whole.log_estimate)
+
+    delayed = collect(
+        "random",
+        "inverted_pendulum",
+        target={"parameters": TRUTH, "effects": {"action_delay_steps": 1}},
+        episodes=12,
+        seed=3,
+    )
+    result = identify(delayed, "inverted_pendulum", list(TRUTH), horizon=3, budget=400, seed=0, delays=range(4))
+    assert result.delay == 1
+    # the wrong delays' errors are far above the right one's a quarter of the way: their screens stop there, and
+    # together they save more than one whole screen's share of the budget
+    assert all(result.delay_losses[d] > 2 * result.delay_losses[1] for d in (0, 2, 3))
+    assert result.evaluations < 400 - 0.3 * 400 / 4
+
+
+def test_intervals_on_rebuilt_states_are_never_narrower_than_the_spread_of_the_fits():
+    # the fits share their start and their episodes: their mean is not four times surer than one of them
+    target = {"parameters": TRUTH, "effects": {"obs_noise_std": 0.02}}
+    data = collect("random", "inverted_pendulum", target=target, episodes=12, seed=5)
+    result = identify(data, "inverted_pendulum", list(TRUTH), horizon=3, budget=120, seed=0, use_observations=True)
+    assert len(result.fits) == 4
+    report = result.as_dict()
+    assert report["fits"] == result.fits
+    for name in TRUTH:
+        spread = np.std([np.log(fit[name]) for fit in result.fits], ddof=1)
+        low, high = result.interval[name]
+        assert np.log(high / low) / 2 >= 1.645 * spread, name
+        # identifiable only when that wider interval is within x/÷1.1 of the estimate
+        if result.identifiable[name]:
+            assert high / result.estimate[name] <= 1.1 and result.estimate[name] / low <= 1.1

@@ -197,6 +197,9 @@ def test_a_misspelled_config_name_lists_the_shipped_ones():
     result = runner.invoke(app, ["train", "hopper_ppo_drr"])
     assert result.exit_code == 2
     assert "unknown config 'hopper_ppo_drr'" in result.stderr and "hopper_ppo_dr," in result.stderr
+    assert "transfer_hopper" not in result.stderr  # a pipeline is not something simreal train runs
+    pipeline = runner.invoke(app, ["transfer", "transfer_hoper"])
+    assert pipeline.exit_code == 2 and "(known: transfer_hopper, or a YAML file)" in pipeline.stderr
 
 
 def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):

@@ -69,6 +69,31 @@ def test_make_applies_effects_in_order():
     while isinstance(env, gym.Wrapper):
         layers.append(type(env).__name__)
         env = env.env
-    assert layers[:4] == ["ObservationNoise", "ActionDelay", "ActionNoise", "RandomizedDynamics"]
+    assert layers[:5] == ["OrderEnforced", "ObservationNoise", "ActionDelay", "ActionNoise", "RandomizedDynamics"]
     plain = simreal.make("hopper", target="mild", effects={})
-    assert not isinstance(plain, (ObservationNoise, ActionDelay, ActionNoise))
+    assert not any(isinstance(layer, (ObservationNoise, ActionDelay, ActionNoise)) for layer in _layers(plain))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"target": "severe"}, {"effects": {"action_delay_steps": 1, "obs_bias_std": 0.1}}, {"nominal": True}],
+    ids=["randomized", "target", "effects", "nominal"],
+)
+def test_a_step_before_reset_is_gymnasiums_reset_needed(kwargs):
+    from gymnasium.error import ResetNeeded
+
+    for env in (gym.make("simreal/Hopper-v0", **kwargs), simreal.make("hopper", **kwargs)):
+        with pytest.raises(ResetNeeded):
+            env.step(env.action_space.sample())
+        rebuilt = gym.make(env.spec)  # the spec rebuilds one order check, not two
+        assert sum(type(layer).__name__ == "OrderEnforced" for layer in _layers(rebuilt)) == 1
+        rebuilt.reset(seed=0)
+        rebuilt.step(rebuilt.action_space.sample())
+
+
+def _layers(env):
+    while True:
+        yield env
+        if not hasattr(env, "env"):
+            return
+        env = env.env

@@ -24,8 +24,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from simreal import __version__
+
+        typer.echo(f"simreal {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit.", metavar=""
+    ),
+) -> None:
     """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
 
 

@@ -24,7 +24,7 @@ _EFFECT_LABELS = {
 def envs(
     robot: list[str] = typer.Option(None, "--robot", "-r", help="Show only this robot (repeatable)."),
     target_file: str = typer.Option(None, "--target", help="Validate a target YAML file and show it."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.", metavar=""),
 ) -> None:
     """List the robots, their randomizable parameters and their shipped targets."""
     if target_file is not None:

@@ -23,7 +23,10 @@ def evaluate(
     json_out: Path = typer.Option(None, "--json", help="Write the results to this JSON file."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     true_dynamics: bool = typer.Option(
-        False, "--true-dynamics", help="Adaptive policies: give the policy the true dynamics, not its estimate."
+        False,
+        "--true-dynamics",
+        help="Adaptive policies: give the policy the true dynamics, not its estimate.",
+        metavar="",
     ),
 ) -> None:
     """Evaluate a policy in its source simulator and on targets: returns, reality gap and 95% bootstrap CIs."""

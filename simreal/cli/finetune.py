@@ -29,10 +29,16 @@ def finetune(
         1.0, "--layer-decay", help="Each layer below the top learns this many times slower (ULMFiT: 2.6)."
     ),
     update_normalization: bool = typer.Option(
-        False, "--update-normalization", help="Keep updating the source's normalization statistics on the target."
+        False,
+        "--update-normalization",
+        help="Keep updating the source's normalization statistics on the target.",
+        metavar="",
     ),
     count_eval: bool = typer.Option(
-        True, "--count-eval/--no-count-eval", help="Curve evaluations count against --steps (else reported apart)."
+        True,
+        "--count-eval/--no-count-eval",
+        help="Curve evaluations count against --steps (else reported apart).",
+        metavar="",
     ),
     eval_every: int = typer.Option(
         None, "--eval-every", help="Target steps between curve evaluations (default: steps/5)."
@@ -40,7 +46,10 @@ def finetune(
     eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per curve evaluation."),
     final_episodes: int = typer.Option(20, "--final-episodes", help="Episodes of the final evaluation."),
     from_scratch: bool = typer.Option(
-        False, "--from-scratch", help="The baseline: a fresh policy (the run's config) trained on the target."
+        False,
+        "--from-scratch",
+        help="The baseline: a fresh policy (the run's config) trained on the target.",
+        metavar="",
     ),
     baseline: Path = typer.Option(
         None, "--baseline", help="A --from-scratch run with the same budget: report negative transfer against it."

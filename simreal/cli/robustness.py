@@ -26,7 +26,10 @@ def robustness(
     against: Path = typer.Option(None, "--against", help="A second policy: both on the same grid, and the difference."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes; default: one per core."),
     true_dynamics: bool = typer.Option(
-        False, "--true-dynamics", help="Adaptive policies: act on the true dynamics, not the estimate."
+        False,
+        "--true-dynamics",
+        help="Adaptive policies: act on the true dynamics, not the estimate.",
+        metavar="",
     ),
     out: Path = typer.Option(None, "--out", help="Output folder; default: RUN/robustness/<axes>."),
 ) -> None:

@@ -28,8 +28,11 @@ def sweep(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for every job)."),
     out: Path = typer.Option(None, "--out", help="The sweep's folder (default: runs/sweep_<config>); rerun to resume."),
 ) -> None:
-    """Run train + evaluate (or transfer) jobs over seeds and a grid on Ray; a failed job is reported, the others go
-    on; a re-run skips finished jobs; prints and writes the mean and 95% CI over seeds for every env."""
+    """Run train + evaluate (or transfer) jobs over seeds and a grid on Ray; mean and 95% CI over seeds.
+
+    A failed job is reported and the others go on; a re-run skips finished jobs. The mean and 95% CI over seeds for
+    every env are printed and written to the sweep's folder.
+    """
     require_training("simreal sweep")
     from simreal.errors import SetupError
 

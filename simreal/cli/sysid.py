@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import typer
 import yaml
+from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 from simreal.errors import DataError
 from simreal.fileio import atomic_write_json, atomic_write_text
 from simreal.sysid.collect import collect as run_collect
-from simreal.sysid.identify import identify
+from simreal.sysid.identify import SysidProgress, identify
 from simreal.sysid.trajectories import load_trajectories, save_trajectories, split_holdout
 
 
@@ -50,7 +53,9 @@ def sysid(
         None, "--budget", min=10, help="CMA-ES objective evaluations in all; default: 600 per parameter."
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of CMA-ES and of the window sampling."),
-    delay: bool = typer.Option(False, "--delay", help="Also identify an action delay of 0..3 control steps."),
+    delay: bool = typer.Option(
+        False, "--delay", help="Also identify an action delay of 0..3 control steps.", metavar=""
+    ),
     holdout: int = typer.Option(
         None, "--holdout", min=0, help="Episodes held out; default: a fifth of them, when there are at least 5."
     ),
@@ -59,10 +64,16 @@ def sysid(
         0.1, "--min-width", min=0.0, max=1.9, help="Training ranges span at least this fraction of the estimate."
     ),
     use_observations: bool = typer.Option(
-        False, "--use-observations", help="Rebuild states from observations even when qpos/qvel were recorded."
+        False,
+        "--use-observations",
+        help="Rebuild states from observations even when qpos/qvel were recorded.",
+        metavar="",
     ),
     smooth: bool = typer.Option(
-        None, "--smooth/--no-smooth", help="Denoise rebuilt positions; default: when states come from observations."
+        None,
+        "--smooth/--no-smooth",
+        help="Denoise rebuilt positions; default: when states come from observations.",
+        metavar="",
     ),
     out: Path = typer.Option(None, "--out", help="Write the identified target and ranges to this YAML."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
@@ -74,12 +85,7 @@ def sysid(
     except DataError as exc:
         raise DataError(f"{data}: {exc}") from None
     names = [name.strip() for name in params.split(",") if name.strip()] if params else None
-    with Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task("sysid", total=budget)
-
-        def progress(stage: str, evaluations: int, stage_budget: int, best: float) -> None:
-            bar.update(task, total=stage_budget, completed=evaluations, description=f"sysid {stage}, loss {best:.3g}")
-
+    with SysidProgressBar(err_console) as progress:
         result = identify(
             fitted,
             robot,
@@ -109,6 +115,86 @@ def sysid(
         console.print(f"wrote {out}: use it as --target, or as randomization.ranges of a training config")
     if json_out is not None:
         console.print(f"wrote {json_out}")
+
+
+class SysidProgressBar:
+    """One bar over a whole identification, on stderr like training's: the stage, evaluations done of the budget,
+    the best loss, elapsed time and ETA. The bar measures the work (window rollouts, see
+    :class:`~simreal.sysid.identify.SysidProgress`), so the checks after the fits move it too and the ETA holds
+    across stages. Where stderr is not a terminal (a log file, a pipe), where rich draws no live bar, a line is
+    written at stage changes instead, at most every ``line_every`` seconds.
+
+    Args:
+        console: where to draw.
+        line_every: seconds between the plain lines written when ``console`` is not a terminal.
+    """
+
+    def __init__(self, console: Console, line_every: float = 15.0) -> None:
+        self.console = console
+        self.line_every = line_every
+        self.bar = Progress(
+            TextColumn("[bold]sysid"),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[evaluations]} evaluations"),
+            TextColumn("loss {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_interactive,
+        )
+        self._task: Any = None
+        self._stage: str | None = None
+        self._start = time.perf_counter()
+        self._last_line = self._start
+
+    def __enter__(self) -> SysidProgressBar:
+        self._start = self._last_line = time.perf_counter()
+        self.bar.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.bar.stop()
+
+    def __call__(self, update: SysidProgress) -> None:
+        evaluations = f"{update.evaluations}/{update.budget}"
+        best = "-" if update.best is None else f"{update.best:.3g}"
+        if self._task is None:
+            self._task = self.bar.add_task(update.stage, total=update.total, evaluations=evaluations, best=best)
+        self.bar.update(self._task, completed=update.done, description=update.stage, evaluations=evaluations, best=best)
+        now = time.perf_counter()
+        if not self.console.is_interactive and update.stage != self._stage and now - self._last_line >= self.line_every:
+            self._last_line = now
+            self.console.print(progress_line(update, now - self._start), highlight=False, soft_wrap=True)
+        self._stage = update.stage
+
+
+def progress_line(update: SysidProgress, elapsed: float) -> str:
+    """The plain-text form of the progress, for a stderr that is not a terminal."""
+    share = update.done / update.total if update.total else 1.0
+    eta = f", ETA {_clock(elapsed / share * (1 - share))}" if share > 0 else ""
+    best = "" if update.best is None else f", best loss {update.best:.3g}"
+    return (
+        f"sysid {update.stage}: {update.evaluations}/{update.budget} evaluations{best}, {share:.0%} done, "
+        f"{_clock(elapsed)} elapsed{eta}"
+    )
+
+
+def ratio_words(nominal: float, identified: float) -> str:
+    """How the identified simulator's error compares with the nominal one's, as a factor that reads right:
+    ``"1.21x lower"`` when it is smaller, ``"1.18x higher"`` when it is larger."""
+    if identified <= nominal:
+        return f"{nominal / max(identified, 1e-15):.3g}x lower"
+    return f"{identified / max(nominal, 1e-15):.3g}x higher"
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def sysid_table(result: Any) -> Table:
@@ -146,7 +232,7 @@ def sysid_table(result: Any) -> Table:
             f"K-step error ({part})",
             f"nominal {gap['nominal']:.3g}",
             f"identified {gap['identified']:.3g}",
-            f"{gap['ratio']:.3g}x lower",
+            ratio_words(gap["nominal"], gap["identified"]),
             "",
             "",
             "",

@@ -38,15 +38,16 @@ def train(
     from simreal.train.trainer import train as run_training
 
     settings = list(overrides or []) + ([f"seed={seed}"] if seed is not None else [])
+    labels = {"seed": "--seed"} if seed is not None else {}
     if resume is not None:
         if run_dir is not None and Path(run_dir) != Path(resume):
             raise ConfigError("--run-dir: --resume names the run directory already")
-        setup = resume_setup(resume, config, settings)
+        setup = resume_setup(resume, config, settings, labels)
         folder = resume
     elif config is None:
         raise ConfigError("CONFIG: missing (a config YAML or a shipped config name), or --resume RUN_DIR")
     else:
-        setup = load_setup(config, settings)
+        setup = load_setup(config, settings, labels)
         folder = run_dir or Path("runs") / default_run_name(setup.config)
     result = run_training(
         setup,

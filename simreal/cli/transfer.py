@@ -20,8 +20,11 @@ def transfer(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
-    """Run the transfer pipeline's stages (zero-shot, sysid, identified simulator, fine-tuning, oracle) and report
-    the target return, the gap and the fraction of it closed at each, with the target steps used."""
+    """Run the transfer pipeline: the target return, the gap and the fraction closed at each stage.
+
+    The stages are zero-shot, sysid, identified simulator, fine-tuning and oracle; each reports the target return,
+    the gap and the fraction of it closed, with the target steps used.
+    """
     require_training("simreal transfer")
     from simreal.cli.progress import RichProgress
     from simreal.runs.algorithms import resolve_device

@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
+from gymnasium.wrappers import OrderEnforcing
 from pydantic import ValidationError
 
 from simreal.envs.dynamics import DynamicsModel
@@ -30,6 +31,7 @@ from simreal.envs.spec import (
     resolve_ranges,
 )
 from simreal.envs.spec import effect_ranges as spec_effect_ranges
+from simreal.envs.streams import PartOfTheEnv
 from simreal.errors import SimrealError, SpecError
 
 
@@ -160,7 +162,15 @@ def make_env(
     env = add_effects(dynamics, effects, drawn)
     if dynamics_input is not None:
         env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history)
-    return HistoryObservation(env, history) if history > 0 else env
+    if history > 0:
+        env = HistoryObservation(env, history)
+    return OrderEnforced(env)
+
+
+class OrderEnforced(PartOfTheEnv, OrderEnforcing):
+    """gymnasium's :class:`~gymnasium.wrappers.OrderEnforcing` as part of a simreal env: a step (or render) before the
+    first reset raises :class:`~gymnasium.error.ResetNeeded` whatever the stack inside, as ``gym.make`` envs do. The
+    spec stays the inner one (``order_enforce=False`` there), so ``gym.make(env.spec)`` does not add a second one."""
 
 
 def _tracked_body(env_kwargs: Mapping[str, Any]) -> int | None:

@@ -22,7 +22,7 @@ def register_envs() -> None:
     """Register every shipped robot's id with gymnasium (idempotent; reads no file)."""
     for robot, env_id in SHIPPED_IDS.items():
         if env_id not in gym.registry:
-            # simreal.make already adds the time limit inside; order enforcing is RandomizedDynamics' own check
+            # simreal.make already adds the time limit inside and order enforcing outside (OrderEnforced)
             gym.register(
                 id=env_id,
                 entry_point=ENTRY_POINT,

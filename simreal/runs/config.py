@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -388,13 +389,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> d
     return data
 
 
-def shipped_configs() -> list[str]:
-    """The names of the shipped configs, sorted."""
-    return sorted(path.stem for path in configs_dir().glob("*.yaml"))
+ConfigKind = Literal["train", "transfer"]
 
 
-def resolve_config_path(config: str | os.PathLike[str]) -> Path:
+def shipped_configs(kind: ConfigKind | None = None) -> list[str]:
+    """The names of the shipped configs, sorted; with ``kind``, only training configs or only transfer pipelines
+    (``kind: transfer`` in the file)."""
+    names = []
+    for path in configs_dir().glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        found: ConfigKind = "transfer" if isinstance(data, dict) and data.get("kind") == "transfer" else "train"
+        if kind is None or found == kind:
+            names.append(path.stem)
+    return sorted(names)
+
+
+def resolve_config_path(config: str | os.PathLike[str], kind: ConfigKind | None = None) -> Path:
     """A config path as given, or the name of a shipped config (``hopper_ppo_dr`` or ``hopper_ppo_dr.yaml``).
+
+    Args:
+        config: a path or a shipped config's name.
+        kind: the kind of config the caller runs: an unknown name lists only the shipped configs of that kind.
 
     Raises:
         ConfigError: a bare name that is neither a file nor a shipped config (the message lists the shipped ones).
@@ -406,24 +421,38 @@ def resolve_config_path(config: str | os.PathLike[str]) -> Path:
     if len(path.parts) == 1 and shipped.exists():
         return shipped
     if len(path.parts) == 1 and path.suffix in ("", ".yaml", ".yml"):
-        raise ConfigError(unknown_name("config", str(config), [*shipped_configs(), "or a YAML file"]))
+        raise ConfigError(unknown_name("config", str(config), [*shipped_configs(kind), "or a YAML file"]))
     return path
 
 
 class ConfigSource:
-    """Where each field of a config came from: a ``--set`` override or the file, to name it in errors."""
+    """Where each field of a config came from: a ``--set`` override or the file, to name it in errors.
 
-    def __init__(self, path: str | os.PathLike[str], overrides: list[tuple[str, Any]] | None = None) -> None:
+    Args:
+        path: the config file.
+        overrides: the parsed ``key=value`` overrides, in order.
+        labels: how the caller names an override key it set on the user's behalf (the CLI's ``--seed`` sets
+            ``seed``): errors about that field name the label, not ``--set key``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        overrides: list[tuple[str, Any]] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = str(path)
         self.keys = [key for key, _ in overrides or []]
+        self.labels = dict(labels or {})
 
     def where(self, field: str) -> str:
         """``--set key: field`` when an override set ``field`` (or a mapping holding it), else ``file: field``."""
         for key in reversed(self.keys):  # the last override of a field wins
+            shown = self.labels.get(key, f"--set {key}")
             if field == key:
-                return f"--set {key}"
+                return shown
             if field.startswith(f"{key}.") or key.startswith(f"{field}."):
-                return f"--set {key}: {field}"
+                return f"{shown}: {field}"
         return f"{self.path}: {field}" if field else self.path
 
 
@@ -443,12 +472,13 @@ def load_config(config: str | os.PathLike[str], overrides: list[str] | None = No
 
 
 def load_config_with_source(
-    config: str | os.PathLike[str], overrides: list[str] | None = None
+    config: str | os.PathLike[str], overrides: list[str] | None = None, labels: Mapping[str, str] | None = None
 ) -> tuple[TrainConfig, ConfigSource]:
-    """:func:`load_config`, and where each field came from (for the errors of later checks)."""
-    path = resolve_config_path(config)
+    """:func:`load_config`, and where each field came from (for the errors of later checks; ``labels``: see
+    :class:`ConfigSource`)."""
+    path = resolve_config_path(config, "train")
     parsed_overrides = parse_overrides(overrides or [])
-    source = ConfigSource(path, parsed_overrides)
+    source = ConfigSource(path, parsed_overrides, labels)
     data = apply_overrides(read_yaml(path, ConfigError), parsed_overrides)
     return validate_config(data, source), source
 

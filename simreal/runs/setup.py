@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,22 +99,28 @@ class TrainingSetup:
         return pinned
 
 
-def load_setup(config: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainingSetup:
+def load_setup(
+    config: str | os.PathLike[str], overrides: list[str] | None = None, labels: Mapping[str, str] | None = None
+) -> TrainingSetup:
     """Read, override, validate and resolve a training config.
 
     Args:
         config: a YAML path, or the name of a shipped config.
         overrides: ``key=value`` strings with dotted keys.
+        labels: how errors name an override the caller set for the user (``{"seed": "--seed"}``).
 
     Raises:
         ConfigError: anything wrong with the file or the config, named by file (or ``--set`` key) and field.
     """
-    parsed, source = load_config_with_source(config, overrides)
+    parsed, source = load_config_with_source(config, overrides, labels)
     return resolve(parsed, source)
 
 
 def resume_setup(
-    run_dir: str | os.PathLike[str], config: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+    run_dir: str | os.PathLike[str],
+    config: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> TrainingSetup:
     """The resolved config a resumed run continues with: the run's own ``config.yaml``.
 
@@ -124,6 +131,7 @@ def resume_setup(
         run_dir: the run directory.
         config: a config file or shipped name to check against the run's (optional).
         overrides: ``key=value`` strings; only ``total_timesteps`` may change anything.
+        labels: how errors name an override the caller set for the user (``{"seed": "--seed"}``).
 
     Raises:
         ConfigError: a field that differs from the run's, named with where it came from.
@@ -133,9 +141,9 @@ def resume_setup(
     saved = saved_config(run_dir)
     pairs = parse_overrides(overrides or [])
     if config is not None:
-        candidate, source = load_config_with_source(config, overrides)
+        candidate, source = load_config_with_source(config, overrides, labels)
     else:
-        source = ConfigSource(run_dir / CONFIG, pairs)
+        source = ConfigSource(run_dir / CONFIG, pairs, labels)
         candidate = validate_config(apply_overrides(saved.model_dump(mode="json"), pairs), source)
     extends = any(key == "total_timesteps" for key, _ in pairs)
     before, after = _flat(saved.model_dump(mode="json")), _flat(candidate.model_dump(mode="json"))

@@ -12,16 +12,18 @@ windows run as one batch of MuJoCo's native rollouts (``mujoco.rollout``) on a t
 discrete action delay is found by fitting each candidate delay.
 
 Uncertainty: a sandwich (cluster-robust) covariance of the estimate, with episodes as clusters, from the residuals'
-sensitivities to the parameters; 90% intervals from Student's t with one degree of freedom fewer than the episodes,
-plus the optimizer's stopping precision. Misfit: the fitted window errors are compared with those that the
-estimated noise alone leaves.
+sensitivities to the parameters, plus (on rebuilt states) the variance of the robust fits about their mean; 90%
+intervals from Student's t (one degree of freedom fewer than the episodes, or Welch-Satterthwaite's for the two
+variances together), plus the optimizer's stopping precision. Misfit: the fitted window errors are compared with
+those that the estimated noise alone leaves.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +35,7 @@ from simreal.envs.spec import RobotSpec, check_parameter, load_robot
 from simreal.sysid.simulator import Simulator
 from simreal.sysid.states import States, fit_states
 from simreal.sysid.trajectories import Trajectories
-from simreal.sysid.windows import Windows, concatenate, make_windows, state_vector
+from simreal.sysid.windows import Windows, concatenate, make_windows, state_vector, window_starts
 
 with warnings.catch_warnings():
     # cma announces on import that it cannot plot without matplotlib: simreal never plots through it
@@ -56,8 +58,12 @@ EXACT_ABSOLUTE = 1e-9
 SCREEN_WINDOWS = 50
 #: Default CMA-ES evaluations per identified parameter (CMA-ES needs more generations in more dimensions).
 BUDGET_PER_PARAMETER = 600
-#: The share of the budget that screens the candidate delays.
+#: The share of the budget that screens the candidate delays (at most: see ``SCREEN_DROP``).
 SCREEN_SHARE = 0.3
+#: Each delay's screen is compared with the others' this far through its share...
+SCREEN_CHECKPOINT = 0.25
+#: ... and goes no further when its loss is above this many times the best one's then.
+SCREEN_DROP = 2.0
 #: Independent robust fits (each on its own sample of windows) whose mean is the estimate on rebuilt states.
 REPLICAS = 4
 #: Stages of each robust fit: (share of its budget, CMA-ES initial step in log space).
@@ -66,6 +72,85 @@ STAGES = ((0.5, 0.2), (0.3, 0.05), (0.2, 0.02))
 SENSITIVITY_STEP = 0.02
 #: CMA-ES stops when its steps fall below this (log space, 0.1% on a multiplier); intervals are never narrower.
 PRECISION = 1e-3
+
+
+@dataclass(frozen=True)
+class SysidProgress:
+    """Where an identification stands, as its ``progress`` callback receives it.
+
+    Attributes:
+        stage: what runs now: ``"delay 2"`` and ``"delay 2, continued"`` (screening a candidate delay, in two
+            parts: see ``SCREEN_DROP``), ``"fit 3/4, stage 1/3"`` (a robust fit;
+            ``"fit"`` on recorded states), ``"intervals"`` (the sensitivities), ``"misfit check"``,
+            ``"dynamics gap"``.
+        evaluations: CMA-ES objective evaluations spent so far.
+        budget: the evaluations planned in all (a fit stops early at the optimizer's precision, or overshoots by
+            part of a generation).
+        done: work done, in window rollouts (one candidate simulated over one window of K steps, the unit that
+            costs time): every stage advances it, the checks after the fits too; it never decreases.
+        total: the whole identification's work in that unit, the same on every call; ``done`` reaches it at the
+            end.
+        best: the current fit's best objective value (``None`` before the first fit's first generation); each
+            fit and stage has its own objective (its windows, its robust scale), so it jumps between stages.
+    """
+
+    stage: str
+    evaluations: int
+    budget: int
+    done: int
+    total: int
+    best: float | None
+
+
+class _Tracker:
+    """Counts the work of a plan of stages (window rollouts: the simulator's own count) for a progress callback.
+
+    Each stage advances ``done`` by what it runs, up to its planned share, and ends at exactly its planned share:
+    a fit that stops early, or overshoots by part of a generation, leaves ``done`` monotone and ending at ``total``.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[SysidProgress], None] | None,
+        simulator: Simulator,
+        plan: dict[str, int],
+        budget: int,
+    ) -> None:
+        self.callback = callback
+        self.simulator = simulator
+        self.plan = plan
+        self.total = sum(plan.values())
+        self.budget = budget
+        self.finished = 0  # planned work of the stages done
+        self.evaluations = 0  # CMA-ES evaluations of the stages done
+        self.best: float | None = None
+        self.current = ""
+        self._stage_start = 0
+        self._stage_evaluations = 0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.current, self._stage_start, self._stage_evaluations = name, self.simulator.rollouts, 0
+        self.update()
+        yield
+        self.finished += self.plan[name]
+        self.evaluations += self._stage_evaluations
+        self._stage_evaluations = 0
+        self._report(self.finished)
+
+    def update(self, evaluations: int | None = None, best: float | None = None) -> None:
+        """Report the current stage's progress (``evaluations``: the stage's own so far)."""
+        if evaluations is not None:
+            self._stage_evaluations = evaluations
+        if best is not None:
+            self.best = best
+        used = min(self.simulator.rollouts - self._stage_start, self.plan[self.current])
+        self._report(self.finished + used)
+
+    def _report(self, done: int) -> None:
+        if self.callback is not None:
+            evaluations = self.evaluations + self._stage_evaluations
+            self.callback(SysidProgress(self.current, evaluations, self.budget, done, self.total, self.best))
 
 
 @dataclass
@@ -120,6 +205,8 @@ class SysidResult:
     observation_noise: float | None = None
     min_width: float = 0.1
     episodes: int = 0
+    #: Each fit's estimate: the robust fits whose mean is the estimate (one fit on recorded states).
+    fits: list[dict[str, float]] = field(default_factory=list)
 
     def errors(self) -> dict[str, float | None] | None:
         """Relative error of each estimate against the truth, when the data came from a simreal target (``None``
@@ -186,6 +273,7 @@ class SysidResult:
             "states": self.states,
             "position_noise": {f"qpos_{q}": v for q, v in self.position_noise.items()},
             "dynamics_gap": self.gap,
+            "fits": self.fits,
             "evaluations": self.evaluations,
             "seconds": self.seconds,
         }
@@ -219,7 +307,7 @@ def identify(
     use_observations: bool = False,
     smooth: bool | None = None,
     threads: int = 2,
-    progress: Callable[[str, int, int, float], None] | None = None,
+    progress: Callable[[SysidProgress], None] | None = None,
 ) -> SysidResult:
     """Identify ``params`` of ``robot`` from ``data``.
 
@@ -230,7 +318,7 @@ def identify(
         horizon: K, the open-loop prediction horizon in control steps.
         budget: CMA-ES objective evaluations in all (default: ``BUDGET_PER_PARAMETER`` per parameter); with
             candidate delays, ``SCREEN_SHARE`` of it screens them (on at most ``SCREEN_WINDOWS`` windows each), and
-            the rest goes to the fits.
+            the rest goes to the fits; a delay screen stopped early (``SCREEN_DROP``) leaves its share unspent.
         seed: seed of CMA-ES and of the window subsampling.
         delays: candidate action delays to fit (e.g. ``range(4)``); ``None`` assumes no delay.
         holdout: other episodes for the dynamics gap on data not fitted.
@@ -240,7 +328,9 @@ def identify(
         smooth: denoise rebuilt positions with the observed velocities (:mod:`simreal.sysid.smoothing`);
             default: whenever states are rebuilt from observations.
         threads: threads of MuJoCo's batched rollouts (each generation's candidates are evaluated together).
-        progress: called with ``(stage, evaluations, budget, best loss)``.
+        progress: called with a :class:`SysidProgress` as each stage starts, after each CMA-ES generation and
+            each batch of rollouts of the checks, and as each stage ends: one measure of the whole identification's
+            work (``done`` of ``total``), for a progress bar and its ETA.
 
     Raises:
         SpecError: unknown parameter names.
@@ -257,33 +347,56 @@ def identify(
     if smooth is None:
         smooth = use_observations or data.qpos is None
     states = fit_states(data, spec, local.model, local.frame_skip, use_observations, smooth)
+    held_states = None
+    if holdout is not None:
+        held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
 
     def windows_for(recording: Trajectories, recorded: States, delay: int, count: int, rng_seed: int) -> Windows:
         return make_windows(recording, recorded, local.skipped, horizon, delay, count, np.random.default_rng(rng_seed))
 
-    x, used, delay_losses = np.zeros(len(names)), 0, {}
+    fit_windows = min(max_windows, len(window_starts(data, states, horizon)))
+    held_windows = 0 if held_states is None else min(max_windows, len(window_starts(holdout, held_states, horizon)))
+    plan = _plan(len(names), budget, delays, states, fit_windows, held_windows)
+    tracker = _Tracker(progress, local, plan, budget)
+
+    x, used, screened, delay_losses = np.zeros(len(names)), 0, 0, {}
     if delays is None:
         delay = 0
     else:
-        # screen each candidate delay with a short plain fit on a few windows, then fit the best one on all of them
-        screens = {}
+        # screen each candidate delay with a short plain fit on a few windows, then fit the best one on all of them;
+        # a delay whose loss is far above the best one's a quarter of the way through is not screened further (a
+        # wrong delay leaves an error no parameter removes: on hopper 26x the right one's), and the screens that go
+        # on end exactly as uninterrupted ones would
         share = int(budget * SCREEN_SHARE) // len(delays)
+        few = {d: windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed) for d in delays}
+        searches = {d: _strategy(len(names), bounds, share, seed, None, 0.2) for d in delays}
+        screens = {}
         for d in delays:
-            few = windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed)
-            screens[d] = _cma(local, few, bounds, share, seed, progress, f"delay {d}")
+            with tracker.stage(f"delay {d}"):
+                screens[d] = _run(searches[d], local, few[d], tracker, until=int(share * SCREEN_CHECKPOINT))
+        leader = min(f.loss for f in screens.values())
+        for d in delays:
+            with tracker.stage(f"delay {d}, continued"):
+                if screens[d].loss <= SCREEN_DROP * leader:
+                    screens[d] = _run(searches[d], local, few[d], tracker)
         delay = min(screens, key=lambda d: screens[d].loss)
         delay_losses = {d: f.loss for d, f in screens.items()}
         used = sum(f.evaluations for f in screens.values())
         x = screens[delay].log_estimate
-    remaining = max(budget - used, len(STAGES))
+        screened = share * len(delays)
+    # the fits get what the screens were planned to spend, whether or not every delay was screened to the end
+    remaining = max(budget - screened, len(STAGES))
     if not states.rebuilt:
         # the fast path: recorded states are exact, every window agrees, and one plain least-squares fit is exact
         fitted = windows_for(data, states, delay, max_windows, seed)
         fit_seed = seed if delays is None else seed + seeding.FINAL_FIT
         step = 0.2 if delays is None else 0.05
-        fit = _cma(local, fitted, bounds, remaining, fit_seed, progress, "fit", x0=x, step=step)
+        with tracker.stage("fit"):
+            fit = _cma(local, fitted, bounds, remaining, fit_seed, tracker, x0=x, step=step)
         x, used = fit.log_estimate, used + fit.evaluations
-        log_var, dof = _sandwich_std(local, fitted, x, None) ** 2, None
+        with tracker.stage("intervals"):
+            log_var, dof = _sandwich_std(local, fitted, x, None, tracker) ** 2, None
+        replicas = [x]
     else:
         # independent robust fits on independent window samples: their mean is the estimate, and their spread is
         # what the choice of windows and the optimizer's path leave in it
@@ -291,16 +404,23 @@ def identify(
         for replica in range(REPLICAS):
             part = windows_for(data, states, delay, max_windows, seed + replica)
             estimate, spent = _robust_fit(
-                local, part, bounds, remaining // REPLICAS, seed + replica, progress, x, delays is not None, replica
+                local, part, bounds, remaining // REPLICAS, seed + replica, tracker, x, delays is not None, replica
             )
             replicas.append(estimate)
             parts.append(part)
             used += spent
         fitted = concatenate(parts)
         x = np.mean(replicas, axis=0)
-        scale = max(float(np.median(local.window_losses(x, fitted)[0])), 1e-15)
-        between = np.var(replicas, axis=0, ddof=1) / REPLICAS
-        within = _sandwich_std(local, fitted, x, scale) ** 2
+        with tracker.stage("intervals"):
+            scale = max(float(np.median(local.window_losses(x, fitted)[0])), 1e-15)
+            # the variance of one fit about their mean, not a quarter of it: the fits start from the same point
+            # (the delay screen's estimate) on windows of the same episodes, and on this rough objective CMA-ES
+            # stops where its start and path lead it, so their errors are not independent and their mean is
+            # not four times surer than one of them (on two hopper recordings with 12 free parameters, a quarter
+            # of it left errors whose root mean square was 1.6-1.7 standard deviations, and called parameters
+            # identifiable whose intervals missed the truth)
+            between = np.var(replicas, axis=0, ddof=1)
+            within = _sandwich_std(local, fitted, x, scale, tracker) ** 2
         log_var = within + between
         # Welch-Satterthwaite degrees of freedom of the two variance estimates together
         episodes_df = max(len(np.unique(fitted.episode)) - 1, 1)
@@ -318,7 +438,8 @@ def identify(
         low, high = np.exp(x[i] - half), np.exp(x[i] + half)
         hard_low, hard_high = spec.parameters[n].hard_limits
         interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
-    misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE))
+    with tracker.stage("misfit check"):
+        misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE), tracker)
     if misfit is not None and misfit.flagged:
         misfit.cause = _likely_cause(spec, names, delays)
     estimate = {n: float(np.exp(x[i])) for i, n in enumerate(names)}
@@ -331,12 +452,12 @@ def identify(
         for i, n in enumerate(names)
     }
 
-    gap = {"fitted": _gap(local, fitted, x, len(names))}
-    if holdout is not None:
-        held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
-        held = windows_for(holdout, held_states, delay, max_windows, seed + seeding.HOLDOUT_WINDOWS)
-        held.scale = fitted.scale
-        gap["held_out"] = _gap(local, held, x, len(names))
+    with tracker.stage("dynamics gap"):
+        gap = {"fitted": _gap(local, fitted, x, len(names), tracker)}
+        if holdout is not None and held_states is not None:
+            held = windows_for(holdout, held_states, delay, max_windows, seed + seeding.HOLDOUT_WINDOWS)
+            held.scale = fitted.scale
+            gap["held_out"] = _gap(local, held, x, len(names), tracker)
     # a recording from simreal's simulator carries the multipliers it ran with: the truth to compare against
     truth = data.meta.get("dynamics") if data.meta.get("source") == "simulator" else None
     return SysidResult(
@@ -359,6 +480,7 @@ def identify(
         observation_noise=states.observation_noise,
         min_width=min_width,
         episodes=episodes,
+        fits=[{n: float(np.exp(fit[i])) for i, n in enumerate(names)} for fit in replicas],
     )
 
 
@@ -368,7 +490,7 @@ def _robust_fit(
     bounds: np.ndarray,
     budget: int,
     seed: int,
-    progress: Callable[[str, int, int, float], None] | None,
+    tracker: _Tracker,
     x: np.ndarray,
     warm: bool,
     replica: int,
@@ -376,30 +498,78 @@ def _robust_fit(
     """The Cauchy M-estimate on ``windows`` in stages, each re-centring the scale on the median window error."""
     used = 0
     for stage, (share, step) in enumerate(STAGES):
-        scale = max(float(np.median(simulator.window_losses(x, windows)[0])), 1e-15)
-        fit = _cma(
-            simulator,
-            windows,
-            bounds,
-            max(int(budget * share), 1),
-            seed + seeding.FINAL_FIT + stage,
-            progress,
-            f"fit {replica + 1}/{REPLICAS}, stage {stage + 1}/{len(STAGES)}",
-            x0=x,
-            step=step if (stage or warm) else 0.2,
-            robust_scale=scale,
-        )
+        with tracker.stage(_fit_stage(replica, stage)):
+            scale = max(float(np.median(simulator.window_losses(x, windows)[0])), 1e-15)
+            fit = _cma(
+                simulator,
+                windows,
+                bounds,
+                _stage_budget(budget, share),
+                seed + seeding.FINAL_FIT + stage,
+                tracker,
+                x0=x,
+                step=step if (stage or warm) else 0.2,
+                robust_scale=scale,
+            )
         x, used = fit.log_estimate, used + fit.evaluations
     return x, used
 
 
-def _sandwich_std(simulator: Simulator, windows: Windows, x: np.ndarray, scale: float | None) -> np.ndarray:
+def _fit_stage(replica: int, stage: int) -> str:
+    return f"fit {replica + 1}/{REPLICAS}, stage {stage + 1}/{len(STAGES)}"
+
+
+def _stage_budget(budget: int, share: float) -> int:
+    return max(int(budget * share), 1)
+
+
+def _plan(
+    p: int, budget: int, delays: Sequence[int] | None, states: States, fit_windows: int, held_windows: int
+) -> dict[str, int]:
+    """Each stage's work in window rollouts, as :func:`identify` will run it (from the planned budget: a fit that
+    stops early shifts a little work to the next ones, which the progress display absorbs)."""
+    plan: dict[str, int] = {}
+    screened = 0
+    if delays is not None:
+        share = int(budget * SCREEN_SHARE) // len(delays)
+        checkpoint = int(share * SCREEN_CHECKPOINT)
+        for d in delays:
+            plan[f"delay {d}"] = checkpoint * min(SCREEN_WINDOWS, fit_windows)
+        for d in delays:
+            plan[f"delay {d}, continued"] = (share - checkpoint) * min(SCREEN_WINDOWS, fit_windows)
+        screened = share * len(delays)
+    remaining = max(budget - screened, len(STAGES))
+    if not states.rebuilt:
+        fitted = fit_windows
+        plan["fit"] = remaining * fit_windows
+        plan["intervals"] = (2 * p + 1) * fitted
+    else:
+        fitted = REPLICAS * fit_windows
+        for replica in range(REPLICAS):
+            for stage, (share, _) in enumerate(STAGES):
+                # the median window error that re-centres the scale, then the stage's CMA-ES
+                plan[_fit_stage(replica, stage)] = (1 + _stage_budget(remaining // REPLICAS, share)) * fit_windows
+        plan["intervals"] = (1 + 2 * p + 1) * fitted
+    # the fitted errors, the noise-free predictions and two noisy draws (see _misfit); nothing without a noise level
+    plan["misfit check"] = 0 if states.rebuilt and states.observation_noise is None else 4 * fitted
+    plan["dynamics gap"] = 2 * (fitted + held_windows)
+    return plan
+
+
+def _sandwich_std(
+    simulator: Simulator, windows: Windows, x: np.ndarray, scale: float | None, tracker: _Tracker
+) -> np.ndarray:
     """Standard deviations (log space) of the estimate (the Cauchy M-estimate, or least squares for ``scale=None``):
     the sandwich H^-1 B H^-1, B from the summed scores of each episode (windows of one episode share their
     errors)."""
     p = len(x)
     steps = SENSITIVITY_STEP * np.eye(p)
-    predicted = simulator.predict(np.vstack([x, x + steps, x - steps]), windows)
+    batches = []
+    # a couple of candidates a batch (the same rollouts as one batch), so that progress moves through this stage
+    for candidates in np.array_split(np.vstack([x, x + steps, x - steps]), p + 1):
+        batches.append(simulator.predict(candidates, windows))
+        tracker.update()
+    predicted = np.concatenate(batches)
     count = len(windows.qpos)
     residual = ((predicted[0] - windows.targets) / windows.scale).reshape(count, -1)
     slope = (predicted[1 : 1 + p] - predicted[1 + p :]) / (2 * SENSITIVITY_STEP) / windows.scale
@@ -428,7 +598,7 @@ def _sandwich_std(simulator: Simulator, windows: Windows, x: np.ndarray, scale: 
 
 
 def _misfit(
-    simulator: Simulator, windows: Windows, x: np.ndarray, states: States, rng: np.random.Generator
+    simulator: Simulator, windows: Windows, x: np.ndarray, states: States, rng: np.random.Generator, tracker: _Tracker
 ) -> Misfit | None:
     """Compare the fitted window errors with those the estimated noise alone leaves: predictions from start states
     perturbed by the noise, against the noise-free predictions plus noise on the compared states. ``None`` when
@@ -436,6 +606,7 @@ def _misfit(
     if states.rebuilt and states.observation_noise is None:
         return None
     fitted = float(np.median(simulator.window_losses(x, windows)[0]))
+    tracker.update()
     position_std, velocity_std = states.noise_model()
     skipped = simulator.skipped
     position_std = position_std.copy()
@@ -445,11 +616,13 @@ def _misfit(
         noise = max(EXACT_FLOOR * nominal, EXACT_ABSOLUTE)
     else:
         clean = simulator.predict(x, windows)[0]
+        tracker.update()
         draws = []
         for _ in range(2):
             qpos = windows.qpos + rng.normal(size=windows.qpos.shape) * position_std
             qvel = windows.qvel + rng.normal(size=windows.qvel.shape) * velocity_std
             perturbed = simulator.predict(x, windows, qpos, qvel)[0]
+            tracker.update()
             measured = clean + rng.normal(size=clean.shape) * state_vector(position_std, velocity_std, skipped)
             draws.append(np.mean(((perturbed - measured) / windows.scale) ** 2, axis=(1, 2)))
         noise = float(np.median(np.concatenate(draws)))
@@ -472,9 +645,13 @@ def _describe(states: States, smooth: bool) -> str:
     return "rebuilt from observations" + (", positions smoothed" if smooth else "")
 
 
-def _gap(simulator: Simulator, windows: Windows, log_estimate: np.ndarray, n: int) -> dict[str, float]:
+def _gap(
+    simulator: Simulator, windows: Windows, log_estimate: np.ndarray, n: int, tracker: _Tracker
+) -> dict[str, float]:
     nominal = simulator.loss(np.zeros(n), windows)
+    tracker.update()
     identified = simulator.loss(log_estimate, windows)
+    tracker.update()
     return {"nominal": nominal, "identified": identified, "ratio": nominal / max(identified, 1e-15)}
 
 
@@ -484,12 +661,27 @@ def _cma(
     bounds: np.ndarray,
     budget: int,
     seed: int,
-    progress: Callable[[str, int, int, float], None] | None,
-    stage: str,
+    tracker: _Tracker,
     x0: np.ndarray | None = None,
     step: float = 0.2,
     robust_scale: float | None = None,
 ) -> Fit:
+    """A whole CMA-ES fit of ``budget`` evaluations."""
+    search = _strategy(len(simulator.names), bounds, budget, seed, x0, step)
+    return _run(search, simulator, windows, tracker, robust_scale)
+
+
+@dataclass
+class _Search:
+    """A CMA-ES run that can pause and resume: cma draws from numpy's global generator, so each run keeps its own
+    state of it, and runs interleaved draw what they would have drawn one after another."""
+
+    es: cma.CMAEvolutionStrategy
+    random_state: Any
+
+
+def _strategy(p: int, bounds: np.ndarray, budget: int, seed: int, x0: np.ndarray | None, step: float) -> _Search:
+    """CMA-ES in log-multiplier space within ``bounds``, for at most ``budget`` evaluations."""
     options = {
         "bounds": [list(bounds[:, 0]), list(bounds[:, 1])],
         "seed": seed + seeding.CMA,
@@ -499,13 +691,29 @@ def _cma(
         "tolfun": 1e-12,
         "tolx": PRECISION,
     }
-    start = np.zeros(len(simulator.names)) if x0 is None else np.clip(x0, bounds[:, 0], bounds[:, 1])
-    es = cma.CMAEvolutionStrategy(start, step, options)
-    while not es.stop():
+    start = np.zeros(p) if x0 is None else np.clip(x0, bounds[:, 0], bounds[:, 1])
+    es = cma.CMAEvolutionStrategy(start, step, options)  # seeds numpy's global generator with options["seed"]
+    return _Search(es, np.random.get_state())
+
+
+def _run(
+    search: _Search,
+    simulator: Simulator,
+    windows: Windows,
+    tracker: _Tracker,
+    robust_scale: float | None = None,
+    until: int | None = None,
+) -> Fit:
+    """Run CMA-ES until it stops (its budget, its precision), or until it has spent ``until`` evaluations in all;
+    a run resumed later goes on exactly as if it had never paused."""
+    es = search.es
+    first = int(es.result.evaluations)
+    np.random.set_state(search.random_state)
+    while not es.stop() and (until is None or es.result.evaluations < until):
         candidates = es.ask()
         # a generation in one batch
         es.tell(candidates, list(simulator.losses(np.array(candidates), windows, robust_scale)))
-        if progress is not None:
-            progress(stage, es.result.evaluations, budget, float(es.result.fbest))
+        tracker.update(int(es.result.evaluations) - first, float(es.result.fbest))
+    search.random_state = np.random.get_state()
     result = es.result
     return Fit(np.asarray(result.xbest), float(result.fbest), int(result.evaluations))

@@ -35,6 +35,8 @@ class Simulator:
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(self.model, self._state_spec)
         self._cache: tuple[Windows, np.ndarray, np.ndarray] | None = None
+        #: Window rollouts run so far (one candidate over one window of K steps): the unit of work of progress.
+        self.rollouts = 0
 
     def _models_for(self, candidates: np.ndarray) -> list[mujoco.MjModel]:
         while len(self._models) < len(candidates):
@@ -81,6 +83,7 @@ class Simulator:
         out, _ = rollout.rollout(
             batch_models, self._datas, np.tile(states, (len(models), 1)), np.tile(controls, (len(models), 1, 1))
         )
+        self.rollouts += len(batch_models)
         nq, nv = self.model.nq, self.model.nv
         after = out[:, self.frame_skip - 1 :: self.frame_skip, :]  # the state after each control step
         predicted = np.concatenate([after[..., 1 + self.skipped : 1 + nq], after[..., 1 + nq : 1 + nq + nv]], axis=-1)

@@ -29,6 +29,12 @@ def state_vector(qpos: np.ndarray, qvel: np.ndarray, skipped: int) -> np.ndarray
     return np.concatenate([qpos[..., skipped:], qvel], axis=-1)
 
 
+def window_starts(data: Trajectories, states: States, horizon: int) -> list[tuple[np.ndarray, int]]:
+    """Where a window can start: ``(rows of the episode, index in it)`` for every trusted state with ``horizon``
+    recorded steps after it (the same whatever the action delay)."""
+    return [(rows, i) for rows in data.episode_rows() for i in range(len(rows) - horizon) if states.exact[rows[i]]]
+
+
 def make_windows(
     data: Trajectories,
     states: States,
@@ -43,12 +49,8 @@ def make_windows(
     Raises:
         DataError: no episode long enough for one window.
     """
-    qpos, qvel, exact = states.qpos, states.qvel, states.exact
-    starts = []
-    for rows in data.episode_rows():
-        for i in range(len(rows) - horizon):
-            if exact[rows[i]]:
-                starts.append((rows, i))
+    qpos, qvel = states.qpos, states.qvel
+    starts = window_starts(data, states, horizon)
     if not starts:
         raise DataError(f"no episode has more than {horizon} steps: shorten --horizon or record longer episodes")
     if len(starts) > max_windows:

@@ -200,7 +200,7 @@ def load_transfer_config(path: str, overrides: list[str] | None = None) -> Trans
     Raises:
         ConfigError: one line naming the file (or the ``--set`` key) and the field.
     """
-    resolved = resolve_config_path(path)
+    resolved = resolve_config_path(path, "transfer")
     pairs = parse_overrides(overrides or [])
     source = ConfigSource(resolved, pairs)
     data = apply_overrides(read_yaml(resolved, ConfigError), pairs)
