@@ -69,6 +69,12 @@ def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namesp
             "| --- | ---: | ---: | --- |",
             *rows,
             "",
+            f"What reproduces where: on the machine that made this card ({_cpu()}, the same library builds), the "
+            "evaluation command above gives these numbers to the last digit, every time. On another CPU (other "
+            "vector instructions, another torch or MuJoCo build) the policy's matrix products round differently and "
+            "a few hundred steps of a hopper turn that into other episodes: expect each mean within a few standard "
+            "errors of the card's (the test suite allows 4), not the same digits.",
+            "",
             "The training config (`config.yaml`):",
             "",
             "```yaml",
@@ -77,6 +83,17 @@ def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namesp
             "",
         ]
     )
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,14 @@ def test_wheel_ships_specs_and_works_outside_the_checkout(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "1.5"
+
+    # the installed copy names the commit it was built from (run.json records it), not "no git checkout"
+    if (REPO / ".git").exists():
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+        code = "import json, simreal.runs.rundir as r; print(json.dumps(r.git_commit()))"
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        recorded = json.loads(result.stdout)
+        assert recorded["git_commit"] == head.stdout.strip()
+        assert recorded["git_commit_note"].startswith("recorded when the installed package was built")

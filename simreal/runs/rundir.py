@@ -17,6 +17,7 @@ Model zips and ``vecnormalize.pkl`` hold pickles: load only run directories you 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,8 @@ RUN = "run.json"
 MODEL = "model.zip"
 REPLAY_BUFFER = "replay_buffer.pkl"
 EVAL = "eval.json"
+#: Written into a wheel built from a git checkout (hatch_build.py): the commit it was built from.
+BUILD_INFO = "_build_info.json"
 BEST = "best"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -58,12 +61,13 @@ def default_run_name(config: TrainConfig, now: float | None = None) -> str:
     return f"{config.robot}_{config.algorithm.name}_{config.seed}_{stamp}"
 
 
-def git_commit() -> dict[str, str | None]:
-    """``{"git_commit": sha}`` of the simreal checkout this code runs from, or ``None`` and ``git_commit_note``
-    saying why there is none."""
+def git_commit() -> dict[str, Any]:
+    """``{"git_commit": sha}`` of the simreal checkout this code runs from (an editable install), else the commit a
+    wheel built from a checkout recorded (``git_commit_note`` says so, and whether that checkout had uncommitted
+    changes), else ``None`` and ``git_commit_note`` saying why there is none."""
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
-        return {"git_commit": None, "git_commit_note": "simreal is installed from a package, not a git checkout"}
+        return _built_from()
     try:
         result = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
@@ -73,6 +77,21 @@ def git_commit() -> dict[str, str | None]:
     except (OSError, subprocess.SubprocessError) as exc:
         return {"git_commit": None, "git_commit_note": f"git rev-parse failed ({type(exc).__name__})"}
     return {"git_commit": result.stdout.strip() or None}
+
+
+def _built_from() -> dict[str, Any]:
+    """The commit recorded when this installed package was built (``hatch_build.py``), if it was built from git."""
+    record = Path(__file__).resolve().parents[1] / BUILD_INFO
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+        commit = str(info["git_commit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {
+            "git_commit": None,
+            "git_commit_note": "simreal is installed from a package not built from a git checkout",
+        }
+    changes = "with uncommitted changes" if info.get("dirty") else "clean"
+    return {"git_commit": commit, "git_commit_note": f"recorded when the installed package was built ({changes})"}
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
