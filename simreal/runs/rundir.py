@@ -11,6 +11,8 @@ Layout::
       checkpoints/<steps>/   model.zip, vecnormalize.pkl, replay_buffer.pkl (SAC), state.json
       checkpoints/latest.json  which checkpoint is the latest complete one
       tb/                    TensorBoard event files
+      osi.pt, osi.json       UP-OSI runs: the estimator (plain tensors) and its training rounds' errors
+      rma.json               RMA runs: the adaptation module's training rounds' errors (the module is in model.zip)
 
 Model zips and ``vecnormalize.pkl`` hold pickles: load only run directories you trust.
 """

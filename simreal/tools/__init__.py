@@ -1,2 +1,7 @@
-"""Day-to-day tools: robustness maps, rollout videos, multi-seed sweeps (planned: issue 14). Nothing lives here
-yet."""
+"""Day-to-day tools on trained policies.
+
+- :mod:`~simreal.tools.robustness`: the return over 1-D and 2-D grids of parameters or effects, on worker processes,
+  with difference maps against another policy; CSV, JSON, plots and a TensorBoard image.
+- :mod:`~simreal.tools.video`: ``simreal record``'s videos (MP4 or GIF, captions, side by side).
+- :mod:`~simreal.tools.sweep`: seeds x grid points of training (or transfer) jobs as Ray tasks, aggregated over seeds.
+"""

@@ -1,2 +1,11 @@
-"""Transfer to the target: fine-tuning strategies and the end-to-end transfer pipeline with its report (planned:
-issue 12). Nothing lives here yet."""
+"""Transfer to the target: fine-tuning under a budget of target steps, and the end-to-end pipeline with its report.
+
+- :mod:`~simreal.transfer.layers`: a policy's layers counted from the output, fresh optimizers, per-layer rates.
+- :mod:`~simreal.transfer.strategies`: full, head, partial and progressive unfreezing, L2-SP.
+- :mod:`~simreal.transfer.config`: the fine-tuning and pipeline configs.
+- :mod:`~simreal.transfer.finetune`: fine-tuning on a target, its curve, forgetting and the verdict against
+  from-scratch.
+- :mod:`~simreal.transfer.pipeline`: the stages (zero-shot, sysid, identified simulator, fine-tuning, oracle),
+  resumable.
+- :mod:`~simreal.transfer.report`: markdown, JSON, plots and TensorBoard.
+"""
