@@ -2,9 +2,10 @@
 
 The shipped main-job policy on nominal hopper, 200 steps (one episode, reset with the same seed), once without
 rendering and once rendering every step at 160x160 and at 480x480 (``simreal.evaluate.video.render_episode``; the
-backend is whatever ``MUJOCO_GL`` names: run it with ``MUJOCO_GL=osmesa`` on a CPU machine, ``egl`` on a GPU one).
+backend is whatever ``MUJOCO_GL`` names, or the one simreal picks when it is unset without a display; run it with
+``MUJOCO_GL=egl`` and with ``MUJOCO_GL=osmesa`` to compare the two).
 
-    MUJOCO_GL=osmesa python benchmarks/video.py [--steps 200] [--repeats 3]
+    MUJOCO_GL=egl python benchmarks/video.py [--steps 200] [--repeats 3]
 """
 
 from __future__ import annotations
