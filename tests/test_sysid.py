@@ -30,6 +30,13 @@ def pendulum_data():
     return collect("random", "inverted_pendulum", target={"parameters": TRUTH}, episodes=12, seed=0)
 
 
+@pytest.fixture(scope="module")
+def delayed_pendulum_data():
+    """The same pendulum with one control step of action delay."""
+    target = {"parameters": TRUTH, "effects": {"action_delay_steps": 1}}
+    return collect("random", "inverted_pendulum", target=target, episodes=12, seed=3)
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".csv"])
 def test_recordings_round_trip_through_npz_and_csv(tmp_path, pendulum_data, suffix):
     path = save_trajectories(pendulum_data, tmp_path / f"data{suffix}")
@@ -74,16 +81,15 @@ def test_identify_recovers_known_parameters_and_the_yaml_round_trips(tmp_path, p
     assert low < result.estimate["pole_mass"] < high
 
 
-def test_identify_finds_an_action_delay():
-    data = collect(
-        "random",
-        "inverted_pendulum",
-        target={"parameters": TRUTH, "effects": {"action_delay_steps": 1}},
-        episodes=12,
-        seed=3,
-    )
+def test_identify_finds_an_action_delay(delayed_pendulum_data):
     result = identify(
-        data, "inverted_pendulum", ["pole_mass", "cart_mass"], horizon=3, budget=240, seed=0, delays=range(4)
+        delayed_pendulum_data,
+        "inverted_pendulum",
+        ["pole_mass", "cart_mass"],
+        horizon=3,
+        budget=240,
+        seed=0,
+        delays=range(4),
     )
     assert result.delay == 1
     assert min(result.delay_losses, key=result.delay_losses.get) == 1
@@ -374,7 +380,9 @@ def test_the_dynamics_gap_ratio_reads_right(pendulum_data, nominal, identified, 
     assert words in row and "x lower" not in row.replace(words, "")
 
 
-def test_a_paused_delay_screen_resumes_as_if_uninterrupted_and_wrong_delays_stop_early(pendulum_data):
+def test_a_paused_delay_screen_resumes_as_if_uninterrupted_and_wrong_delays_stop_early(
+    pendulum_data, delayed_pendulum_data
+):
     from simreal.sysid import identify as sysid
 
     spec = load_robot("inverted_pendulum")
@@ -391,14 +399,9 @@ def test_a_paused_delay_screen_resumes_as_if_uninterrupted_and_wrong_delays_stop
         resumed = sysid._run(paused, simulator, windows[0], tracker)
     assert resumed.loss == whole.loss and np.array_equal(resumed.log_estimate, whole.log_estimate)
 
-    delayed = collect(
-        "random",
-        "inverted_pendulum",
-        target={"parameters": TRUTH, "effects": {"action_delay_steps": 1}},
-        episodes=12,
-        seed=3,
+    result = identify(
+        delayed_pendulum_data, "inverted_pendulum", list(TRUTH), horizon=3, budget=400, seed=0, delays=range(4)
     )
-    result = identify(delayed, "inverted_pendulum", list(TRUTH), horizon=3, budget=400, seed=0, delays=range(4))
     assert result.delay == 1
     # the wrong delays' errors are far above the right one's a quarter of the way: their screens stop there, and
     # together they save more than one whole screen's share of the budget

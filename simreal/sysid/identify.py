@@ -359,7 +359,8 @@ def identify(
     plan = _plan(len(names), budget, delays, states, fit_windows, held_windows)
     tracker = _Tracker(progress, local, plan, budget)
 
-    x, used, screened, delay_losses = np.zeros(len(names)), 0, 0, {}
+    share, remaining = _budget_split(budget, delays)
+    x, used, delay_losses = np.zeros(len(names)), 0, {}
     if delays is None:
         delay = 0
     else:
@@ -367,7 +368,6 @@ def identify(
         # a delay whose loss is far above the best one's a quarter of the way through is not screened further (a
         # wrong delay leaves an error no parameter removes: on hopper 26x the right one's), and the screens that go
         # on end exactly as uninterrupted ones would
-        share = int(budget * SCREEN_SHARE) // len(delays)
         few = {d: windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed) for d in delays}
         searches = {d: _strategy(len(names), bounds, share, seed, None, 0.2) for d in delays}
         screens = {}
@@ -383,9 +383,6 @@ def identify(
         delay_losses = {d: f.loss for d, f in screens.items()}
         used = sum(f.evaluations for f in screens.values())
         x = screens[delay].log_estimate
-        screened = share * len(delays)
-    # the fits get what the screens were planned to spend, whether or not every delay was screened to the end
-    remaining = max(budget - screened, len(STAGES))
     if not states.rebuilt:
         # the fast path: recorded states are exact, every window agrees, and one plain least-squares fit is exact
         fitted = windows_for(data, states, delay, max_windows, seed)
@@ -523,22 +520,29 @@ def _stage_budget(budget: int, share: float) -> int:
     return max(int(budget * share), 1)
 
 
+def _budget_split(budget: int, delays: Sequence[int] | None) -> tuple[int, int]:
+    """The evaluations each candidate delay's screen is planned to spend (0 without delays), and those left for the
+    fits: what the screens were planned to spend is taken from the budget whether or not every delay was screened to
+    the end."""
+    if delays is None:
+        return 0, max(budget, len(STAGES))
+    share = int(budget * SCREEN_SHARE) // len(delays)
+    return share, max(budget - share * len(delays), len(STAGES))
+
+
 def _plan(
     p: int, budget: int, delays: Sequence[int] | None, states: States, fit_windows: int, held_windows: int
 ) -> dict[str, int]:
     """Each stage's work in window rollouts, as :func:`identify` will run it (from the planned budget: a fit that
     stops early shifts a little work to the next ones, which the progress display absorbs)."""
     plan: dict[str, int] = {}
-    screened = 0
+    share, remaining = _budget_split(budget, delays)
     if delays is not None:
-        share = int(budget * SCREEN_SHARE) // len(delays)
         checkpoint = int(share * SCREEN_CHECKPOINT)
         for d in delays:
             plan[f"delay {d}"] = checkpoint * min(SCREEN_WINDOWS, fit_windows)
         for d in delays:
             plan[f"delay {d}, continued"] = (share - checkpoint) * min(SCREEN_WINDOWS, fit_windows)
-        screened = share * len(delays)
-    remaining = max(budget - screened, len(STAGES))
     if not states.rebuilt:
         fitted = fit_windows
         plan["fit"] = remaining * fit_windows
