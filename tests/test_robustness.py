@@ -1,5 +1,5 @@
 """Robustness maps: the grid, the numbers (the same for any number of workers), the CSV, PNG and TensorBoard image,
-comparisons, and bad options."""
+comparisons, coverage of the training range, and bad options."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from simreal.cli import app
 from simreal.envs.spec import load_robot
 from simreal.tools import robustness
-from simreal.tools.robustness import grid_axes, robustness_map
+from simreal.tools.coverage import map_coverage
+from simreal.tools.robustness import Axis, RobustnessMap, grid_axes, robustness_map
 
 runner = CliRunner()
 
@@ -52,6 +53,18 @@ def test_a_1d_map_writes_csv_png_json_and_a_tensorboard_image(policy, tmp_path):
         "severe",
     }
     assert [len(r) for r in document["returns"]] == [2, 2, 2]
+    # gravity's training range (0.9-1.1) holds no cell of this grid, and nominal (1) is not on it: one extra cell
+    coverage = document["coverage"]["policy"]
+    assert set(document["coverage"]) == {"policy"} and coverage["threshold"] == 0.7
+    assert coverage["nominal_from"] == "evaluation" and len(document["nominal_returns"]) == 2
+    assert coverage["nominal_return"] == pytest.approx(sum(document["nominal_returns"]) / 2)
+    gravity = coverage["axes"]["gravity"]
+    assert gravity["training"] == {"gravity": [0.9, 1.1]} and gravity["worst_cell"] is None
+    assert gravity["reason"] == "no grid cell inside the training range"
+    assert 0 <= gravity["fraction_at_70"] <= 1 and gravity["measured_by"] == "length"
+    printed = result.output.replace("\n", "")  # the console wraps long lines
+    assert "policy (" in printed and "(an extra cell)" in printed
+    assert "gravity: training 0.9-1.1; >= 70% of nominal on" in printed
     board = EventAccumulator(str(out / "tb"), size_guidance={"images": 0})
     board.Reload()
     assert board.Tags()["images"] == ["robustness/gravity"]
@@ -67,6 +80,7 @@ def test_the_numbers_do_not_depend_on_the_workers(policy):
     assert one.returns == three.returns
     assert one.against == three.against == alone.returns
     assert one.rows(4) == three.rows(4)
+    assert one.nominal == three.nominal and one.against_nominal == three.against_nominal == alone.nominal
 
 
 def test_a_2d_map_with_an_effect_axis_against_another_policy(policy, tmp_path):
@@ -87,6 +101,23 @@ def test_a_2d_map_with_an_effect_axis_against_another_policy(policy, tmp_path):
         assert float(row["difference"]) == pytest.approx(difference)
         assert float(row["difference_ci_low"]) <= float(row["difference"]) <= float(row["difference_ci_high"])
     assert (out / "robustness.png").stat().st_size > 0
+    # each policy's coverage: torso mass on the slice with no delay (both cells in the training range 0.75-1.25);
+    # no slice along the delay (a torso mass of 1 is not on the grid); the region without figures (the delay was
+    # not randomized in training)
+    document = json.loads((out / "robustness.json").read_text())
+    assert set(document["coverage"]) == {"policy", "against"}
+    for which, key in (("policy", "returns"), ("against", "against_returns")):
+        coverage = document["coverage"][which]
+        torso = coverage["axes"]["torso_mass"]
+        slice_means = [sum(document[key][i]) / len(document[key][i]) for i in (0, 2)]  # delay 0
+        assert torso["worst_return"] == pytest.approx(min(slice_means))
+        assert torso["worst_relative"] == pytest.approx(min(slice_means) / coverage["nominal_return"])
+        assert torso["worst_cell"]["action_delay_steps"] == 0.0
+        assert coverage["nominal_from"] == "evaluation"
+        assert coverage["axes"]["action_delay_steps"]["worst_relative"] is None
+        assert "torso_mass's nominal value 1 is not on the grid" in coverage["axes"]["action_delay_steps"]["reason"]
+        assert "action_delay_steps: not randomized in training" in coverage["region"]["reason"]
+    assert document["axes"][0]["against_training"] == [0.75, 1.25]
 
 
 def test_the_default_grid_spans_the_training_range_and_every_target():
@@ -150,3 +181,87 @@ def test_cells_of_a_broken_worker_pool_are_done_by_the_caller(policy, monkeypatc
     one = robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=1)
     monkeypatch.setattr(robustness, "ProcessPoolExecutor", BrokenPool)
     assert robustness_map(policy, ["friction"], points=3, episodes=2, seed=4, workers=3).returns == one.returns
+
+
+def hand_made_map(axes, returns, **changes):
+    return RobustnessMap(axes, returns, meta={"seed": 0, "policy": "run"}, **changes)
+
+
+def test_coverage_of_a_1d_map_ignores_the_cells_outside_the_training_range():
+    # training range 0.75-1.25; the cells outside it (10 and 0) are the map's worst and must not count
+    axis = Axis("gravity", (0.5, 0.75, 1.0, 1.25, 1.5), (0.75, 1.25), {})
+    result = hand_made_map([axis], [[10, 10], [60, 60], [100, 100], [80, 40], [0, 0]])
+    (coverage,) = map_coverage(result).values()
+    assert coverage.nominal_return == 100 and coverage.nominal_from == "grid"
+    gravity = coverage.axes["gravity"]
+    assert gravity.worst_cell == {"gravity": 0.75} and gravity.worst_return == 60  # the first of two at 60
+    assert gravity.worst_relative == pytest.approx(0.6)
+    # resampling the cell at 1.25 ([80, 40]) gives 40, 60 or 80: the worst cell's 60 or 40 of the nominal 100
+    assert gravity.worst_relative_ci == pytest.approx((0.4, 0.6))
+    # the interpolated return is >= 70 from 0.8125 (60 -> 100) to 1.1875 (100 -> 60): 0.375 of the range's 0.5
+    assert gravity.fraction_at_70 == pytest.approx(0.75) and gravity.measured_by == "length"
+    assert gravity.range_on_grid == 1 and gravity.reason is None
+    assert coverage.region is None
+
+
+def test_coverage_without_a_training_range_or_a_positive_nominal_has_no_figures():
+    untrained = Axis("friction", (0.5, 1.0, 1.5), None, {})
+    (coverage,) = map_coverage(hand_made_map([untrained], [[1.0], [2.0], [3.0]])).values()
+    friction = coverage.axes["friction"]
+    assert friction.training == {"friction": None} and friction.worst_cell is None and friction.fraction_at_70 is None
+    assert "not randomized in training" in friction.reason
+    trained = Axis("friction", (0.5, 1.0, 1.5), (0.5, 1.5), {})
+    (coverage,) = map_coverage(hand_made_map([trained], [[-5.0], [-1.0], [-3.0]])).values()
+    friction = coverage.axes["friction"]
+    assert friction.worst_return == -5 and friction.worst_relative is None and friction.fraction_at_70 is None
+    assert "nominal return -1 <= 0" in friction.reason
+
+
+def test_coverage_of_a_delay_axis_counts_cells_and_uses_the_extra_nominal_cell():
+    # the grid has no delay 0: the nominal return comes from the extra cell; the range 1-3 has 3 whole steps, 2 on
+    # the grid, one of which (return 50 of 100) is below 70%
+    delay = Axis("action_delay_steps", (1.0, 2.0, 4.0), (1.0, 3.0), {})
+    result = hand_made_map([delay], [[90.0], [50.0], [0.0]], nominal=[100.0])
+    (coverage,) = map_coverage(result).values()
+    assert coverage.nominal_return == 100 and coverage.nominal_from == "evaluation"
+    figures = coverage.axes["action_delay_steps"]
+    assert figures.worst_cell == {"action_delay_steps": 2.0} and figures.worst_relative == pytest.approx(0.5)
+    assert figures.fraction_at_70 == 0.5 and figures.measured_by == "cells"
+    assert figures.range_on_grid == pytest.approx(2 / 3)
+
+
+def test_coverage_of_a_2d_comparison_per_axis_per_region_and_per_policy():
+    mass = Axis("torso_mass", (0.5, 1.0, 1.5), (0.75, 1.5), {})
+    delay = Axis("action_delay_steps", (0.0, 2.0), (0.0, 2.0), {})
+    # cells (mass, delay): (0.5, 0) (0.5, 2) (1, 0) (1, 2) (1.5, 0) (1.5, 2)
+    returns = [[0.0], [0.0], [100.0], [80.0], [90.0], [30.0]]
+    against = [[50.0], [50.0], [50.0], [50.0], [50.0], [50.0]]
+    result = hand_made_map([mass, delay], returns, against=against, against_training={"torso_mass": (0.5, 1.0)})
+    coverages = map_coverage(result)
+    coverage = coverages["policy"]
+    assert coverage.nominal_return == 100 and coverage.nominal_from == "grid"
+    # torso mass with no delay: cells 1.0 and 1.5 in range (0.5 is outside); the curve 0 -> 100 from 0.5 to 1 is
+    # 50 at the range's low end, 0.75, and reaches 70 at 0.85: 0.65 of the range's 0.75 is at or above 70
+    torso = coverage.axes["torso_mass"]
+    assert torso.worst_cell == {"torso_mass": 1.5, "action_delay_steps": 0.0} and torso.worst_relative == 0.9
+    assert torso.fraction_at_70 == pytest.approx(0.65 / 0.75) and torso.range_on_grid == pytest.approx(1.0)
+    # delay at nominal mass: 100 then 80
+    assert coverage.axes["action_delay_steps"].worst_relative == pytest.approx(0.8)
+    assert coverage.axes["action_delay_steps"].fraction_at_70 == 1.0
+    # the region: the four cells with mass 1 or 1.5; the worst is (1.5, 2) at 30; 3 of 4 at >= 70
+    assert coverage.region.worst_cell == {"torso_mass": 1.5, "action_delay_steps": 2.0}
+    assert coverage.region.worst_relative == pytest.approx(0.3) and coverage.region.fraction_at_70 == 0.75
+    other = coverages["against"]
+    assert other.nominal_return == 50 and other.axes["torso_mass"].worst_relative == 1.0
+    assert other.axes["torso_mass"].training == {"torso_mass": (0.5, 1.0)}
+    assert "not randomized in training" in other.axes["action_delay_steps"].reason
+
+
+def test_coverage_of_a_fixed_effect_is_read_at_its_one_value():
+    # trained with a fixed observation noise of 0.02: a single point, between the cells 0 and 0.05 (no cell in it);
+    # the curve there is 100 - 60 * 0.4 = 76, at or above 70
+    noise = Axis("obs_noise_std", (0.0, 0.05), (0.02, 0.02), {})
+    (coverage,) = map_coverage(hand_made_map([noise], [[100.0], [40.0]])).values()
+    figures = coverage.axes["obs_noise_std"]
+    assert figures.fraction_at_70 == 1.0 and figures.range_on_grid == 1.0
+    assert figures.worst_cell is None and figures.reason == "no grid cell inside the training range"

@@ -161,3 +161,104 @@ def test_a_curriculum_never_narrows_when_a_resumed_run_extends_its_budget():
     restored.restore(json.loads(json.dumps(schedule.state())))
     assert not restored.update(0.25)  # resumed with four times the budget: a quarter through it
     assert restored.ranges() == schedule.ranges()
+
+
+def _weakest(inner=None, probability=1.0, bins=4, window=50):
+    from simreal.train.schedules import FixedSchedule, WeakestRegionSchedule
+
+    return WeakestRegionSchedule(inner or FixedSchedule(FULL), FULL, probability, bins, window)
+
+
+def _hear(schedule, episodes: int = 300, seed: int = 0, friction_matters: bool = True) -> None:
+    """Episodes drawn uniformly over FULL whose return falls on high friction (>= 1.7) only, plus noise; torso mass
+    does not matter."""
+    rng = np.random.default_rng(seed)
+    for _ in range(episodes):
+        friction, torso = rng.uniform(0.8, 2.0), rng.uniform(0.5, 1.5)
+        weak = friction_matters and friction >= 1.7
+        episode_return = (400.0 if weak else 3000.0) + rng.normal(0, 200)
+        schedule.observe({"dynamics": {"friction": friction, "torso_mass": torso}}, episode_return)
+
+
+def test_the_weakest_region_is_the_bin_with_the_lowest_recent_returns():
+    schedule = _weakest()
+    assert not schedule.update(0.0) and schedule.sampler().focus == {}  # nothing heard yet: plain episodes
+    _hear(schedule)
+    assert schedule.update(0.1)
+    # friction bins of [0.8, 2.0]: 0.8-1.1, 1.1-1.4, 1.4-1.7, 1.7-2.0; the policy falls on the last one
+    friction, torso = schedule.weakest["friction"], schedule.weakest["torso_mass"]
+    assert friction.index == 3 and friction.weight > 1500
+    assert torso.weight == 0.0  # its bins differ by noise only: no focus spent there
+    assert not schedule.update(0.2)  # nothing new: nothing to push to the envs
+    # with probability 1 every episode is focused, all of them on friction, inside [1.7, 2.0]
+    sampler = schedule.sampler()
+    assert set(sampler.focus) == {"friction"}
+    rng = np.random.default_rng(0)
+    drawn = []
+    for _ in range(200):
+        values, info = sampler.episode(sampler.sample_array(rng), rng)
+        assert info == {"weakest_region": "friction"}
+        drawn.append(values[sampler.names.index("friction")])
+    assert min(drawn) >= 1.7 and max(drawn) <= 2.0
+    assert schedule.scalars()["dr/weakest/friction/focus"] == 1.0
+
+
+def test_the_robust_objective_changes_which_dynamics_the_episodes_draw():
+    from simreal.train.schedules import FixedSchedule
+
+    plain, robust = FixedSchedule(FULL).sampler(), _weakest(probability=0.5)
+    _hear(robust)
+    robust.update(0.0)
+
+    def high_friction_share(sampler) -> float:
+        rng = np.random.default_rng(1)
+        draws = [sampler.episode(sampler.sample_array(rng), rng)[0] for _ in range(2000)]
+        return float(np.mean([d[sampler.names.index("friction")] >= 1.7 for d in draws]))
+
+    assert high_friction_share(plain) == pytest.approx(0.25, abs=0.03)
+    # half the episodes focus on friction's weakest bin: 0.5 + 0.5 * 0.25 of the draws land there
+    assert high_friction_share(robust.sampler()) == pytest.approx(0.625, abs=0.03)
+
+
+def test_no_focus_where_every_bin_scores_alike():
+    schedule = _weakest()
+    _hear(schedule, friction_matters=False)
+    schedule.update(0.0)
+    assert all(w.weight == 0.0 for w in schedule.weakest.values())
+    sampler = schedule.sampler()
+    rng = np.random.default_rng(0)
+    values = sampler.sample_array(rng)
+    assert sampler.episode(values, rng) == (values, {})
+
+
+def test_under_a_curriculum_only_bins_inside_the_current_ranges_are_candidates():
+    curriculum = CurriculumSchedule(FULL, initial_fraction=0.0, ramp_fraction=0.5)
+    schedule = _weakest(inner=curriculum)
+    schedule.update(0.1)  # friction's range is [0.96, 1.2] so far: bins 0 and 1
+    assert curriculum.ranges()["friction"].high == pytest.approx(1.2)
+    _hear(schedule)  # high friction falls, but it is outside the ranges so far (a resumed run's old episodes)
+    schedule.update(0.1)
+    assert schedule.weakest["friction"].index in (0, 1) and schedule.weakest["friction"].weight == 0.0
+    schedule.update(0.5)  # the full ranges: now the last bin is a candidate, and the weakest
+    assert schedule.weakest["friction"].index == 3
+    low, high, _ = schedule.sampler().focus["friction"]
+    assert (low, high) == pytest.approx((1.7, 2.0))
+
+
+def test_the_weakest_region_state_round_trips_through_json():
+    schedule = _weakest()
+    _hear(schedule)
+    schedule.update(0.0)
+    restored = _weakest()
+    restored.restore(json.loads(json.dumps(schedule.state())))
+    assert restored.weakest == schedule.weakest
+    assert restored.find_weakest() == schedule.find_weakest()
+    assert restored.scalars() == schedule.scalars()
+
+
+def test_integer_effects_get_one_bin_per_value():
+    from simreal.train.schedules import bin_edges
+
+    delay = ParameterRange(low=0, high=2, distribution="integer")
+    np.testing.assert_allclose(bin_edges(delay, 8), [-0.5, 0.5, 1.5, 2.5])
+    np.testing.assert_allclose(bin_edges(ParameterRange(low=0.5, high=2.0, distribution="loguniform"), 2), [0.5, 1, 2])

@@ -1,13 +1,18 @@
-"""``simreal robustness``: a policy's return over a grid of dynamics, as a CSV, a plot and a TensorBoard image."""
+"""``simreal robustness``: a policy's return over a grid of dynamics, as a CSV, a plot and a TensorBoard image, and
+how much of its training range keeps 70% of its nominal return."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from simreal.cli.common import console, one_line_errors, require_training
+
+if TYPE_CHECKING:
+    from simreal.tools.coverage import AxisCoverage, Coverage
 
 
 @one_line_errors
@@ -36,6 +41,7 @@ def robustness(
     """Evaluate a policy over a 1-D or 2-D grid of parameter multipliers or effects (others nominal)."""
     require_training("simreal robustness")
     from simreal.runs.rundir import find_run_dir
+    from simreal.tools.coverage import map_coverage
     from simreal.tools.robustness import parse_span, robustness_map, write_map
 
     names = [name.strip() for name in params.split(",") if name.strip()]
@@ -63,4 +69,48 @@ def robustness(
             cells.append(f"{row['difference']:+.1f} [{low:+.0f}, {high:+.0f}]")
         table.add_row(*cells)
     console.print(table)
+    for line in coverage_lines(map_coverage(result, seed)):
+        console.print(line, markup=False, highlight=False)
     console.print(f"wrote {out}/robustness.csv, robustness.json, robustness.png, tb/")
+
+
+def coverage_lines(coverages: dict[str, Coverage]) -> list[str]:
+    """Each policy's coverage of its training range, as lines: its nominal return, then one line per axis (and a
+    2-D map's in-range region)."""
+    lines = ["inside the training range (others nominal), relative to the nominal return:"]
+    for which, coverage in coverages.items():
+        if coverage.nominal_return is None:
+            nominal = "no nominal return"
+        else:
+            where = "its grid cell" if coverage.nominal_from == "grid" else "an extra cell"
+            nominal = f"nominal return {coverage.nominal_return:.1f} ({where})"
+        lines.append(f"{which} ({coverage.policy}): {nominal}")
+        entries = list(coverage.axes.items())
+        if coverage.region is not None:
+            entries.append(("region", coverage.region))
+        lines.extend(f"  {name}: {_coverage_line(figures, coverage.threshold)}" for name, figures in entries)
+    return lines
+
+
+def _coverage_line(figures: AxisCoverage, threshold: float) -> str:
+    parts = []
+    if any(figures.training.values()):  # else the reason says there is none
+        training = ", ".join("none" if r is None else f"{r[0]:g}-{r[1]:g}" for r in figures.training.values())
+        parts.append(f"training {training}")
+    if figures.worst_cell is not None and figures.worst_return is not None:
+        at = ", ".join(f"{value:g}" for value in figures.worst_cell.values())
+        worst = f"worst cell ({at}) {figures.worst_return:.1f}"
+        if figures.worst_relative is not None:
+            worst += f" = {figures.worst_relative:.0%} of nominal"
+        if figures.worst_relative_ci is not None:
+            low, high = figures.worst_relative_ci
+            worst += f" (95% CI {low:.0%}-{high:.0%})"
+        parts.append(worst)
+    if figures.fraction_at_70 is not None:
+        measure = "of its length, interpolated" if figures.measured_by == "length" else "of its cells"
+        parts.append(f">= {threshold:.0%} of nominal on {figures.fraction_at_70:.0%} ({measure})")
+    if figures.range_on_grid is not None and figures.range_on_grid < 1:
+        parts.append(f"the grid spans {figures.range_on_grid:.0%} of the range")
+    if figures.reason:
+        parts.append(figures.reason)
+    return "; ".join(parts)

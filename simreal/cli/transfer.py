@@ -28,10 +28,10 @@ def transfer(
     require_training("simreal transfer")
     from simreal.cli.progress import RichProgress
     from simreal.runs.algorithms import resolve_device
-    from simreal.transfer.config import load_transfer_config
+    from simreal.transfer.config import load_transfer_config_with_source
     from simreal.transfer.pipeline import run_pipeline
 
-    parsed = load_transfer_config(config, list(overrides or []))
+    parsed, origin = load_transfer_config_with_source(config, list(overrides or []))
     folder = out or Path("runs") / f"transfer_{Path(parsed.target).stem}_{parsed.seed}"
 
     def progress(stage: str, total: int) -> list:
@@ -40,7 +40,9 @@ def transfer(
     def on_stage(stage: str, event: str) -> None:
         err_console.print(f"{stage}: {event}")
 
-    result = run_pipeline(parsed, folder, device=resolve_device(device), progress=progress, on_stage=on_stage)
+    result = run_pipeline(
+        parsed, folder, device=resolve_device(device), progress=progress, on_stage=on_stage, origin=origin
+    )
     console.print(transfer_table(result.report))
     console.print(f"report: {result.out / 'report.md'} (with notes), report.json, returns.png, curves.png")
     console.print(f"TensorBoard: tensorboard --logdir {result.out}")
@@ -48,7 +50,9 @@ def transfer(
 
 def transfer_table(report: dict[str, Any]) -> Table:
     """The pipeline's report as a table: one row per finished stage."""
-    table = Table(title=f"transfer to {report['target']}: {report['source']}", title_justify="left")
+    table = Table(
+        title=f"transfer to {report['target']}: {report['source']}", title_justify="left", caption_justify="left"
+    )
     for column in ("stage", "target return [95% CI]", "relative gap", "gap closed [95% CI]", "target steps", "time"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for row in report["stages"]:
@@ -65,6 +69,21 @@ def transfer_table(report: dict[str, Any]) -> Table:
             closed = "undefined"
         seconds = f"{row['seconds']:.0f} s" if row.get("seconds") is not None else ""
         table.add_row(row["stage"], ret, rel, closed, str(row["target_steps_total"]), seconds)
+    captions = []
+    oracle = next((row for row in report["stages"] if row["stage"] == "oracle" and row.get("winner")), None)
+    if oracle is not None and oracle.get("won_by"):
+        won_by = oracle["won_by"]
+        low, high = won_by["difference_ci95"]
+        captions.append(
+            f"oracle: {oracle['winner']}, ahead of {won_by['runner_up']} by {won_by['difference']:+.1f} "
+            f"[{low:.1f}, {high:.1f}]"
+        )
+    elif oracle is not None:
+        captions.append(f"oracle: {oracle['winner']}")
+    if report.get("fractions_meaningful") is False:
+        captions.append("gap closed not meaningful: the oracle's interval does not lie above zero-shot's")
     if not report["complete"]:
-        table.caption = "incomplete: run the same command again to continue"
+        captions.append("incomplete: run the same command again to continue")
+    if captions:
+        table.caption = "\n".join(captions)
     return table

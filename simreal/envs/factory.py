@@ -16,7 +16,7 @@ from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import add_effects
 from simreal.envs.history import HistoryObservation
 from simreal.envs.mujoco_base import make_base_env
-from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec
+from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec, PrivilegedInput
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
 from simreal.envs.rendering import follow_robot, render_modes, require_rendering
@@ -124,7 +124,9 @@ def make_env(
         history: > 0 wraps the env in :class:`~simreal.envs.history.HistoryObservation` with this many steps, outside
             the effects (the policy sees the observations it got and the actions it sent).
         dynamics_input: the policy also sees the episode's log-multipliers, true or estimated
-            (:class:`~simreal.envs.privileged.DynamicsInput`, outside the effects, inside the history).
+            (:class:`~simreal.envs.privileged.DynamicsInput`, outside the effects, inside the history); an
+            asymmetric critic's privileged inputs come last, outside the history
+            (:class:`~simreal.envs.privileged.PrivilegedInput`).
         record: the :func:`make` arguments that rebuild this env (``env.spec.kwargs``); by default they are
             written from the pieces themselves.
         **env_kwargs: passed to the gymnasium env's constructor.
@@ -160,10 +162,12 @@ def make_env(
         kwargs={"robot": spec.robot, **record, **env_kwargs},
     )
     env = add_effects(dynamics, effects, drawn)
-    if dynamics_input is not None:
+    if dynamics_input is not None and dynamics_input.adaptive:
         env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history)
     if history > 0:
         env = HistoryObservation(env, history)
+    if dynamics_input is not None and dynamics_input.privileged is not None:
+        env = PrivilegedInput(env, dynamics_input.privileged)
     return OrderEnforced(env)
 
 

@@ -1,9 +1,10 @@
 """Dynamics inputs: the policy's observation extended with the episode's dynamics multipliers (a universal policy,
-UP-OSI's "UP"), either the true ones or an estimator's, computed from the last observations and actions."""
+UP-OSI's "UP"), either the true ones or an estimator's, computed from the last observations and actions; and the
+privileged inputs of an asymmetric critic (:class:`PrivilegedInput`), appended last, which only a simulator knows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -22,13 +23,55 @@ class DynamicsEstimator(Protocol):
 
 
 @dataclass(frozen=True)
+class PrivilegedSpec:
+    """The privileged inputs of an asymmetric critic: the episode's true log-multipliers of its randomized physical
+    parameters and the values of its drawn effects, in the order of ``names``, each standardized with fixed
+    statistics of its training range (``(value - mean) / sqrt(variance)``, whether or not the run normalizes its
+    observations).
+
+    Only training in simulation reads them (``truth``); everywhere else (evaluation, targets, fine-tuning on a
+    target, a robot) zeros stand in for them (the middle of each range) and nothing is read: the actor never looks
+    at them, so its actions do not depend on what stands there.
+
+    Attributes:
+        names: parameters (as log-multipliers) and drawn effects (as values).
+        mean, variance: the fixed statistics of each, over its training range.
+        truth: read the episode's true values (``True``) or append zeros (``False``).
+    """
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    variance: tuple[float, ...]
+    truth: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def padded(self) -> PrivilegedSpec:
+        """The same layout with nothing read: what every env but the training envs gets."""
+        return replace(self, truth=False)
+
+    def read(self) -> PrivilegedSpec:
+        """The same layout reading the truth: what the training envs get."""
+        return replace(self, truth=True)
+
+
+@dataclass(frozen=True)
 class DynamicsInputSpec:
-    """What a policy's dynamics input holds: the log-multipliers of ``names``, true (``estimator`` None) or
-    estimated, and (``history`` > 0, RMA's layout) the last ``history`` raw observations and actions after them."""
+    """What a policy's input holds beyond the robot's observation: the log-multipliers of ``names``, true
+    (``estimator`` None) or estimated, and (``history`` > 0, RMA's layout) the last ``history`` raw observations and
+    actions after them; and, last of all, an asymmetric critic's ``privileged`` inputs (``None``: none)."""
 
     names: tuple[str, ...]
     estimator: DynamicsEstimator | None = None
     history: int = 0
+    privileged: PrivilegedSpec | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        """The policy itself sees dynamics (UP-OSI, RMA), not only its critic."""
+        return bool(self.names)
 
 
 class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -103,3 +146,58 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _observation(self, obs: Any) -> np.ndarray:
         return np.concatenate([np.asarray(obs, dtype=np.float64).ravel(), self._z, self._stacked])
+
+
+class PrivilegedInput(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Observations become ``[o(t), p]`` with ``p`` an asymmetric critic's privileged inputs
+    (:class:`PrivilegedSpec`), standardized: with ``spec.truth`` the episode's true log-multipliers and drawn
+    effects, read from the reset ``info`` of the dynamics wrapper; otherwise zeros, and nothing is read (the env
+    need not be a simreal env).
+
+    Args:
+        env: an env with a flat ``Box`` observation space.
+        spec: the privileged inputs' layout.
+    """
+
+    def __init__(self, env: gym.Env, spec: PrivilegedSpec) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, names=list(spec.names), truth=spec.truth)
+        gym.ObservationWrapper.__init__(self, env)
+        self.privileged = spec
+        space = env.observation_space
+        bound = np.full(spec.size, np.inf)
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([space.low.ravel(), -bound]), np.concatenate([space.high.ravel(), bound]), dtype=np.float64
+        )
+        self._mean = np.asarray(spec.mean, dtype=np.float64)
+        self._std = np.sqrt(np.asarray(spec.variance, dtype=np.float64))
+        self._values = np.zeros(spec.size)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.privileged.truth:
+            self._values = (privileged_values(self.privileged.names, info) - self._mean) / self._std
+        return self.observation(obs), info
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return np.concatenate([np.asarray(observation, dtype=np.float64).ravel(), self._values])
+
+
+def privileged_values(names: tuple[str, ...], info: dict[str, Any]) -> np.ndarray:
+    """The privileged inputs of an episode from its reset ``info``: log-multipliers of parameters, values of drawn
+    effects.
+
+    Raises:
+        ValueError: the info is not a simreal env's, or lacks one of ``names``.
+    """
+    dynamics, effects = info.get("dynamics"), info.get("effects") or {}
+    if dynamics is None:
+        raise ValueError("PrivilegedInput needs a simreal env (no dynamics in the reset info)")
+    values = []
+    for name in names:
+        if name in effects:
+            values.append(float(effects[name]))
+        elif name in dynamics:
+            values.append(float(np.log(dynamics[name])))
+        else:
+            raise ValueError(f"PrivilegedInput: {name!r} is neither a parameter nor a drawn effect of this env")
+    return np.asarray(values, dtype=np.float64)

@@ -242,4 +242,10 @@ def evaluate_run(
 
 
 def _dynamics_input(spec: DynamicsInputSpec) -> dict[str, Any]:
-    return {"parameters": list(spec.names), "source": "true" if spec.estimator is None else "estimated"}
+    described: dict[str, Any] = {}
+    if spec.adaptive:
+        described.update(parameters=list(spec.names), source="true" if spec.estimator is None else "estimated")
+    if spec.privileged is not None:
+        # the critic's inputs stood at the middle of their ranges: nothing privileged was read
+        described["privileged_critic"] = {"inputs": list(spec.privileged.names), "read": spec.privileged.truth}
+    return described

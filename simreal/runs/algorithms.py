@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal.adaptation.rma import extractor_kwargs
 from simreal.envs.vector import normalize
 from simreal.errors import ConfigError, DataError
+from simreal.runs.asymmetric import ASYMMETRIC_POLICIES
 from simreal.runs.config import TrainConfig
 
 #: The normalization statistics saved beside a model file.
@@ -93,11 +94,25 @@ def normalized_for(
     )
 
 
-def new_model(config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0) -> BaseAlgorithm:
-    """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed (``adaptive_params``: how
-    many log-multipliers an RMA policy's observation holds)."""
+def new_model(
+    config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0, privileged: int = 0
+) -> BaseAlgorithm:
+    """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed.
+
+    Args:
+        config: the run's config.
+        venv: the training envs.
+        device: torch device.
+        adaptive_params: how many log-multipliers an RMA policy's observation holds.
+        privileged: how many privileged inputs end the observation (``algorithm.privileged_critic``: an
+            asymmetric policy whose critic alone reads them; 0: a plain policy).
+    """
     algorithm = ALGORITHMS[config.algorithm.name]
     kwargs = algorithm_kwargs(config)
+    policy: str | type = "MlpPolicy"
+    if privileged:
+        policy = ASYMMETRIC_POLICIES[config.algorithm.name]
+        kwargs["policy_kwargs"]["privileged"] = privileged
     adaptation = config.adaptation
     if adaptation.kind == "rma":
         # the env's observation is [x, e, history of x and actions]: recover the sizes of its parts
@@ -106,7 +121,7 @@ def new_model(config: TrainConfig, venv: VecEnv, device: str, adaptive_params: i
         total = int(np.prod(venv.observation_space.shape))
         obs_dim = (total - params - history * act_dim) // (history + 1)
         kwargs["policy_kwargs"].update(extractor_kwargs(obs_dim, act_dim, params, history, adaptation.rma))
-    return algorithm("MlpPolicy", venv, seed=config.seed, device=device, verbose=0, **kwargs)
+    return algorithm(policy, venv, seed=config.seed, device=device, verbose=0, **kwargs)
 
 
 def load_model(

@@ -196,19 +196,31 @@ class SACHyperparameters(_Strict):
 
 
 class PPOAlgorithm(_Strict):
-    """PPO from stable-baselines3."""
+    """PPO from stable-baselines3.
+
+    Attributes:
+        privileged_critic: an asymmetric actor-critic: the value function also sees the episode's true
+            log-multipliers and drawn effects (only while training in simulation); the actor sees what a robot has.
+    """
 
     name: Literal["ppo"] = "ppo"
     hyperparameters: PPOHyperparameters = Field(default_factory=PPOHyperparameters)
     network: Network = Field(default_factory=Network)
+    privileged_critic: bool = False
 
 
 class SACAlgorithm(_Strict):
-    """SAC from stable-baselines3."""
+    """SAC from stable-baselines3.
+
+    Attributes:
+        privileged_critic: an asymmetric actor-critic: the Q-functions also see the episode's true
+            log-multipliers and drawn effects (only while training in simulation); the actor sees what a robot has.
+    """
 
     name: Literal["sac"]
     hyperparameters: SACHyperparameters = Field(default_factory=SACHyperparameters)
     network: Network = Field(default_factory=Network)
+    privileged_critic: bool = False
 
 
 Algorithm = Annotated[PPOAlgorithm | SACAlgorithm, Field(discriminator="name")]
@@ -338,6 +350,38 @@ class AdaptationConfig(_Strict):
     rma: RMAConfig = Field(default_factory=RMAConfig)
 
 
+class PlainObjective(_Strict):
+    """Plain domain randomization: every episode drawn from the training distribution, the average return
+    maximized."""
+
+    method: Literal["none"] = "none"
+
+
+class WeakestRegionConfig(_Strict):
+    """Draw more often where the policy is weakest (see :class:`simreal.train.schedules.WeakestRegionSchedule`), so
+    it cannot buy average return by giving up a region of its training range.
+
+    Each randomized parameter's (and drawn effect's) range is cut into ``bins``; every training episode's return
+    joins the bin its value fell in, on every axis. With ``probability`` an episode draws one axis inside that
+    axis's weakest bin (lowest mean of its last ``window`` returns), the others as usual; the axis is chosen in
+    proportion to how far its weakest bin lies below its other bins beyond noise (none: a plain episode).
+
+    Attributes:
+        probability: the share of focused episodes, in (0, 1].
+        bins: bins per axis (an integer effect: at most one per value).
+        window: returns remembered per bin.
+    """
+
+    method: Literal["weakest"]
+    probability: float = Field(default=0.5, gt=0, le=1)
+    bins: int = Field(default=8, ge=2, le=100)
+    window: int = Field(default=50, ge=2)
+
+
+Objective = Annotated[PlainObjective | WeakestRegionConfig, Field(discriminator="method")]
+OBJECTIVE_METHODS = ("none", "weakest")
+
+
 class TrainConfig(_Strict):
     """A training experiment."""
 
@@ -350,6 +394,7 @@ class TrainConfig(_Strict):
     eval: Evaluation = Field(default_factory=Evaluation)
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
+    robust: Objective = Field(default_factory=PlainObjective)
     torch_threads: int | None = Field(default=None, gt=0)
 
 
@@ -494,7 +539,7 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS))
+        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS, *OBJECTIVE_METHODS))
         raise ConfigError(f"{source.where(field)}: {message}") from None
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move

@@ -4,7 +4,7 @@ statistics. Evaluation, data collection and fine-tuning all start here."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -86,10 +86,10 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
                 f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
                 "are): evaluate the run's final model.zip, or pass --true-dynamics"
             )
-    if dynamics_input is not None and not true_dynamics and (run_dir / OSI_FILE).exists():
+    if dynamics_input is not None and dynamics_input.adaptive and not true_dynamics and (run_dir / OSI_FILE).exists():
         estimator = load_estimator(run_dir / OSI_FILE)
         if estimator.names != list(dynamics_input.names):
             seen = list(dynamics_input.names)
             raise DataError(f"{run_dir / OSI_FILE}: names: estimates {estimator.names}, the policy sees {seen}")
-        dynamics_input = DynamicsInputSpec(dynamics_input.names, estimator)
+        dynamics_input = replace(dynamics_input, estimator=estimator)
     return LoadedPolicy(model, setup, statistics, model_path, dynamics_input)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.privileged import DynamicsInputSpec, PrivilegedSpec
 from simreal.envs.spec import (
     EFFECT_NAMES,
     Effects,
@@ -71,31 +71,74 @@ class TrainingSetup:
 
     @property
     def dynamics_input(self) -> DynamicsInputSpec | None:
-        """The true log-multipliers an adaptive policy trains on, and RMA's history after them (``None`` for a plain
-        policy)."""
-        if not self.adaptive:
+        """What the policy's input holds beyond the robot's observation, as every env but the training envs build
+        it: an adaptive policy's true log-multipliers and RMA's history after them, an asymmetric critic's padded
+        privileged inputs last (``None``: neither)."""
+        privileged = self.privileged
+        if not self.adaptive and privileged is None:
             return None
         adaptation = self.config.adaptation
-        return DynamicsInputSpec(self.adaptive, history=adaptation.history if adaptation.kind == "rma" else 0)
+        history = adaptation.history if adaptation.kind == "rma" else 0
+        return DynamicsInputSpec(self.adaptive, history=history, privileged=privileged)
+
+    @property
+    def training_input(self) -> DynamicsInputSpec | None:
+        """:attr:`dynamics_input` as the training envs build it: the critic's privileged inputs are read."""
+        spec = self.dynamics_input
+        if spec is None or spec.privileged is None:
+            return spec
+        return DynamicsInputSpec(spec.names, spec.estimator, spec.history, spec.privileged.read())
+
+    @property
+    def privileged(self) -> PrivilegedSpec | None:
+        """An asymmetric critic's privileged inputs (``algorithm.privileged_critic``), padded: every randomized
+        parameter's log-multiplier, then every drawn effect, with fixed statistics over its widest training range
+        (ADR: its limits) as if log-uniform (a parameter) or uniform (an effect); ``None`` without one."""
+        if not self.config.algorithm.privileged_critic:
+            return None
+        names, means, variances = [], [], []
+        for name in self.ranges:
+            mean, variance = self._fixed_statistics(name)
+            names.append(name)
+            means.append(mean)
+            variances.append(variance)
+        return PrivilegedSpec(tuple(names), tuple(means), tuple(variances))
+
+    def _fixed_statistics(self, name: str) -> tuple[float, float]:
+        """The mean and variance of a drawn quantity over its widest range: a parameter's log-multiplier as if
+        log-uniform, an effect's value as if uniform (the delay: over its whole steps); never a variance of 0 (a
+        pinned parameter's: 1e-4; an effect's, whose values are small: 1e-8)."""
+        low, high = self.schedule_limits.get(name) or (self.ranges[name].low, self.ranges[name].high)
+        if name in EFFECT_NAMES:
+            if self.ranges[name].distribution == "integer":
+                count = round(high - low) + 1
+                return float((low + high) / 2), max((count**2 - 1) / 12, 1e-4)
+            return float((low + high) / 2), max((high - low) ** 2 / 12, 1e-8)
+        log_low, log_high = math.log(low), math.log(high)
+        return float((log_low + log_high) / 2), max((log_high - log_low) ** 2 / 12, 1e-4)
 
     def pinned(self, observation_size: int, action_size: int) -> dict[int, tuple[float, float]]:
-        """Fixed normalization statistics of an adaptive policy's dynamics input: observation index -> (mean,
-        variance) of each log-multiplier over its widest training range (ADR: its limits), as if log-uniform.
+        """Fixed normalization statistics of what the policy's input holds about the dynamics: observation index ->
+        (mean, variance) of each of an adaptive policy's log-multipliers (see :meth:`_fixed_statistics`), and
+        (0, 1) for each of an asymmetric critic's privileged inputs (standardized already: left as they are).
 
         Args:
-            observation_size: the policy's whole observation (``[o, z]``, RMA: ``[o, z, history]``).
+            observation_size: the policy's whole observation (``[o, z]``, RMA: ``[o, z, history]``; an asymmetric
+                critic's inputs last).
             action_size: the action's.
         """
+        pinned: dict[int, tuple[float, float]] = {}
+        privileged = self.privileged
+        if privileged is not None:
+            observation_size -= privileged.size
+            for offset in range(privileged.size):
+                pinned[observation_size + offset] = (0.0, 1.0)
         if not self.adaptive:
-            return {}
+            return pinned
         params, history = len(self.adaptive), self.dynamics_input.history
         start = (observation_size - params - history * action_size) // (history + 1)  # z follows o
-        pinned = {}
         for offset, name in enumerate(self.adaptive):
-            low, high = self.schedule_limits.get(name) or (self.ranges[name].low, self.ranges[name].high)
-            log_low, log_high = math.log(low), math.log(high)
-            variance = max((log_high - log_low) ** 2 / 12, 1e-4)  # a pinned parameter: a variance that is not 0
-            pinned[start + offset] = (float((log_low + log_high) / 2), float(variance))
+            pinned[start + offset] = self._fixed_statistics(name)
         return pinned
 
 
@@ -206,6 +249,7 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
             raise ConfigError(f"{source.where(f'eval.targets.{index}')}: another target is already called {name!r}")
         targets[name] = target_spec
 
+    _check_objective(config, source)
     if config.algorithm.name == "ppo":
         hyper = config.algorithm.hyperparameters
         if hyper.n_steps * config.env.n_envs < 2:
@@ -221,6 +265,28 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         source=source.path,
         adaptive=_adaptive(config, ranges, source),
     )
+
+
+def _check_objective(config: TrainConfig, source: ConfigSource) -> None:
+    """The asymmetric critic and the robust objective need what they work on."""
+    randomized = config.randomization.enabled
+    if config.algorithm.privileged_critic:
+        where = source.where("algorithm.privileged_critic")
+        if not randomized:
+            raise ConfigError(f"{where}: nothing is privileged at nominal dynamics (randomization.enabled: false)")
+        if config.adaptation.kind != "none":
+            raise ConfigError(
+                f"{where}: a {config.adaptation.kind} policy already sees the true parameters while training "
+                "(actor and critic): the privileged critic is for plain policies (adaptation.kind: none)"
+            )
+    if config.robust.method != "none":
+        where = source.where("robust.method")
+        if not randomized:
+            raise ConfigError(f"{where}: needs randomized dynamics (randomization.enabled: true)")
+        if config.randomization.schedule.kind == "adr":
+            raise ConfigError(
+                f"{where}: works with the fixed and curriculum schedules (ADR already draws its own boundary episodes)"
+            )
 
 
 def _adaptive(config: TrainConfig, ranges: dict[str, ParameterRange], source: ConfigSource) -> tuple[str, ...]:

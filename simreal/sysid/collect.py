@@ -103,11 +103,15 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     history = History(k, env.observation_space.shape[0], env.action_space.shape[0]) if k else None
     sent: list[np.ndarray] = []
     # an adaptive policy gets its dynamics input as DynamicsInput would give it: its estimator's, else the truth
-    adaptive = loaded.dynamics_input
+    inputs = loaded.dynamics_input
+    adaptive = inputs if inputs is not None and inputs.adaptive else None
     estimator = adaptive.estimator if adaptive is not None else None
     sizes = (env.observation_space.shape[0], env.action_space.shape[0])
     estimator_input = History(estimator.history, *sizes) if estimator else None
     raw = History(adaptive.history, *sizes) if adaptive is not None and adaptive.history else None  # RMA's
+    # an asymmetric critic's inputs: the padding its actor never reads (nothing privileged is known on a target)
+    privileged = inputs.privileged if inputs is not None else None
+    padding = np.zeros(privileged.size) if privileged is not None else None
 
     def act(obs: np.ndarray, first: bool) -> np.ndarray:
         robot_obs = np.asarray(obs, dtype=np.float64)
@@ -121,6 +125,8 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
             obs = np.concatenate([obs, raw.start(robot_obs) if first else raw.add(sent[-1], robot_obs)])
         if history is not None:
             obs = history.start(obs) if first else history.add(sent[-1], obs)
+        if padding is not None:
+            obs = np.concatenate([obs, padding])
         observed = statistics.normalize_obs(obs) if statistics is not None else obs
         action, _ = loaded.model.predict(observed, deterministic=deterministic)
         sent[:] = [action]

@@ -5,9 +5,10 @@ every cell is a fixed "reality" like a target, evaluated with the same episodes 
 neighbouring cells differ by their dynamics only. Cells are shared between the calling process and spawned worker
 processes (each loads the policy once); the numbers do not depend on how many.
 
-:func:`robustness_map` computes the map, :func:`write_map` writes ``robustness.csv``, ``robustness.json``,
-``robustness.png`` (curve or heatmap, with the training range and the shipped targets marked) and ``tb/`` (the
-figure as a TensorBoard image).
+:func:`robustness_map` computes the map (and each policy's returns at nominal dynamics), :func:`write_map` writes
+``robustness.csv``, ``robustness.json`` (with each policy's coverage of its training range, see
+:mod:`simreal.tools.coverage`), ``robustness.png`` (curve or heatmap, with the training range and the shipped
+targets marked) and ``tb/`` (the figure as a TensorBoard image).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import multiprocessing
 import os
 import sys
@@ -32,6 +34,7 @@ import numpy as np
 from simreal.envs.spec import EFFECT_NAMES, MAX_DELAY, Effects, RobotSpec, check_multiplier
 from simreal.errors import ConfigError, unknown_name
 from simreal.fileio import atomic_write_json, replace_dir, staging_dir
+from simreal.tools.coverage import map_coverage
 
 SCHEMA = "simreal.robustness/1"
 #: Default grid points per axis.
@@ -62,6 +65,14 @@ class Axis:
     def nominal(self) -> float:
         return 0.0 if self.effect else 1.0
 
+    def index(self, value: float) -> int | None:
+        """The grid index of ``value`` (compared with a relative tolerance of 1e-9), ``None`` when it is not on
+        the grid."""
+        for index, candidate in enumerate(self.values):
+            if math.isclose(candidate, value, rel_tol=1e-9, abs_tol=1e-12):
+                return index
+        return None
+
 
 @dataclass
 class RobustnessMap:
@@ -72,16 +83,28 @@ class RobustnessMap:
         returns: per cell, the episode returns, in ``itertools.product`` order of the axes' values.
         against: the second policy's returns on the same cells (``None``: no comparison).
         meta: what was evaluated (policy, episodes, seed...), for the JSON document.
+        nominal: the episode returns at nominal dynamics (every multiplier 1, every effect off), the same episodes
+            as every cell: the grid's nominal cell when it has one, else one extra cell (``None``: not evaluated).
+        against_nominal: the second policy's, likewise.
+        against_training: the second policy's training ranges on the axes, by name (an axis it was not randomized
+            on is absent; ``None``: not recorded).
     """
 
     axes: list[Axis]
     returns: list[list[float]]
     against: list[list[float]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    nominal: list[float] | None = None
+    against_nominal: list[float] | None = None
+    against_training: dict[str, tuple[float, float]] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(len(axis.values) for axis in self.axes)
+
+    def nominal_index(self) -> int | None:
+        """The index (in :meth:`cells` order) of the cell at nominal dynamics, ``None`` when the grid has none."""
+        return _nominal_index(self.axes)
 
     def cells(self) -> list[tuple[float, ...]]:
         return list(itertools.product(*(axis.values for axis in self.axes)))
@@ -106,6 +129,16 @@ class RobustnessMap:
                 row.update(difference_ci_low=difference.gap_ci[0], difference_ci_high=difference.gap_ci[1])
             rows.append(row)
         return rows
+
+
+def _nominal_index(axes: Sequence[Axis]) -> int | None:
+    indices = [axis.index(axis.nominal) for axis in axes]
+    if any(index is None for index in indices):
+        return None
+    flat = 0
+    for axis, index in zip(axes, indices, strict=True):
+        flat = flat * len(axis.values) + cast(int, index)
+    return flat
 
 
 def grid_axes(
@@ -257,24 +290,23 @@ def _evaluate_cell(job: _Job) -> list[float]:
 def _evaluate(
     sources: tuple[str, ...],
     loaded: dict[str, Any],
-    axes: list[Axis],
+    names: tuple[str, ...],
+    cells: list[tuple[float, ...]],
     episodes: int,
     seed: int,
     workers: int,
     true_dynamics: bool,
 ) -> list[list[list[float]]]:
-    """Every cell's returns, in grid order, for each policy in ``sources`` (``loaded``: those policies, loaded on the
-    CPU by the caller, which evaluates with them; workers load their own). The calling process evaluates cells
-    itself while ``workers - 1`` spawned processes start up and take cells too, one at a time from the same queue
-    (a spawned worker needs a few seconds to import torch and load the policies: the caller does not wait for it).
-    Every process loads every policy once, so a comparison costs no second start-up. Should the workers break (a
-    process that cannot start or one that was killed), the calling process evaluates their cells: the numbers are
-    the same whoever computes them. A main program read from standard input gets no workers (spawn re-runs the main
-    program's file)."""
+    """Every cell's returns (``names``: the axes; ``cells``: their values), in the order given, for each policy in
+    ``sources`` (``loaded``: those policies, loaded on the CPU by the caller, which evaluates with them; workers load
+    their own). The calling process evaluates cells itself while ``workers - 1`` spawned processes start up and take
+    cells too, one at a time from the same queue (a spawned worker needs a few seconds to import torch and load the
+    policies: the caller does not wait for it). Every process loads every policy once, so a comparison costs no second
+    start-up. Should the workers break (a process that cannot start or one that was killed), the calling process
+    evaluates their cells: the numbers are the same whoever computes them. A main program read from standard input gets
+    no workers (spawn re-runs the main program's file)."""
     import torch
 
-    names = tuple(axis.name for axis in axes)
-    cells = list(itertools.product(*(axis.values for axis in axes)))
     jobs: list[_Job] = [(source, names, cell, episodes, seed) for source in sources for cell in cells]
     results: list[list[float] | None] = [None] * len(jobs)
     queue = iter(range(len(jobs)))
@@ -367,12 +399,25 @@ def robustness_map(
         if other.robot != spec.robot:
             raise ConfigError(f"--against {against}: a {other.robot} policy, not {spec.robot}")
     axes = grid_axes(spec, params, training_ranges(policy.setup), points, spans)
-    cells = int(np.prod([len(axis.values) for axis in axes]))
+    cells = list(itertools.product(*(axis.values for axis in axes)))
+    nominal_index = _nominal_index(axes)
+    # the nominal return is what coverage is relative to: one extra cell when the grid misses it
+    if nominal_index is None:
+        cells.append(tuple(axis.nominal for axis in axes))
     sources = (str(source), str(against)) if other else (str(source),)
-    workers = max(1, min(workers or os.cpu_count() or 1, cells * len(sources)))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(cells) * len(sources)))
     loaded = {str(source): policy, **({str(against): other} if other else {})}
-    returns, *compared = _evaluate(sources, loaded, axes, episodes, seed, workers, true_dynamics)
+    names = tuple(axis.name for axis in axes)
+    evaluated = _evaluate(sources, loaded, names, cells, episodes, seed, workers, true_dynamics)
+    nominals = [list(r[-1 if nominal_index is None else nominal_index]) for r in evaluated]
+    if nominal_index is None:
+        evaluated = [r[:-1] for r in evaluated]
+    returns, *compared = evaluated
     against_returns = compared[0] if compared else None
+    against_training = None
+    if other is not None:
+        trained = training_ranges(other.setup)
+        against_training = {axis.name: trained[axis.name] for axis in axes if axis.name in trained}
     meta = {
         "schema": SCHEMA,
         "policy": str(policy.path),
@@ -382,7 +427,15 @@ def robustness_map(
         "seed": seed,
         "true_dynamics": true_dynamics,
     }
-    return RobustnessMap(axes, returns, against_returns, meta)
+    return RobustnessMap(
+        axes,
+        returns,
+        against_returns,
+        meta,
+        nominal=nominals[0],
+        against_nominal=nominals[1] if other else None,
+        against_training=against_training,
+    )
 
 
 # -- outputs ----------------------------------------------------------------------------------------------------
@@ -390,7 +443,12 @@ def robustness_map(
 
 def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
     """Write ``robustness.csv``, ``robustness.json``, ``robustness.png`` and ``tb/`` to ``out`` (the folder is
-    built aside and swapped in whole). Returns ``out``."""
+    built aside and swapped in whole). Returns ``out``.
+
+    The JSON holds the map's ``meta``, ``axes`` (with ``against_training`` in a comparison), ``cells`` (the CSV's
+    rows), ``returns`` (and ``against_returns``), ``nominal_returns`` (and ``against_nominal_returns``) and
+    ``coverage``: ``{"policy": ..., "against": ...}``, each :meth:`~simreal.tools.coverage.Coverage.as_dict`.
+    """
     out = Path(out)
     staged = staging_dir(out)
     rows = result.rows(result.meta.get("seed", 0))
@@ -399,12 +457,19 @@ def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     (staged / "robustness.csv").write_text(buffer.getvalue())
-    axes = [
+    axes: list[dict[str, Any]] = [
         {"name": a.name, "values": list(a.values), "training": a.training, "targets": a.targets} for a in result.axes
     ]
+    if result.against is not None and result.against_training is not None:
+        for axis in axes:
+            axis["against_training"] = result.against_training.get(axis["name"])
     document = {**result.meta, "axes": axes, "cells": rows, "returns": result.returns}
+    document["nominal_returns"] = result.nominal
     if result.against is not None:
         document["against_returns"] = result.against
+        document["against_nominal_returns"] = result.against_nominal
+    coverage = map_coverage(result, result.meta.get("seed", 0))
+    document["coverage"] = {name: c.as_dict() for name, c in coverage.items()}
     atomic_write_json(staged / "robustness.json", document)
     figure = plot_map(result, rows)
     figure.savefig(staged / "robustness.png", format="png", dpi=100)

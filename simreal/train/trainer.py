@@ -134,7 +134,7 @@ def train(
     set_random_seed(config.seed, using_cuda=device == "cuda")
 
     factory = EnvFactory(
-        setup.spec, setup.ranges, effects=setup.effects, history=setup.history, dynamics_input=setup.dynamics_input
+        setup.spec, setup.ranges, effects=setup.effects, history=setup.history, dynamics_input=setup.training_input
     )
     venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
     try:
@@ -147,7 +147,14 @@ def train(
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif checkpoint is None:
             pinned = setup.pinned(venv.observation_space.shape[0], venv.action_space.shape[0])
-            model = new_model(config, normalized_for(venv, config, pinned), device, adaptive_params=len(setup.adaptive))
+            privileged = setup.privileged.size if setup.privileged is not None else 0
+            model = new_model(
+                config,
+                normalized_for(venv, config, pinned),
+                device,
+                adaptive_params=len(setup.adaptive),
+                privileged=privileged,
+            )
         else:
             model = _restore(setup, venv, checkpoint, state, device)
     except BaseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from simreal.envs.spec import format_validation_error, validation_problem
 from simreal.errors import ConfigError
@@ -149,13 +149,51 @@ class FinetuneStage(FinetuneSettings):
         return FinetuneSettings(**{**values, "seed": seed, "final_episodes": final_episodes})
 
 
+#: The oracle's candidates: the sim policy fine-tuned on the target, a fresh policy trained there from scratch.
+ORACLE_CANDIDATES = ("finetuned", "scratch")
+
+
 class OracleStage(_Strict):
-    """A fresh policy trained directly on the target (the sim policy's config) for ``timesteps`` (default: the sim
-    budget, ``total_timesteps``): the best achievable target return. ``run``: reuse an existing oracle run."""
+    """The best target return the pipeline can train: the better, by mean target return on the pipeline's
+    evaluation episodes, of its ``candidates``, each trained on the target for ``timesteps`` target steps (default:
+    the sim budget, the source config's ``total_timesteps``):
+
+    - ``finetuned``: the sim policy fine-tuned on the target (strategy ``full``: every layer trains, at ``lr_scale``
+      times the source's learning rate, default 0.1);
+    - ``scratch``: a fresh policy trained on the target from scratch with the source's recipe (its config:
+      algorithm, hyperparameters, network, envs, normalization), at the target's fixed dynamics.
+
+    ``run``: an existing run is the oracle instead, and nothing is trained (``candidates``, ``timesteps`` and
+    ``lr_scale`` then stay at their defaults).
+    """
 
     enabled: bool = True
-    timesteps: int | None = Field(default=None, gt=0)
     run: str | None = None
+    candidates: list[Literal["finetuned", "scratch"]] = Field(
+        default_factory=lambda: list(ORACLE_CANDIDATES), min_length=1
+    )
+    timesteps: int | None = Field(default=None, gt=0)
+    lr_scale: float | None = Field(default=None, gt=0)
+
+    @field_validator("candidates")
+    @classmethod
+    def _each_candidate_once(cls, candidates: list[str], info: ValidationInfo) -> list[str]:
+        for name in candidates:
+            if candidates.count(name) > 1:
+                raise ValueError(f"{name!r} listed twice")
+        if info.data.get("run") is not None and candidates != list(ORACLE_CANDIDATES):
+            raise ValueError("an existing oracle run (run) is the oracle: no candidate is trained")
+        return candidates
+
+    @field_validator("timesteps", "lr_scale")
+    @classmethod
+    def _only_when_training(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("run") is not None:
+            raise ValueError("an existing oracle run (run) is the oracle: nothing is trained")
+        listed = info.data.get("candidates", ORACLE_CANDIDATES)
+        if info.field_name == "lr_scale" and value is not None and "finetuned" not in listed:
+            raise ValueError("only for the finetuned candidate, which candidates does not list")
+        return value
 
 
 class Stages(_Strict):
@@ -200,12 +238,20 @@ def load_transfer_config(path: str, overrides: list[str] | None = None) -> Trans
     Raises:
         ConfigError: one line naming the file (or the ``--set`` key) and the field.
     """
+    return load_transfer_config_with_source(path, overrides)[0]
+
+
+def load_transfer_config_with_source(
+    path: str, overrides: list[str] | None = None
+) -> tuple[TransferConfig, ConfigSource]:
+    """:func:`load_transfer_config`, and where each field came from: the pipeline names it in the errors of the
+    stage configs it derives (:func:`~simreal.transfer.pipeline.run_pipeline`'s ``origin``)."""
     resolved = resolve_config_path(path, "transfer")
     pairs = parse_overrides(overrides or [])
     source = ConfigSource(resolved, pairs)
     data = apply_overrides(read_yaml(resolved, ConfigError), pairs)
     try:
-        return TransferConfig.model_validate(data)
+        return TransferConfig.model_validate(data), source
     except ValidationError as exc:
         field, message = validation_problem(exc)
         raise ConfigError(f"{source.where(field)}: {message}") from None

@@ -125,8 +125,10 @@ def finetune(
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (use another --run-dir)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    # a fresh policy is a plain one: an adaptive source's estimator belongs to the source's policy
-    plain = {"seed": settings.seed, "adaptation": AdaptationConfig()}
+    # a fresh policy is a plain one: an adaptive source's estimator belongs to the source's policy, and on the
+    # target nothing is privileged for an asymmetric critic to read
+    symmetric = setup.config.algorithm.model_copy(update={"privileged_critic": False})
+    plain = {"seed": settings.seed, "adaptation": AdaptationConfig(), "algorithm": symmetric}
     config = setup.config.model_copy(update=plain) if scratch else setup.config
     dynamics_input = None if scratch else policy.dynamics_input
     torch.set_num_threads(config.torch_threads or 1)

@@ -3,17 +3,24 @@ the target steps used at every stage.
 
 Stages (each optional, in this order): ``source`` (train the sim policy, or take an existing run), ``zero_shot``,
 ``sysid`` (record target episodes, identify the parameters), ``identified`` (train in the identified simulator),
-``scratch`` and ``finetune`` (a fresh policy and the fine-tuned one on the target, same budget), ``oracle`` (a fresh
-policy trained on the target with the sim budget). Every stage's policy is evaluated on the target with the same
-episodes. ``pipeline.json`` records each finished stage; a killed pipeline continues from the last finished one (an
-interrupted training stage continues from its checkpoint, others start over).
+``scratch`` and ``finetune`` (a fresh policy and the fine-tuned one on the target, same budget), ``oracle`` (the
+better of the sim policy fine-tuned on the target and a fresh policy trained there from scratch with the source's
+recipe, each with the sim budget). Every stage's policy, and each oracle candidate, is evaluated on the target with
+the same episodes. ``pipeline.json`` records each finished stage, and each finished oracle candidate while the other
+is still to train (``partial``); a killed pipeline continues from the last finished one (an interrupted training
+stage continues from its checkpoint, others start over; an oracle candidate that finished is not trained again).
+
+Every training config a stage uses is derived from the resolved source config (:mod:`simreal.transfer.derive`): a
+copy with the stage's changes, validated again; an error names the pipeline config's field that set the value.
 
 Layout of the output folder::
 
-    pipeline.json   the config and every finished stage's record
-    source/ identified/ scratch/ finetune/ oracle/   run directories (simreal evaluate takes each)
+    pipeline.json   the config, every finished stage's record, and finished oracle candidates (``partial``)
+    source/ identified/ scratch/ finetune/   run directories (simreal evaluate takes each)
+    oracle/finetuned/ oracle/scratch/        the oracle's candidates' run directories
     sysid/          recording.npz, identified.yaml, sysid.json
-    evaluations/    <stage>.json: simreal evaluate's document for each stage's policy on the target
+    evaluations/    <stage>.json: simreal evaluate's document for each stage's policy on the target (oracle.json:
+                    the winning candidate's); oracle_<candidate>.json for each oracle candidate
     report.md report.json returns.png curves.png tb/   the report (see :mod:`simreal.transfer.report`)
 """
 
@@ -26,21 +33,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
 from simreal.envs.spec import load_target
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import evaluate_run
+from simreal.evaluate.gap import reality_gap
 from simreal.fileio import atomic_write_json, atomic_write_text, read_json
+from simreal.runs.config import (
+    ConfigSource,
+    FixedScheduleConfig,
+    from_sysid_file,
+    load_config_with_source,
+    parse_overrides,
+)
 from simreal.runs.policy import load_policy
-from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, latest_checkpoint
-from simreal.runs.setup import load_setup
+from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, latest_checkpoint, saved_config
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify
 from simreal.sysid.trajectories import save_trajectories, split_holdout
 from simreal.train.trainer import train
-from simreal.transfer.config import FinetuneSettings, TransferConfig
+from simreal.transfer.config import FinetuneSettings, TransferConfig, finetune_settings
+from simreal.transfer.derive import derive_setup
 from simreal.transfer.finetune import finetune
 from simreal.transfer.report import write_report
 
@@ -50,7 +66,8 @@ STAGES = ("source", "zero_shot", "sysid", "identified", "scratch", "finetune", "
 
 #: ``progress(stage, total_steps)``: extra stable-baselines3 callbacks for a stage that trains (a progress bar).
 Progress = Callable[[str, int], Sequence[BaseCallback]]
-#: ``on_stage(stage, event)``: ``event`` is ``start``, ``done`` or ``finished before``.
+#: ``on_stage(stage, event)``: ``event`` is ``start``, ``done`` or ``finished before``; the oracle's candidates are
+#: told as ``oracle.<candidate>`` inside the oracle stage.
 OnStage = Callable[[str, str], None]
 
 
@@ -69,6 +86,7 @@ def run_pipeline(
     device: str = "cpu",
     progress: Progress | None = None,
     on_stage: OnStage | None = None,
+    origin: ConfigSource | str = "transfer config",
 ) -> PipelineResult:
     """Run the enabled stages that have not finished yet, then write the report.
 
@@ -77,15 +95,21 @@ def run_pipeline(
         out: the output folder (created; a folder of another config's pipeline is refused).
         device: torch device of every training stage.
         progress: extra callbacks for training stages (the CLI's progress bars).
-        on_stage: told when a stage starts, ends, or was finished by an earlier run.
+        on_stage: told when a stage (or an oracle candidate) starts, ends, or was finished by an earlier run.
+        origin: where ``config`` came from (its file, and any ``--set`` keys, see
+            :func:`~simreal.transfer.config.load_transfer_config_with_source`): errors in the training configs the
+            stages derive name the pipeline config's field through it.
 
     Raises:
-        ConfigError: ``out`` holds a pipeline with another config; an unknown target.
+        ConfigError: ``out`` holds a pipeline with another config; an unknown target; a derived training config
+            that is not valid.
         DataError: the source run is missing or corrupt.
     """
     out = Path(out)
     state = _state(config, out)
-    runner = _Stages(config, out, state, device, progress or (lambda stage, total: []))
+    told = on_stage or (lambda stage, event: None)
+    origin = ConfigSource(origin) if isinstance(origin, str) else origin
+    runner = _Stages(config, out, state, device, progress or (lambda stage, total: []), told, origin)
     for name in STAGES:
         if not runner.enabled(name):
             continue
@@ -97,7 +121,8 @@ def run_pipeline(
             on_stage(name, "start")
         started = time.perf_counter()
         record = getattr(runner, name)()
-        record["seconds"] = time.perf_counter() - started
+        # a stage finished in parts (the oracle's candidates) counts each part's time
+        record.setdefault("seconds", time.perf_counter() - started)
         state["stages"][name] = record
         atomic_write_json(out / STATE, state)
         if on_stage:
@@ -139,9 +164,17 @@ class _Stages:
     """One method per stage; each returns the stage's record for ``pipeline.json``."""
 
     def __init__(
-        self, config: TransferConfig, out: Path, state: dict[str, Any], device: str, progress: Progress
+        self,
+        config: TransferConfig,
+        out: Path,
+        state: dict[str, Any],
+        device: str,
+        progress: Progress,
+        on_stage: OnStage,
+        origin: ConfigSource,
     ) -> None:
         self.config, self.out, self.state, self.device, self.progress = config, out, state, device, progress
+        self.on_stage, self.origin = on_stage, origin
         self.stages = config.stages
 
     def enabled(self, name: str) -> bool:
@@ -157,7 +190,8 @@ class _Stages:
         return Path(self.state["stages"]["source"]["policy"])
 
     def _fresh(self, name: str) -> Path:
-        """The stage's folder, emptied of what an interrupted attempt left."""
+        """The stage's folder (``name``: relative to the output folder), emptied of what an interrupted attempt
+        left."""
         folder = self.out / name
         if folder.exists():
             shutil.rmtree(folder)
@@ -203,7 +237,17 @@ class _Stages:
             policy = load_policy(source.run)  # fails early, with one line, on a missing or corrupt run
             load_target(policy.setup.spec, self.config.target)
             return {"policy": str(Path(source.run)), "target_steps": 0, "trained": False}
-        setup = load_setup(source.config, [*source.overrides, f"seed={self.config.seed}"])
+        # the user's overrides are --set strings; the pipeline's own change (its seed) is a copy of the parsed config
+        overrides_at = self.origin.where("source.overrides")
+        try:
+            keys = [key for key, _ in parse_overrides(source.overrides)]
+        except ConfigError as exc:
+            raise ConfigError(f"{overrides_at}: {exc}") from None
+        parsed, parsed_source = load_config_with_source(
+            source.config, source.overrides, {key: f"{overrides_at}: {key}" for key in keys}
+        )
+        seed = {"seed": self.origin.where("seed")}
+        setup = derive_setup(parsed, {"seed": self.config.seed}, parsed_source, seed, self.origin.where("source"))
         load_target(setup.spec, self.config.target)
         folder, resume = self._training_folder("source")
         callbacks = self.progress("source", setup.config.total_timesteps)
@@ -250,21 +294,37 @@ class _Stages:
 
     def identified(self) -> dict[str, Any]:
         settings, sysid = self.stages.identified, self.state["stages"]["sysid"]
-        details = read_json(Path(sysid["identified"]).parent / "sysid.json")
-        overrides = [
-            "randomization.enabled=true",
-            "randomization.parameters=null",
-            f"randomization.ranges={Path(sysid['identified']).resolve()}",
-            "randomization.schedule={kind: fixed}",
-            f"total_timesteps={settings.timesteps}",
-            f"seed={self.config.seed}",
-            "eval.targets=[]",  # the target is not looked at while training in the identified simulator
-        ]
+        identified = Path(sysid["identified"]).resolve()
+        details = read_json(identified.parent / "sysid.json")
+        run_dir = self._run_dir_of(self.source_run)
+        base = saved_config(run_dir)
+        stage_at = self.origin.where("stages.identified")
+        ranges_at = f"{stage_at}: randomization.ranges from {identified}"
+        ranges, _ = from_sysid_file(str(identified), base.robot, ranges_at)
+        effects: dict[str, Any] = {}
         if details["action_delay_steps"] is not None:
-            overrides.append(f"randomization.effects.action_delay_steps={details['action_delay_steps']}")
+            effects["action_delay_steps"] = details["action_delay_steps"]
         if details["observation_noise"] is not None:
-            overrides.append(f"randomization.effects.obs_noise_std={details['observation_noise']}")
-        setup = load_setup(self._run_dir_of(self.source_run) / CONFIG, overrides)
+            effects["obs_noise_std"] = details["observation_noise"]
+        changes = {
+            # every parameter over its identified interval (the others over their defaults), the identified effects
+            "randomization": {
+                "enabled": True,
+                "parameters": None,
+                "ranges": ranges,
+                "schedule": FixedScheduleConfig(),
+                "effects": effects,
+            },
+            "total_timesteps": settings.timesteps,
+            "seed": self.config.seed,
+            "eval": {"targets": []},  # the target is not looked at while training in the identified simulator
+        }
+        origins = {
+            "total_timesteps": self.origin.where("stages.identified.timesteps"),
+            "seed": self.origin.where("seed"),
+            "randomization.ranges": ranges_at,
+        }
+        setup = derive_setup(base, changes, ConfigSource(run_dir / CONFIG), origins, stage_at)
         folder, resume = self._training_folder("identified")
         init = self._model_of(self.source_run) if settings.mode == "finetune" else None
         callbacks = self.progress("identified", settings.timesteps)
@@ -300,25 +360,79 @@ class _Stages:
             steps = (finetuned.get("budget") or {}).get("train_steps")
             if steps is None:
                 steps = read_json(self._run_dir_of(run) / "run.json", default={}).get("num_timesteps", 0)
-            return self._policy_record("oracle", run, steps, steps, trained=False)
-        budget = stage.timesteps or load_policy(self.source_run).setup.config.total_timesteps
-        settings = FinetuneSettings(
+            record = self._policy_record("oracle", run, steps, steps, trained=False, winner="run", won_by=None)
+            record["candidates"] = {"run": {key: record[key] for key in ("policy", "target_steps", "evaluation")}}
+            return record
+        budget = stage.timesteps or saved_config(self._run_dir_of(self.source_run)).total_timesteps
+        # each finished candidate is recorded at once: a killed pipeline does not train it again
+        finished = self.state.setdefault("partial", {}).setdefault("oracle", {})
+        for name in stage.candidates:
+            if name in finished:
+                self.on_stage(f"oracle.{name}", "finished before")
+                continue
+            self.on_stage(f"oracle.{name}", "start")
+            finished[name] = self._oracle_candidate(name, budget)
+            atomic_write_json(self.out / STATE, self.state)
+            self.on_stage(f"oracle.{name}", "done")
+        candidates = {name: finished[name] for name in stage.candidates}
+        means = {name: candidate["evaluation"]["mean_return"] for name, candidate in candidates.items()}
+        winner = max(candidates, key=means.__getitem__)  # a tie goes to the candidate listed first
+        others = [name for name in candidates if name != winner]
+        won_by = None
+        if others:
+            runner_up = max(others, key=means.__getitem__)
+            rng = np.random.default_rng(self.config.eval_seed)
+            ours, theirs = (candidates[name]["evaluation"]["returns"] for name in (winner, runner_up))
+            difference = reality_gap(ours, theirs, rng)  # the winner's mean target return minus the runner-up's
+            won_by = {"runner_up": runner_up, "difference": difference.gap, "difference_ci95": list(difference.gap_ci)}
+        evaluations = self.out / "evaluations"
+        atomic_write_json(evaluations / "oracle.json", read_json(evaluations / f"oracle_{winner}.json"))
+        chosen = candidates[winner]
+        del self.state["partial"]["oracle"]  # the stage's record, written next, holds the candidates
+        if not self.state["partial"]:
+            del self.state["partial"]
+        return {
+            "policy": chosen["policy"],
+            "target_steps": chosen["target_steps"],
+            "target_steps_total": chosen["target_steps"],
+            "evaluation": chosen["evaluation"],
+            "trained": True,
+            "winner": winner,
+            "won_by": won_by,
+            "candidates": candidates,
+            "seconds": sum(candidate["seconds"] for candidate in candidates.values()),
+        }
+
+    def _oracle_candidate(self, name: str, budget: int) -> dict[str, Any]:
+        """Train one oracle candidate on the target for ``budget`` target steps and evaluate it there: ``finetuned``
+        continues the sim policy (every layer), ``scratch`` starts a fresh one with the source's config."""
+        started = time.perf_counter()
+        lr_scale = self.stages.oracle.lr_scale if name == "finetuned" else None
+        settings = finetune_settings(
+            self.origin.where("stages.oracle"),
             steps=budget,
-            strategy="scratch",
+            strategy="full" if name == "finetuned" else "scratch",
+            lr_scale=lr_scale,
             count_eval=False,
             eval_every=max(1, budget // 10),
             final_episodes=self.config.episodes,
             seed=self.config.seed,
         )
-        result = self._finetune("oracle", self.source_run, settings, None)
-        steps = result.report["budget"]["train_steps"]
-        return self._policy_record("oracle", result.run_dir, steps, steps, trained=True)
+        result = self._finetune(f"oracle.{name}", self.source_run, settings, None, folder=f"oracle/{name}")
+        return {
+            "policy": str(result.run_dir),
+            "target_steps": result.report["budget"]["train_steps"],
+            "evaluation": self._evaluate(f"oracle_{name}", result.run_dir),
+            "seconds": time.perf_counter() - started,
+        }
 
-    def _finetune(self, name: str, start: Path, settings: FinetuneSettings, baseline: Path | None) -> Any:
-        folder = self._fresh(name)
+    def _finetune(
+        self, name: str, start: Path, settings: FinetuneSettings, baseline: Path | None, folder: str | None = None
+    ) -> Any:
+        run_dir = self._fresh(folder or name)
         callbacks = self.progress(name, settings.steps)
         return finetune(
-            start, self.config.target, settings, folder, device=self.device, baseline=baseline, callbacks=callbacks
+            start, self.config.target, settings, run_dir, device=self.device, baseline=baseline, callbacks=callbacks
         )
 
     def _model_of(self, policy: Path) -> Path:

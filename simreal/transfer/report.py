@@ -1,5 +1,11 @@
 """The transfer pipeline's report: one row per stage (target return with its CI, return gap and relative gap, the
-fraction of the gap closed, target steps used, wall-clock), as JSON, markdown, PNG plots and TensorBoard."""
+fraction of the gap closed, target steps used, wall-clock), as JSON, markdown, PNG plots and TensorBoard.
+
+The oracle's row says which candidate it is (``winner``), each candidate's target return with its CI
+(``candidates``) and the winner's margin over the runner-up with its CI (``won_by``). The fractions of the gap
+closed are measured against the oracle's returns; they mean something only where the oracle's interval lies above
+zero-shot's (``fractions_meaningful``), and the report says so where it does not.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,12 @@ LABELS = {
     "finetune": "fine-tuned on the target",
     "oracle": "oracle (trained on the target)",
 }
+#: What each oracle candidate is (the oracle row's label names the winner).
+CANDIDATE_LABELS = {
+    "finetuned": "the sim policy fine-tuned on the target",
+    "scratch": "a fresh policy trained from scratch on the target",
+    "run": "an existing run",
+}
 
 
 def write_report(config: TransferConfig, out: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +51,7 @@ def write_report(config: TransferConfig, out: Path, state: dict[str, Any]) -> di
             continue
         row: dict[str, Any] = {
             "stage": name,
-            "label": label,
+            "label": _oracle_label(record) if name == "oracle" else label,
             "target_steps": record.get("target_steps", 0),
             "target_steps_total": record.get("target_steps_total", 0),
             "seconds": record.get("seconds"),
@@ -57,7 +69,13 @@ def write_report(config: TransferConfig, out: Path, state: dict[str, Any]) -> di
         for key in ("dynamics_gap", "misfit_flagged", "mean_relative_error", "forgetting", "against_scratch"):
             if key in record:
                 row[key] = _without_returns(record[key])
+        if name == "oracle" and "winner" in record:
+            row.update(winner=record["winner"], won_by=record["won_by"], candidates=_candidates(record))
         rows.append(row)
+    meaningful = None
+    if zero is not None and oracle is not None:
+        # the fractions are measured against the oracle: they say something only when it is clearly above zero-shot
+        meaningful = oracle["mean_return_ci95"][0] > zero["mean_return_ci95"][1]
     report = {
         "schema": SCHEMA,
         "target": config.target,
@@ -66,6 +84,7 @@ def write_report(config: TransferConfig, out: Path, state: dict[str, Any]) -> di
         "episodes": config.episodes,
         "eval_seed": config.eval_seed,
         "complete": all(name in stages for name in _enabled(config)),
+        "fractions_meaningful": meaningful,
         "stages": rows,
     }
     atomic_write_json(out / "report.json", report)
@@ -81,6 +100,25 @@ def _enabled(config: TransferConfig) -> list[str]:
     if stages.finetune.enabled and stages.finetune.scratch_baseline:
         names.append("scratch")
     return names
+
+
+def _oracle_label(record: dict[str, Any]) -> str:
+    winner = record.get("winner")
+    return f"oracle: {CANDIDATE_LABELS[winner]}" if winner in CANDIDATE_LABELS else LABELS["oracle"]
+
+
+def _candidates(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each oracle candidate's target return with its CI, its target steps and its run directory."""
+    return {
+        name: {
+            "label": CANDIDATE_LABELS.get(name, name),
+            "mean_return": candidate["evaluation"]["mean_return"],
+            "mean_return_ci95": candidate["evaluation"]["mean_return_ci95"],
+            "target_steps": candidate["target_steps"],
+            "policy": candidate["policy"],
+        }
+        for name, candidate in record["candidates"].items()
+    }
 
 
 def _without_returns(value: Any) -> Any:
@@ -149,29 +187,66 @@ def markdown(report: dict[str, Any]) -> str:
                 f"Forgetting (drop of the source return at nominal dynamics): {forgetting['drop']:.1f} "
                 f"{_interval(forgetting['drop_ci95'])}."
             )
+        if row.get("candidates"):
+            notes.append(_oracle_note(row))
     stages = {row["stage"]: row for row in report["stages"]}
     if "oracle" in stages and "mean_return" in stages["oracle"]:
+        oracle = stages["oracle"]
         beaten = [
             row["label"]
             for row in report["stages"]
-            if row["stage"] != "oracle" and row.get("mean_return", -np.inf) > stages["oracle"]["mean_return_ci95"][1]
+            if row["stage"] != "oracle" and row.get("mean_return", -np.inf) > oracle["mean_return_ci95"][1]
         ]
-        if beaten:
-            notes.append(
-                f"The oracle is not the best achievable here: {', '.join(beaten)} scored above its interval, so "
-                "fractions above 1 mean beyond the oracle, not beyond perfect."
+        reasons = []
+        below = report.get("fractions_meaningful") is False
+        if below:
+            zero = stages["zero_shot"]
+            reasons.append(
+                f"its interval {_interval(oracle['mean_return_ci95'])} does not lie above zero-shot's "
+                f"{_interval(zero['mean_return_ci95'])}"
             )
+        if beaten:
+            reasons.append(f"{', '.join(beaten)} scored above its interval")
+        if reasons:
+            consequence = (
+                "the fractions of the gap closed are not meaningful (read the target returns instead)"
+                if below
+                else "fractions above 1 mean beyond the oracle, not beyond perfect"
+            )
+            notes.append(f"The oracle is not the best achievable here: {'; '.join(reasons)}, so {consequence}.")
     lines += ["", *(f"- {note}" for note in dict.fromkeys(notes))]
     lines += [
         "",
         "Gap: the policy's return at nominal source dynamics minus its target return. Fraction closed: "
-        "(J_stage - J_zero_shot) / (J_oracle - J_zero_shot). Target steps so far: the adaptation chain's "
+        "(J_stage - J_zero_shot) / (J_oracle - J_zero_shot), J_oracle the better, by mean target return, of the "
+        "oracle's candidates (the sim policy fine-tuned on the target, a fresh policy trained there from scratch; "
+        "each with the sim budget). Target steps so far: the adaptation chain's "
         "(system identification's recording, then fine-tuning); the from-scratch and oracle rows count their own. "
         "Evaluation episodes are not counted.",
     ]
     if not report["complete"]:
         lines += ["", "Incomplete: some enabled stages have not finished (run the same command again)."]
     return "\n".join(lines) + "\n"
+
+
+def _oracle_note(row: dict[str, Any]) -> str:
+    """Which candidate the oracle is, each candidate's target return, and by how much the winner won."""
+    candidates, winner, won_by = row["candidates"], row["winner"], row["won_by"]
+
+    def described(name: str) -> str:
+        candidate = candidates[name]
+        interval = _interval(candidate["mean_return_ci95"])
+        return f"{candidate['label']} ({name}), {candidate['mean_return']:.1f} {interval}"
+
+    if won_by is None:
+        return f"Oracle: {described(winner)}, the only candidate."
+    low, _ = won_by["difference_ci95"]
+    clear = "" if low > 0 else " (the interval reaches 0: the candidates are not clearly apart)"
+    return (
+        f"Oracle: {described(winner)}, the better of its candidates on the target, ahead by "
+        f"{won_by['difference']:+.1f} {_interval(won_by['difference_ci95'], 1)}{clear} of "
+        f"{described(won_by['runner_up'])}."
+    )
 
 
 def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
@@ -187,7 +262,7 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
     for name, style in (("zero_shot", ":"), ("oracle", "--")):
         match = [row for row in rows if row["stage"] == name]
         if match:
-            axes.axvline(match[0]["mean_return"], linestyle=style, color="grey", label=LABELS[name])
+            axes.axvline(match[0]["mean_return"], linestyle=style, color="grey", label=match[0]["label"])
     axes.set_yticks(range(len(rows)), [row["label"] for row in rows])
     axes.invert_yaxis()
     axes.set_xlabel(f"return on {report['target']} (mean, 95% CI)")
@@ -198,14 +273,13 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
 
     figure = Figure(figsize=(8, 4.5))
     axes = figure.subplots()
-    for name in ("scratch", "finetune", "oracle"):
-        record = stages.get(name)
-        curve = (read_json(Path(record["policy"]) / "finetune.json") or {}).get("curve") if record else None
-        if not curve or not record.get("policy"):
+    for label, policy in _curve_runs(stages):
+        curve = (read_json(Path(policy) / "finetune.json") or {}).get("curve")
+        if not curve:
             continue
         steps = [point["target_steps"] for point in curve]
         means = [point["mean_return"] for point in curve]
-        axes.plot(steps, means, marker="o", label=LABELS[name])
+        axes.plot(steps, means, marker="o", label=label)
         axes.fill_between(steps, *zip(*(point["mean_return_ci95"] for point in curve), strict=True), alpha=0.2)
     axes.set_xlabel("target steps used")
     axes.set_ylabel(f"return on {report['target']}")
@@ -214,6 +288,19 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
         axes.legend(fontsize="small")
     figure.tight_layout()
     atomic_write(out / "curves.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+
+
+def _curve_runs(stages: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fine-tuning runs with a sample-efficiency curve: from-scratch, fine-tuning and each oracle candidate."""
+    runs = [(LABELS[name], stages[name].get("policy")) for name in ("scratch", "finetune") if name in stages]
+    oracle = stages.get("oracle")
+    candidates = (oracle or {}).get("candidates") or {}
+    if oracle is not None and not candidates:
+        runs.append((LABELS["oracle"], oracle.get("policy")))
+    for name, candidate in candidates.items():
+        suffix = " (the oracle)" if name == oracle["winner"] and len(candidates) > 1 else ""
+        runs.append((f"oracle candidate: {CANDIDATE_LABELS.get(name, name)}{suffix}", candidate.get("policy")))
+    return [(label, policy) for label, policy in runs if policy]
 
 
 def _tensorboard(out: Path, report: dict[str, Any]) -> None:
