@@ -2,8 +2,9 @@
 four ways, each final model evaluated on nominal dynamics and the shipped targets and mapped along every axis of its
 training range (others nominal).
 
-Variants: ``plain`` (the config as shipped), ``asymmetric`` (``algorithm.privileged_critic=true``), ``weakest``
-(``robust.method=weakest``), ``weakest_asymmetric`` (both). Runs missing from ``--out`` are trained two at a time
+Variants: ``plain`` (``robust.method=none``, ``algorithm.privileged_critic=false``: the main job before either
+existed), ``asymmetric`` (``algorithm.privileged_critic=true``), ``weakest`` (``robust.method=weakest``, the
+config's bins), ``weakest_asymmetric`` (both: the main job since). Runs missing from ``--out`` are trained two at a time
 (one per core); existing ones are evaluated as they are.
 
 Per run: ``simreal evaluate RUN --episodes E --seed 1000``, and for each randomized axis ``simreal robustness RUN
@@ -31,9 +32,9 @@ from simreal.runs.rundir import saved_config
 from simreal.runs.setup import resolve
 
 VARIANTS = {
-    "plain": [],
-    "asymmetric": ["algorithm.privileged_critic=true"],
-    "weakest": ["robust.method=weakest"],
+    "plain": ["robust.method=none", "algorithm.privileged_critic=false"],
+    "asymmetric": ["robust.method=none", "algorithm.privileged_critic=true"],
+    "weakest": ["robust.method=weakest", "algorithm.privileged_critic=false"],
     "weakest_asymmetric": ["robust.method=weakest", "algorithm.privileged_critic=true"],
 }
 GOALS = {"nominal": 3000, "mild": 2600, "moderate": 2000, "severe": 1000}

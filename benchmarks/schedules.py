@@ -59,6 +59,8 @@ def train_and_evaluate(schedule: str, seed: int, args: argparse.Namespace) -> Pa
     if not report.exists():
         settings = [f"total_timesteps={args.timesteps}", "eval.frequency=100000", *SCHEDULES[schedule]]
         train = [sys.executable, "-m", "simreal.cli", "train", "hopper_ppo_dr", "--seed", str(seed)]
+        # the schedules under plain randomization, as they were measured (ADR draws its own boundary episodes)
+        train += ["--set", "robust.method=none", "--set", "algorithm.privileged_critic=false"]
         train += [item for s in settings for item in ("--set", s)] + ["--run-dir", str(run_dir), "--device", "cpu"]
         if not (run_dir / "model.zip").exists():
             run(train, args.out / f"{schedule}_{seed}.train.log")

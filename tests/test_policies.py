@@ -99,3 +99,22 @@ def test_same_seed_same_numbers_on_one_machine():
     first, second = (evaluate_run(folder, targets=["mild"], episodes=4, seed=7) for _ in range(2))
     assert first["source"]["nominal"]["returns"] == second["source"]["nominal"]["returns"]
     assert first["targets"]["mild"]["returns"] == second["targets"]["mild"]["returns"]
+
+
+def test_the_main_job_card_says_how_to_train_it_again_with_todays_config():
+    """The shipped config kept moving after the policy was trained: the card's command still resolves to the
+    shipped policy's own config, field for field."""
+    import re
+
+    import yaml
+
+    from simreal.runs.config import TrainConfig, load_config
+
+    folder = POLICIES / "hopper_ppo_dr"
+    found = re.search(
+        r"- reproduce: `simreal train (\S+) --seed (\d+)((?: --set \S+)*)`", (folder / "MODEL_CARD.md").read_text()
+    )
+    assert found is not None
+    overrides = [f"seed={found.group(2)}", *re.findall(r"--set (\S+)", found.group(3))]
+    shipped = TrainConfig.model_validate(yaml.safe_load((folder / "config.yaml").read_text()))
+    assert load_config(found.group(1), overrides) == shipped

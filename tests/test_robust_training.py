@@ -220,7 +220,7 @@ def test_a_weakest_region_run_logs_and_checkpoints_its_bins(tmp_path):
         ({"robust": {"method": "weakest", "probability": 0}}, "robust.probability: Input should be greater than 0"),
         ({"robust": {"method": "weakest", "probability": 1.5}}, "robust.probability: Input should be less than"),
         ({"robust": {"method": "weakest", "bins": 1}}, "robust.bins: Input should be greater than or equal to 2"),
-        ({"robust": {"method": "epsilon"}}, "robust: Input tag 'epsilon' found using 'method' does not match"),
+        ({"robust": {"method": "epsilon"}}, "robust.method: Input should be 'none' or 'weakest'"),
         (
             {"robust": {"method": "weakest"}, "randomization": {"schedule": {"kind": "adr"}}},
             "robust.method: works with the fixed and curriculum schedules",

@@ -148,7 +148,8 @@ def test_boundary_episode_reports_its_boundary_at_the_end():
 def test_robot_ranges_are_adr_limits_by_default():
     from simreal.runs.setup import load_setup
 
-    setup = load_setup("hopper_ppo_dr", ["randomization.schedule={kind: adr, limits: {friction: [0.5, 2.0]}}"])
+    adr = "randomization.schedule={kind: adr, limits: {friction: [0.5, 2.0]}}"
+    setup = load_setup("hopper_ppo_dr", [adr, "robust.method=none"])
     limits = setup.schedule_limits
     assert limits["torso_mass"] == tuple(load_robot("hopper").parameters["torso_mass"].range)
     assert limits["friction"] == (0.5, 2.0)

@@ -350,36 +350,29 @@ class AdaptationConfig(_Strict):
     rma: RMAConfig = Field(default_factory=RMAConfig)
 
 
-class PlainObjective(_Strict):
-    """Plain domain randomization: every episode drawn from the training distribution, the average return
-    maximized."""
+class RobustObjective(_Strict):
+    """The training objective over the randomized dynamics: ``none``, plain domain randomization (every episode drawn
+    from the training distribution, the average return maximized), or ``weakest``: draw more often where the policy
+    is weakest (see :class:`simreal.train.schedules.WeakestRegionSchedule`), so it cannot buy average return by
+    giving up a region of its training range. The other fields are the weakest-region objective's (kept, unused,
+    with ``none``: one key turns it off).
 
-    method: Literal["none"] = "none"
-
-
-class WeakestRegionConfig(_Strict):
-    """Draw more often where the policy is weakest (see :class:`simreal.train.schedules.WeakestRegionSchedule`), so
-    it cannot buy average return by giving up a region of its training range.
-
-    Each randomized parameter's (and drawn effect's) range is cut into ``bins``; every training episode's return
-    joins the bin its value fell in, on every axis. With ``probability`` an episode draws one axis inside that
-    axis's weakest bin (lowest mean of its last ``window`` returns), the others as usual; the axis is chosen in
-    proportion to how far its weakest bin lies below its other bins beyond noise (none: a plain episode).
+    With ``weakest`` each randomized parameter's (and drawn effect's) range is cut into ``bins``; every training
+    episode's return joins the bin its value fell in, on every axis. With ``probability`` an episode draws one axis
+    inside that axis's weakest bin (lowest mean of its last ``window`` returns), the others as usual; the axis is
+    chosen in proportion to how far its weakest bin lies below its other bins beyond noise (none: a plain episode).
 
     Attributes:
+        method: ``none`` or ``weakest``.
         probability: the share of focused episodes, in (0, 1].
         bins: bins per axis (an integer effect: at most one per value).
         window: returns remembered per bin.
     """
 
-    method: Literal["weakest"]
+    method: Literal["none", "weakest"] = "none"
     probability: float = Field(default=0.5, gt=0, le=1)
     bins: int = Field(default=8, ge=2, le=100)
     window: int = Field(default=50, ge=2)
-
-
-Objective = Annotated[PlainObjective | WeakestRegionConfig, Field(discriminator="method")]
-OBJECTIVE_METHODS = ("none", "weakest")
 
 
 class TrainConfig(_Strict):
@@ -394,7 +387,7 @@ class TrainConfig(_Strict):
     eval: Evaluation = Field(default_factory=Evaluation)
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
-    robust: Objective = Field(default_factory=PlainObjective)
+    robust: RobustObjective = Field(default_factory=RobustObjective)
     torch_threads: int | None = Field(default=None, gt=0)
 
 
@@ -539,7 +532,7 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
     try:
         parsed = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS, *OBJECTIVE_METHODS))
+        field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS))
         raise ConfigError(f"{source.where(field)}: {message}") from None
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move

@@ -285,7 +285,8 @@ def _check_objective(config: TrainConfig, source: ConfigSource) -> None:
             raise ConfigError(f"{where}: needs randomized dynamics (randomization.enabled: true)")
         if config.randomization.schedule.kind == "adr":
             raise ConfigError(
-                f"{where}: works with the fixed and curriculum schedules (ADR already draws its own boundary episodes)"
+                f"{where}: works with the fixed and curriculum schedules (ADR already draws its own boundary "
+                "episodes): with ADR, set robust.method=none"
             )
 
 
