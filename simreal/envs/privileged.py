@@ -48,10 +48,6 @@ class PrivilegedSpec:
     def size(self) -> int:
         return len(self.names)
 
-    def padded(self) -> PrivilegedSpec:
-        """The same layout with nothing read: what every env but the training envs gets."""
-        return replace(self, truth=False)
-
     def read(self) -> PrivilegedSpec:
         """The same layout reading the truth: what the training envs get."""
         return replace(self, truth=True)

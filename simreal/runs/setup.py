@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class TrainingSetup:
         spec = self.dynamics_input
         if spec is None or spec.privileged is None:
             return spec
-        return DynamicsInputSpec(spec.names, spec.estimator, spec.history, spec.privileged.read())
+        return replace(spec, privileged=spec.privileged.read())
 
     @property
     def privileged(self) -> PrivilegedSpec | None:
