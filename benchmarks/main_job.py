@@ -22,7 +22,7 @@ import numpy as np
 
 from simreal.evaluate.gap import mean_return_ci
 
-GOALS = {"nominal": 2400, "mild": 2200, "moderate": 1600, "severe": 1000}
+GOALS = {"nominal": 3000, "mild": 2600, "moderate": 2000, "severe": 1000}
 
 
 def evaluated(config: str, seed: int, args: argparse.Namespace) -> dict:

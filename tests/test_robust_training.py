@@ -237,3 +237,29 @@ def test_bad_robust_objective_settings_are_one_line_naming_the_field(tmp_path, c
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_resumed_weakest_region_run_keeps_the_bins_it_had_heard(tmp_path):
+    path = tiny_config(
+        tmp_path,
+        "ppo",
+        total_timesteps=256,
+        robust={"method": "weakest", "bins": 3, "window": 40},
+        eval={"frequency": 0, "episodes": 1, "targets": ["mild"]},
+    )
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(path), "--run-dir", str(run_dir), "--device", "cpu"]).exit_code == 0
+
+    def bins() -> list[list[float]]:
+        latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+        state = json.loads((run_dir / "checkpoints" / latest["checkpoint"] / "state.json").read_text())
+        return state["schedule"]["returns"]["friction"]
+
+    before = bins()
+    assert sum(map(len, before)) > 0
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "total_timesteps=512"])
+    assert resumed.exit_code == 0, resumed.output
+    after = bins()
+    # the resumed run added to the checkpoint's bins instead of starting them over (no bin is full yet)
+    assert sum(map(len, after)) > sum(map(len, before))
+    assert all(new[: len(old)] == old for old, new in zip(before, after, strict=True))
