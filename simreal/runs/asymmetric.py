@@ -45,14 +45,22 @@ class ActorSlice(MlpExtractor):
         return self.policy_net(features[..., : self.actor_inputs])
 
 
-def _actor_inputs(observation_space: gym.spaces.Space, privileged: int) -> int:
-    total = int(observation_space.shape[0])
-    if not 0 < privileged < total:
-        raise ValueError(f"privileged inputs: {privileged} of an observation of {total}")
-    return total - privileged
+class _PrivilegedPart:
+    """What both asymmetric policies share: the split of the observation, and ``privileged`` in the saved
+    constructor arguments (so a loaded model is built the same way). Comes first among the bases."""
+
+    def _split(self, observation_space: gym.spaces.Space, privileged: int) -> None:
+        """Set ``privileged`` and ``actor_inputs`` (before the stable-baselines3 constructor builds the networks)."""
+        total = int(observation_space.shape[0])
+        if not 0 < privileged < total:
+            raise ValueError(f"privileged inputs: {privileged} of an observation of {total}")
+        self.privileged, self.actor_inputs = privileged, total - privileged
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "privileged": self.privileged}  # type: ignore[misc]
 
 
-class AsymmetricActorCriticPolicy(ActorCriticPolicy):
+class AsymmetricActorCriticPolicy(_PrivilegedPart, ActorCriticPolicy):
     """PPO's ``MlpPolicy`` with a privileged value function: the last ``privileged`` observation entries reach the
     value network only.
 
@@ -72,17 +80,13 @@ class AsymmetricActorCriticPolicy(ActorCriticPolicy):
         privileged: int = 0,
         **kwargs: Any,
     ) -> None:
-        self.privileged = privileged
-        self.actor_inputs = _actor_inputs(observation_space, privileged)
+        self._split(observation_space, privileged)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = ActorSlice(
             self.features_dim, self.actor_inputs, self.net_arch, self.activation_fn, self.device
         )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "privileged": self.privileged}
 
 
 class LeadingEntries(BaseFeaturesExtractor):
@@ -96,7 +100,7 @@ class LeadingEntries(BaseFeaturesExtractor):
         return torch.flatten(observations, start_dim=1)[:, : self.count]
 
 
-class AsymmetricSACPolicy(SACPolicy):
+class AsymmetricSACPolicy(_PrivilegedPart, SACPolicy):
     """SAC's ``MlpPolicy`` with privileged Q-functions: the last ``privileged`` observation entries reach the
     critics only (their features extractor is their own, as SAC's is by default).
 
@@ -118,16 +122,12 @@ class AsymmetricSACPolicy(SACPolicy):
     ) -> None:
         if kwargs.get("share_features_extractor"):
             raise ValueError("an asymmetric SAC policy cannot share the critic's features extractor with its actor")
-        self.privileged = privileged
-        self.actor_inputs = _actor_inputs(observation_space, privileged)
+        self._split(observation_space, privileged)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         leading = LeadingEntries(self.observation_space, self.actor_inputs)
         return super().make_actor(leading)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "privileged": self.privileged}
 
 
 #: The asymmetric policy class of each algorithm, by config name.
