@@ -67,6 +67,16 @@ def oracle(target: str, seed: int, args: argparse.Namespace) -> Path:
     return max(finals, key=finals.__getitem__)
 
 
+def candidate_finals(target: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """Each oracle candidate's mean return in its own final evaluation."""
+    return {
+        name: json.loads((args.out / f"oracle_{target}_{seed}_{name}" / "finetune.json").read_text())["final"][
+            "mean_return"
+        ]
+        for name in ("scratch", "finetuned")
+    }
+
+
 def pipeline(target: str, seed: int, args: argparse.Namespace) -> Path:
     folder = args.out / f"pipeline_{target}_{seed}"
     if not (folder / "report.json").exists() or not json.loads((folder / "report.json").read_text())["complete"]:
@@ -186,11 +196,14 @@ def summarize(args: argparse.Namespace) -> str:
         oracle_returns = returns_of(first / "oracle.json", target)
         zero = {s: returns_of(args.out / f"pipeline_{target}_{s}" / "evaluations" / "zero_shot.json", target)
                 for s in args.seeds}  # fmt: skip
+        finals = candidate_finals(target, args.oracle_seeds[0], args)
+        candidates = ", ".join(f"{name} {mean:.0f}" for name, mean in finals.items())
         lines += [
             f"### {target}",
             "",
             f"Oracle (1 seed, {args.oracle_steps} target steps, {oracle(target, args.oracle_seeds[0], args).name}): "
-            f"{np.mean(oracle_returns):.0f}.",
+            f"{np.mean(oracle_returns):.0f} on the pipelines' episodes; the candidates' own final evaluations: "
+            f"{candidates}.",
             "",
             "| policy | target steps | target return, mean over seeds [95% CI] | per-seed returns "
             "| fraction of gap closed per seed [95% CI] | forgetting (source drop) per seed "
@@ -205,6 +218,8 @@ def summarize(args: argparse.Namespace) -> str:
         for name in STRATEGIES:
             for l2sp in (0.0, args.l2sp):
                 label = f"{name}{'+l2sp' if l2sp else ''}"
+                if not all((args.out / f"ft_{target}_{s}_{label}" / "finetune.json").exists() for s in args.seeds):
+                    continue  # the strategies phase was not run
                 lines.append(row(f"fine-tuned: {label}", finetuned(args, target, label), zero, oracle_returns, rng))
         lines.append("")
     return "\n".join(lines)

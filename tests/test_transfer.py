@@ -413,6 +413,12 @@ def test_the_shipped_transfer_config_validates():
     assert config.stages.oracle.enabled
 
 
+def test_a_dumped_transfer_config_validates_again_to_the_same_config():
+    config = load_transfer_config("transfer_hopper")
+    assert TransferConfig.model_validate(config.model_dump(mode="json")) == config
+    assert config.stages.finetune.settings(seed=3, final_episodes=7).seed == 3
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

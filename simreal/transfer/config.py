@@ -136,6 +136,9 @@ class FinetuneStage(FinetuneSettings):
     steps: int = Field(default=50_000, gt=0)
     start: Literal["previous", "source"] = "previous"
     scratch_baseline: bool = True
+    # not the stage's own: left out of its dump, so that a dumped pipeline config validates again
+    final_episodes: int = Field(default=20, ge=1, exclude=True)
+    seed: int = Field(default=0, ge=0, exclude=True)
 
     @model_validator(mode="after")
     def _pipeline_sets_these(self) -> FinetuneStage:
