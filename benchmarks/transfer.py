@@ -51,30 +51,37 @@ def cli(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "simreal.cli", *arguments]
 
 
-def oracle(target: str, seed: int, args: argparse.Namespace) -> Path:
-    """The pipeline's oracle, trained once per target: the better of the sim policy fine-tuned on the target
-    (``full``) and a policy from scratch there, each with the sim budget, by the mean of its own final evaluation
-    (20 target episodes from seed 10000 + seed: not the episodes the pipelines are judged on)."""
-    source = args.sources.format(seed=seed)
-    finals = {}
-    for name, extra in (("scratch", ["--from-scratch"]), ("finetuned", ["--strategy", "full"])):
-        folder = args.out / f"oracle_{target}_{seed}_{name}"
-        if not (folder / "finetune.json").exists():
-            command = cli("finetune", source, "--target", target, "--steps", str(args.oracle_steps), *extra)
-            command += ["--no-count-eval", "--eval-every", "100000", "--final-episodes", "20", "--seed", str(seed)]
-            run([*command, "--run-dir", str(folder), "--device", "cpu"], args.out / f"{folder.name}.log")
-        finals[folder] = json.loads((folder / "finetune.json").read_text())["final"]["mean_return"]
-    return max(finals, key=finals.__getitem__)
+#: the oracle's candidates and the ``simreal finetune`` flags that train each
+CANDIDATES = {"scratch": ["--from-scratch"], "finetuned": ["--strategy", "full"]}
+
+
+def candidate_folder(target: str, seed: int, name: str, args: argparse.Namespace) -> Path:
+    return args.out / f"oracle_{target}_{seed}_{name}"
 
 
 def candidate_finals(target: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
     """Each oracle candidate's mean return in its own final evaluation."""
     return {
-        name: json.loads((args.out / f"oracle_{target}_{seed}_{name}" / "finetune.json").read_text())["final"][
+        name: json.loads((candidate_folder(target, seed, name, args) / "finetune.json").read_text())["final"][
             "mean_return"
         ]
-        for name in ("scratch", "finetuned")
+        for name in CANDIDATES
     }
+
+
+def oracle(target: str, seed: int, args: argparse.Namespace) -> Path:
+    """The pipeline's oracle, trained once per target: the better of the sim policy fine-tuned on the target
+    (``full``) and a policy from scratch there, each with the sim budget, by the mean of its own final evaluation
+    (20 target episodes from seed 10000 + seed: not the episodes the pipelines are judged on)."""
+    source = args.sources.format(seed=seed)
+    for name, extra in CANDIDATES.items():
+        folder = candidate_folder(target, seed, name, args)
+        if not (folder / "finetune.json").exists():
+            command = cli("finetune", source, "--target", target, "--steps", str(args.oracle_steps), *extra)
+            command += ["--no-count-eval", "--eval-every", "100000", "--final-episodes", "20", "--seed", str(seed)]
+            run([*command, "--run-dir", str(folder), "--device", "cpu"], args.out / f"{folder.name}.log")
+    finals = candidate_finals(target, seed, args)
+    return candidate_folder(target, seed, max(finals, key=finals.__getitem__), args)
 
 
 def pipeline(target: str, seed: int, args: argparse.Namespace) -> Path:
