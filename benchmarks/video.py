@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     policy = load_policy(POLICY)
     setup = policy.setup
-    pieces = (policy.model, policy.statistics, setup.spec)
-    common = {"history": setup.history, "seed": 0, "max_steps": args.steps}
+    pieces = (policy.runner(), setup.spec)
+    common = {"seed": 0, "max_steps": args.steps}
 
     def plain() -> int:
         env = make_env(setup.spec, None, {}, None, history=setup.history)

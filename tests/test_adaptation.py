@@ -113,7 +113,7 @@ def test_osi_training_reduces_its_error_on_held_out_rollouts(tmp_path):
     train(load_setup(path), tmp_path / "run", device="cpu")
     policy = load_policy(tmp_path / "run", true_dynamics=True)
     setup = policy.setup
-    pieces = (policy.model, policy.statistics, setup.spec, setup.ranges, setup.effects, names, 4)
+    pieces = (policy.model, policy.statistics, setup.spec, setup.ranges, setup.effects, setup.input_layout(), 4)
     settings = OSIConfig(hidden=[64, 64], iterations=2, episodes=100, epochs=80, batch_size=64)
     estimator, reports = train_osi(*pieces, settings, seed=0)
     assert len(reports) == 2 and reports[1]["samples"] > reports[0]["samples"]  # data aggregated over rounds
@@ -201,7 +201,6 @@ def test_bad_adaptation_configs_are_one_line_and_exit_2(tmp_path, changes, field
 
 
 def test_the_estimator_error_on_a_target_is_measured_against_its_true_multipliers(adaptive_run):
-    from simreal.envs.privileged import DynamicsInputSpec
     from simreal.envs.spec import load_target
     from simreal.evaluate.evaluator import TransferEvaluator
 
@@ -209,9 +208,8 @@ def test_the_estimator_error_on_a_target_is_measured_against_its_true_multiplier
     spec = policy.setup.spec
     _, mild = load_target(spec, "mild")  # torso_mass 1.1; thigh_joint_gain nominal
     constant = Recorder()  # always estimates log-multipliers [0.5, -0.5]
-    evaluator = TransferEvaluator(
-        spec, {"mild": mild}, 2, seed=0, dynamics_input=DynamicsInputSpec(tuple(NAMES), constant)
-    )
+    layout = policy.setup.input_layout("estimated", constant.history)
+    evaluator = TransferEvaluator(spec, {"mild": mild}, 2, seed=0, layout=layout, estimator=constant)
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)
     finally:
@@ -334,7 +332,7 @@ def test_the_dynamics_input_is_normalized_with_the_full_training_range_not_runni
     policy = load_policy(adaptive_run)
     setup, statistics = policy.setup, policy.statistics
     size = statistics.observation_space.shape[0]
-    pinned = setup.pinned(size, 3)
+    pinned = setup.pinned(policy.layout)
     assert sorted(pinned) == list(range(size - len(NAMES), size))
     for index, name in zip(sorted(pinned), setup.adaptive, strict=True):
         low, high = np.log(setup.ranges[name].low), np.log(setup.ranges[name].high)

@@ -45,7 +45,7 @@ def test_the_critic_reads_the_privileged_inputs_and_the_actor_does_not(tmp_path,
     # every randomized parameter and both drawn effects
     assert privileged.names[-2:] == ("action_delay_steps", "obs_noise_std") and privileged.size == 14
     venv = vectorize(EnvFactory(setup.spec, setup.ranges, dynamics_input=setup.training_input), 1, seed=0)
-    model = new_model(setup.config, venv, "cpu", privileged=privileged.size)
+    model = new_model(setup.config, venv, "cpu", setup.input_layout())
     total = venv.observation_space.shape[0]
     assert total == 11 + privileged.size
     policy = model.policy

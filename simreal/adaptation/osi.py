@@ -7,7 +7,7 @@ estimates (DAgger-like: the data come from the states the deployed pair visits),
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.envs.factory import make_env
 from simreal.envs.history import History
+from simreal.envs.inputs import InputLayout
+from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec
 from simreal.errors import DataError
 from simreal.fileio import atomic_write
@@ -112,7 +114,7 @@ def rollouts(
     spec: RobotSpec,
     ranges: dict[str, ParameterRange],
     effects: Effects,
-    names: list[str],
+    layout: InputLayout,
     history: int,
     episodes: int,
     seed: int,
@@ -121,30 +123,30 @@ def rollouts(
 ) -> Rollouts:
     """Run the universal policy on the training distribution and record (history, true log-multipliers) per step.
 
-    The policy is given the true log-multipliers (``estimator`` None) or the estimator's, as it would be deployed.
-    Episode ``i`` is reset with seed ``seed + i``; the policy samples its actions unless ``deterministic``.
+    The policy (input ``layout``, its log-multipliers true) is given the true log-multipliers (``estimator`` None)
+    or the estimator's, as it would be deployed. Episode ``i`` is reset with seed ``seed + i``; the policy samples
+    its actions unless ``deterministic``.
     """
     env = make_env(spec, ranges, None, effects)
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    buffer = History(history, obs_dim, act_dim)
+    if estimator is not None:
+        layout = replace(layout, source="estimated", estimator_history=estimator.history)
+    runner = PolicyRunner(model, layout, ObservationScaling.of(statistics), estimator, deterministic)
+    buffer = History(history, layout.observation, layout.action)
     inputs, targets = [], []
     try:
         for episode in range(episodes):
             obs, info = env.reset(seed=seed + episode)
-            truth = np.log([info["dynamics"][name] for name in names])
+            truth = np.log([info["dynamics"][name] for name in layout.dynamics])
             x = buffer.start(obs)
-            done = False
-            while not done:
+            action = runner.reset(obs, info)
+            while True:
                 inputs.append(x)
                 targets.append(truth)
-                z = truth if estimator is None else estimator(x)
-                policy_input = np.concatenate([np.asarray(obs, dtype=np.float64), z])[None]
-                if statistics is not None:
-                    policy_input = statistics.normalize_obs(policy_input)
-                action, _ = model.predict(policy_input, deterministic=deterministic)
-                obs, _, terminated, truncated, _ = env.step(action[0])
-                x = buffer.add(action[0], obs)
-                done = terminated or truncated
+                obs, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+                x = buffer.add(action, obs)
+                action = runner.step(obs)
     finally:
         env.close()
     return Rollouts(np.asarray(inputs, dtype=np.float32), np.asarray(targets, dtype=np.float32))
@@ -195,7 +197,7 @@ def train_osi(
     spec: RobotSpec,
     ranges: dict[str, ParameterRange],
     effects: Effects,
-    names: list[str],
+    layout: InputLayout,
     history: int,
     settings: OSISettings,
     seed: int,
@@ -211,7 +213,8 @@ def train_osi(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    pieces = (model, statistics, spec, ranges, effects, names, history)
+    pieces = (model, statistics, spec, ranges, effects, layout, history)
+    names = list(layout.dynamics)
     held_out = rollouts(*pieces, episodes=max(2, settings.episodes // 4), seed=seed + 1_000_000)
     inputs = held_out.inputs.shape[1]  # history x (observation + action)
     network = OSINetwork(inputs, len(names), list(settings.hidden))

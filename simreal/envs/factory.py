@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.wrappers import OrderEnforcing
 from pydantic import ValidationError
@@ -169,6 +170,15 @@ def make_env(
     if dynamics_input is not None and dynamics_input.privileged is not None:
         env = PrivilegedInput(env, dynamics_input.privileged)
     return OrderEnforced(env)
+
+
+def robot_sizes(spec: RobotSpec) -> tuple[int, int]:
+    """The sizes of the robot's own observation and action (the env without any policy input around it)."""
+    env = make_base_env(spec)
+    try:
+        return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
 
 
 class OrderEnforced(PartOfTheEnv, OrderEnforcing):

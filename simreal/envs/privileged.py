@@ -94,7 +94,8 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         estimator: DynamicsEstimator | None = None,
         history: int = 0,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, names=list(names), history=history)
+        # the estimator too: gym.make(env.spec) must rebuild the deployed input, never one fed the true dynamics
+        gym.utils.RecordConstructorArgs.__init__(self, names=list(names), estimator=estimator, history=history)
         gym.Wrapper.__init__(self, env)
         self.names, self.estimator = tuple(names), estimator
         obs_space, act_space = env.observation_space, env.action_space
@@ -134,11 +135,6 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._raw is not None:
             self._stacked = self._raw.add(action, obs)
         return self._observation(obs), reward, terminated, truncated, info
-
-    @property
-    def estimate(self) -> np.ndarray:
-        """The log-multipliers the policy was last given."""
-        return self._z.copy()
 
     def _observation(self, obs: Any) -> np.ndarray:
         return np.concatenate([np.asarray(obs, dtype=np.float64).ravel(), self._z, self._stacked])

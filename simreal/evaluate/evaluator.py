@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.inputs import InputLayout
+from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
+from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_target
-from simreal.envs.vector import EnvFactory, normalized_like, vectorize
+from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import SpecError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.runs.policy import load_policy
@@ -71,19 +72,20 @@ class TransferReport:
 class TransferEvaluator:
     """Evaluates policies of one robot on nominal dynamics, optionally the training distribution, and targets.
 
-    Each evaluated env is a VecEnv of ``episodes`` copies running one episode each (the policy acts on all of them in
-    one batch). They are built once and reseeded with ``seed`` before each evaluation, so successive evaluations see
-    the same episodes (common random numbers) and the same seed gives the same numbers.
+    Each evaluated env is a VecEnv of ``episodes`` plain copies running one episode each; the policy acts on all of
+    them in one batch through a :class:`~simreal.envs.runner.PolicyRunner`. They are built once and reseeded with
+    ``seed`` before each evaluation, so successive evaluations see the same episodes (common random numbers) and the
+    same seed gives the same numbers.
 
     Args:
         spec: the robot.
         targets: the targets by name.
         episodes: episodes per env.
         seed: seed of the eval envs and of the bootstrap.
+        layout: the policy's input.
         ranges: the training distribution, also evaluated (``None``: not evaluated; empty: nominal dynamics).
         effects: the training effects, applied with ``ranges``.
-        history: steps of history in the policy's input (0: none).
-        dynamics_input: an adaptive policy's dynamics input (true or estimated log-multipliers; ``None``: none).
+        estimator: the policy's dynamics estimator (``layout.source == "estimated"``).
     """
 
     def __init__(
@@ -92,16 +94,15 @@ class TransferEvaluator:
         targets: Mapping[str, TargetSpec],
         episodes: int,
         seed: int,
+        layout: InputLayout,
         ranges: Mapping[str, ParameterRange] | None = None,
         effects: Effects | None = None,
-        history: int = 0,
-        dynamics_input: DynamicsInputSpec | None = None,
+        estimator: DynamicsEstimator | None = None,
     ) -> None:
-        self.episodes, self.seed, self.dynamics_input = episodes, seed, dynamics_input
+        self.episodes, self.seed, self.layout, self.estimator = episodes, seed, layout, estimator
 
         def envs(**pieces: Any) -> VecEnv:
-            factory = EnvFactory(spec, history=history, dynamics_input=dynamics_input, **pieces)
-            return vectorize(factory, episodes, seed)
+            return vectorize(EnvFactory(spec, **pieces), episodes, seed)
 
         self._nominal = envs()
         self._randomized = envs(ranges=ranges, effects=effects) if ranges is not None else None
@@ -111,9 +112,16 @@ class TransferEvaluator:
 
     def evaluate(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> TransferReport:
         """Run the episodes and compute the gaps (bootstrap seeded with ``seed``)."""
-        nominal = self._returns(model, self._nominal, statistics)
-        randomized = self._returns(model, self._randomized, statistics) if self._randomized is not None else None
-        targets = {name: self._returns(model, venv, statistics) for name, venv in self._targets.items()}
+        runner = PolicyRunner(
+            model, self.layout, ObservationScaling.of(statistics), self.estimator, n_envs=self.episodes
+        )
+        nominal = episode_returns(runner, self._nominal, self.episodes, self.seed)
+        randomized = None
+        if self._randomized is not None:
+            randomized = episode_returns(runner, self._randomized, self.episodes, self.seed)
+        targets = {
+            name: episode_returns(runner, venv, self.episodes, self.seed) for name, venv in self._targets.items()
+        }
         rng = np.random.default_rng(self.seed)
         for returns in [nominal, randomized, *targets.values()]:
             if returns is not None:
@@ -121,60 +129,33 @@ class TransferEvaluator:
         gaps = {name: reality_gap(nominal.returns, r.returns, rng).as_dict() for name, r in targets.items()}
         return TransferReport(nominal, randomized, targets, gaps)
 
-    def _returns(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> Returns:
-        return episode_returns(model, venv, statistics, self.episodes, self.seed, self.dynamics_input)
-
     def close(self) -> None:
         for venv in [self._nominal, self._randomized, *self._targets.values()]:
             if venv is not None:
                 venv.close()
 
 
-def episode_returns(
-    model: BaseAlgorithm,
-    venv: VecEnv,
-    statistics: VecNormalize | None,
-    episodes: int,
-    seed: int,
-    dynamics_input: DynamicsInputSpec | None = None,
-) -> Returns:
-    """Run ``episodes`` deterministic episodes of ``model`` on ``venv`` (reseeded with ``seed``; normalized like
-    ``statistics``) and return their raw returns, with the estimator's error when the policy estimates its dynamics
-    (UP-OSI: mean absolute relative error of each multiplier over every step; RMA: relative latent error)."""
-    venv.seed(seed)
-    env = normalized_like(venv, statistics)
-    errors: list[np.ndarray] = []
-    # RMA: the adaptation module lives in the policy; its error is measured on the inputs the policy acted on
+def episode_returns(runner: PolicyRunner, venv: VecEnv, episodes: int, seed: int) -> Returns:
+    """Run ``episodes`` deterministic episodes of ``runner`` on ``venv`` (plain envs, reseeded with ``seed``) and
+    return their raw returns, with the estimator's error when the policy estimates its dynamics (UP-OSI: mean
+    absolute relative error of each multiplier over every step it acted on; RMA: relative latent error, on the
+    inputs it acted on)."""
+    model = runner.model
     extractor = getattr(model.policy, "features_extractor", None)
     latent = hasattr(extractor, "latent_error") and bool(extractor.adapting)
-    seen: list[np.ndarray] = []
-
-    def record(local: dict[str, Any], _: dict[str, Any]) -> None:
-        info = local["info"]
-        if "dynamics_estimate" in info:
-            errors.append(np.abs(np.exp(info["dynamics_estimate"] - info["log_multipliers"]) - 1.0))
-        if latent:
-            seen.append(np.array(local["observations"][local["i"]]))
-
-    returns, _ = evaluate_policy(
-        model,
-        env,
-        n_eval_episodes=episodes,
-        deterministic=True,
-        return_episode_rewards=True,
-        warn=False,
-        callback=record if latent or (dynamics_input is not None and dynamics_input.estimator) else None,
-    )
+    stats = run_episodes(runner, venv, episodes, seed, keep_inputs=latent)
     estimator_error = None
-    if seen:
-        batch = torch.as_tensor(np.asarray(seen), dtype=torch.float32, device=model.device)
+    if latent and stats.inputs:
+        batch = torch.as_tensor(np.asarray(stats.inputs), dtype=torch.float32, device=model.device)
         # relative error of the estimated latent against the one encoded from the true parameters
         estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
-    if errors:
+    if stats.estimates:
         # mean absolute relative error of each estimated multiplier over every step of every episode
-        mean = np.mean(errors, axis=0)
-        estimator_error = {name: float(e) for name, e in zip(dynamics_input.names, mean, strict=True)}
-    return Returns([float(r) for r in returns], estimator_error=estimator_error)
+        relative = np.abs(np.exp(np.asarray(stats.estimates) - np.asarray(stats.truths)) - 1.0)
+        estimator_error = {
+            name: float(e) for name, e in zip(runner.layout.dynamics, relative.mean(axis=0), strict=True)
+        }
+    return Returns(stats.returns, estimator_error=estimator_error)
 
 
 def evaluate_run(
@@ -215,14 +196,7 @@ def evaluate_run(
         chosen[name] = target_spec
     setup = policy.setup
     evaluator = TransferEvaluator(
-        spec,
-        chosen,
-        episodes,
-        seed,
-        ranges=setup.ranges,
-        effects=setup.effects,
-        history=setup.history,
-        dynamics_input=policy.dynamics_input,
+        spec, chosen, episodes, seed, policy.layout, setup.ranges, setup.effects, policy.estimator
     )
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.envs.factory import make_env
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.runner import PolicyRunner
 from simreal.envs.spec import Effects, RobotSpec
 
 
@@ -36,56 +34,39 @@ class Episode:
 
 
 def render_episode(
-    model: BaseAlgorithm,
-    statistics: VecNormalize | None,
+    runner: PolicyRunner,
     spec: RobotSpec,
     fixed: Mapping[str, float] | None = None,
     effects: Effects | None = None,
     *,
-    history: int = 0,
-    dynamics_input: DynamicsInputSpec | None = None,
     seed: int = 0,
     max_steps: int = 1000,
     width: int = 480,
     height: int = 480,
 ) -> Episode:
-    """Run one deterministic episode (reset with ``seed``, at most ``max_steps`` steps) and render every step, the
+    """Run one episode of ``runner`` (reset with ``seed``, at most ``max_steps`` steps) and render every step, the
     camera following the robot (:func:`~simreal.envs.rendering.follow_robot`).
 
     Args:
-        model, statistics: the policy and its observation statistics (``None``: raw observations).
+        runner: the policy, for one env.
         spec, fixed, effects: the robot and the dynamics to run it on (nominal when both are empty).
-        history, dynamics_input: the policy's input, as it was trained.
         width, height: frame size in pixels.
 
     Raises:
         SetupError: this process cannot render (``MUJOCO_GL``).
     """
-    env = make_env(
-        spec,
-        None,
-        fixed,
-        effects,
-        history=history,
-        dynamics_input=dynamics_input,
-        render_mode="rgb_array",
-        width=width,
-        height=height,
-    )
+    env = make_env(spec, None, fixed, effects, render_mode="rgb_array", width=width, height=height)
     try:
-        obs, _ = env.reset(seed=seed)
-        frames, returns, total = [np.asarray(env.render(), dtype=np.uint8)], [0.0], 0.0
+        obs, info = env.reset(seed=seed)
+        action = runner.reset(obs, info)
+        frames, returns = [np.asarray(env.render(), dtype=np.uint8)], [0.0]
         for _ in range(max_steps):
-            policy_input = np.asarray(obs, dtype=np.float32)[None]
-            if statistics is not None:
-                policy_input = statistics.normalize_obs(policy_input)
-            action, _ = model.predict(policy_input, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action[0])
-            total += float(reward)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns.append(returns[-1] + float(reward))
             frames.append(np.asarray(env.render(), dtype=np.uint8))
-            returns.append(total)
             if terminated or truncated:
                 break
+            action = runner.step(obs)
         fps = float(env.metadata.get("render_fps") or 30)
     finally:
         env.close()  # frees the GL context now (a context left to the interpreter's exit fails noisily)

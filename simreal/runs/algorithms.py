@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from simreal.adaptation.rma import extractor_kwargs
+from simreal.envs.inputs import InputLayout
 from simreal.envs.vector import normalize
 from simreal.errors import ConfigError, DataError
 from simreal.runs.asymmetric import ASYMMETRIC_POLICIES
@@ -94,33 +94,27 @@ def normalized_for(
     )
 
 
-def new_model(
-    config: TrainConfig, venv: VecEnv, device: str, adaptive_params: int = 0, privileged: int = 0
-) -> BaseAlgorithm:
+def new_model(config: TrainConfig, venv: VecEnv, device: str, layout: InputLayout) -> BaseAlgorithm:
     """A fresh model of the config's algorithm on ``venv``, seeded with the config's seed.
 
     Args:
         config: the run's config.
         venv: the training envs.
         device: torch device.
-        adaptive_params: how many log-multipliers an RMA policy's observation holds.
-        privileged: how many privileged inputs end the observation (``algorithm.privileged_critic``: an
-            asymmetric policy whose critic alone reads them; 0: a plain policy).
+        layout: the policy's input (an asymmetric critic's privileged inputs, ``algorithm.privileged_critic``, end
+            it; an RMA policy's extractor splits it into its parts).
     """
     algorithm = ALGORITHMS[config.algorithm.name]
     kwargs = algorithm_kwargs(config)
     policy: str | type = "MlpPolicy"
-    if privileged:
+    if layout.privileged:
         policy = ASYMMETRIC_POLICIES[config.algorithm.name]
-        kwargs["policy_kwargs"]["privileged"] = privileged
+        kwargs["policy_kwargs"]["privileged"] = layout.privileged
     adaptation = config.adaptation
     if adaptation.kind == "rma":
-        # the env's observation is [x, e, history of x and actions]: recover the sizes of its parts
-        params, history = adaptive_params, adaptation.history
-        act_dim = int(np.prod(venv.action_space.shape))
-        total = int(np.prod(venv.observation_space.shape))
-        obs_dim = (total - params - history * act_dim) // (history + 1)
-        kwargs["policy_kwargs"].update(extractor_kwargs(obs_dim, act_dim, params, history, adaptation.rma))
+        # the env's observation is [x, e, history of x and actions]
+        sizes = (layout.observation, layout.action, len(layout.dynamics), layout.raw_history)
+        kwargs["policy_kwargs"].update(extractor_kwargs(*sizes, adaptation.rma))
     return algorithm(policy, venv, seed=config.seed, device=device, verbose=0, **kwargs)
 
 

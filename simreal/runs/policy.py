@@ -7,12 +7,15 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.adaptation.osi import OSI_FILE, load_estimator
 from simreal.adaptation.rma import RMAExtractor
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.inputs import DynamicsSource, InputLayout
+from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
+from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.runs.algorithms import load_model, load_vecnormalize
@@ -28,11 +31,22 @@ class LoadedPolicy:
     setup: TrainingSetup
     statistics: VecNormalize | None
     path: Path
+    layout: InputLayout
     dynamics_input: DynamicsInputSpec | None = None
 
     @property
     def robot(self) -> str:
         return self.setup.spec.robot
+
+    @property
+    def estimator(self) -> DynamicsEstimator | None:
+        """UP-OSI's estimator, when the policy's dynamics input is estimated."""
+        return self.dynamics_input.estimator if self.dynamics_input is not None else None
+
+    def runner(self, n_envs: int = 1, deterministic: bool = True) -> PolicyRunner:
+        """A :class:`~simreal.envs.runner.PolicyRunner` of this policy for ``n_envs`` plain envs of its robot."""
+        scaling = ObservationScaling.of(self.statistics)
+        return PolicyRunner(self.model, self.layout, scaling, self.estimator, deterministic, n_envs)
 
 
 def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynamics: bool = False) -> LoadedPolicy:
@@ -77,6 +91,7 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
     if expected is not None and model.observation_space.shape != expected:
         raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
     dynamics_input = setup.dynamics_input
+    source: DynamicsSource | None = None
     extractor = getattr(model.policy, "features_extractor", None)
     if isinstance(extractor, RMAExtractor):
         if true_dynamics:
@@ -86,10 +101,17 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
                 f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
                 "are): evaluate the run's final model.zip, or pass --true-dynamics"
             )
+        source = "true" if true_dynamics else "unread"
     if dynamics_input is not None and dynamics_input.adaptive and not true_dynamics and (run_dir / OSI_FILE).exists():
         estimator = load_estimator(run_dir / OSI_FILE)
         if estimator.names != list(dynamics_input.names):
             seen = list(dynamics_input.names)
             raise DataError(f"{run_dir / OSI_FILE}: names: estimates {estimator.names}, the policy sees {seen}")
         dynamics_input = replace(dynamics_input, estimator=estimator)
-    return LoadedPolicy(model, setup, statistics, model_path, dynamics_input)
+        layout = setup.input_layout("estimated", estimator.history)
+    else:
+        layout = setup.input_layout(source)
+    size = int(np.prod(model.observation_space.shape))
+    if layout.size != size:
+        raise DataError(f"{model_path}: the model reads inputs of size {size}, its config describes {layout.size}")
+    return LoadedPolicy(model, setup, statistics, model_path, layout, dynamics_input)

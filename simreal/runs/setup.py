@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simreal.envs.factory import robot_sizes
+from simreal.envs.inputs import DynamicsSource, InputLayout
 from simreal.envs.privileged import DynamicsInputSpec, PrivilegedSpec
 from simreal.envs.spec import (
     EFFECT_NAMES,
@@ -117,28 +119,44 @@ class TrainingSetup:
         log_low, log_high = math.log(low), math.log(high)
         return float((log_low + log_high) / 2), max((log_high - log_low) ** 2 / 12, 1e-4)
 
-    def pinned(self, observation_size: int, action_size: int) -> dict[int, tuple[float, float]]:
-        """Fixed normalization statistics of what the policy's input holds about the dynamics: observation index ->
-        (mean, variance) of each of an adaptive policy's log-multipliers (see :meth:`_fixed_statistics`), and
-        (0, 1) for each of an asymmetric critic's privileged inputs (standardized already: left as they are).
+    def input_layout(self, source: DynamicsSource | None = None, estimator_history: int = 0) -> InputLayout:
+        """The policy's input layout on this robot.
 
         Args:
-            observation_size: the policy's whole observation (``[o, z]``, RMA: ``[o, z, history]``; an asymmetric
-                critic's inputs last).
-            action_size: the action's.
+            source: where an adaptive policy's log-multipliers come from (default: the truth, as in training).
+            estimator_history: steps the estimator reads (``source == "estimated"``).
+        """
+        adaptation = self.config.adaptation
+        privileged = self.privileged
+        observation, action = robot_sizes(self.spec)
+        return InputLayout(
+            observation,
+            action,
+            dynamics=self.adaptive,
+            source=source or ("true" if self.adaptive else "none"),
+            estimator_history=estimator_history,
+            raw_history=adaptation.history if self.adaptive and adaptation.kind == "rma" else 0,
+            history=self.history,
+            privileged=privileged.size if privileged is not None else 0,
+        )
+
+    def pinned(self, layout: InputLayout) -> dict[int, tuple[float, float]]:
+        """Fixed normalization statistics of what the policy's input holds about the dynamics: input index ->
+        (mean, variance) of each of an adaptive policy's log-multipliers, in every step the history stacks (see
+        :meth:`_fixed_statistics`), and (0, 1) for each of an asymmetric critic's privileged inputs (standardized
+        already: left as they are).
+
+        Args:
+            layout: the policy's input (:meth:`input_layout`).
         """
         pinned: dict[int, tuple[float, float]] = {}
-        privileged = self.privileged
-        if privileged is not None:
-            observation_size -= privileged.size
-            for offset in range(privileged.size):
-                pinned[observation_size + offset] = (0.0, 1.0)
-        if not self.adaptive:
-            return pinned
-        params, history = len(self.adaptive), self.dynamics_input.history
-        start = (observation_size - params - history * action_size) // (history + 1)  # z follows o
-        for offset, name in enumerate(self.adaptive):
-            pinned[start + offset] = self._fixed_statistics(name)
+        stacked = layout.size - layout.privileged
+        for offset in range(layout.privileged):
+            pinned[stacked + offset] = (0.0, 1.0)
+        for step in range(max(layout.history, 1)):
+            start = step * layout.step_size + layout.observation  # z follows o
+            for offset, name in enumerate(layout.dynamics):
+                pinned[start + offset] = self._fixed_statistics(name)
         return pinned
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
-from simreal.envs.history import History
 from simreal.envs.spec import load_robot, load_target
 from simreal.errors import DataError
 from simreal.sysid.trajectories import Trajectories
@@ -97,39 +96,6 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, det
     loaded = load_policy(policy)
     if loaded.robot != robot:
         raise DataError(f"{policy}: the policy was trained on {loaded.robot}, not {robot}")
-    statistics = loaded.statistics
-    # a policy trained on history inputs gets them here too (the recording keeps the robot's own observations)
-    k = loaded.setup.history
-    history = History(k, env.observation_space.shape[0], env.action_space.shape[0]) if k else None
-    sent: list[np.ndarray] = []
-    # an adaptive policy gets its dynamics input as DynamicsInput would give it: its estimator's, else the truth
-    inputs = loaded.dynamics_input
-    adaptive = inputs if inputs is not None and inputs.adaptive else None
-    estimator = adaptive.estimator if adaptive is not None else None
-    sizes = (env.observation_space.shape[0], env.action_space.shape[0])
-    estimator_input = History(estimator.history, *sizes) if estimator else None
-    raw = History(adaptive.history, *sizes) if adaptive is not None and adaptive.history else None  # RMA's
-    # an asymmetric critic's inputs: the padding its actor never reads (nothing privileged is known on a target)
-    privileged = inputs.privileged if inputs is not None else None
-    padding = np.zeros(privileged.size) if privileged is not None else None
-
-    def act(obs: np.ndarray, first: bool) -> np.ndarray:
-        robot_obs = np.asarray(obs, dtype=np.float64)
-        if estimator is not None:
-            inputs = estimator_input.start(obs) if first else estimator_input.add(sent[-1], obs)
-            obs = np.concatenate([robot_obs, estimator(inputs)])
-        elif adaptive is not None:
-            truth = get_dynamics(env)
-            obs = np.concatenate([robot_obs, np.log([truth[n] for n in adaptive.names])])
-        if raw is not None:
-            obs = np.concatenate([obs, raw.start(robot_obs) if first else raw.add(sent[-1], robot_obs)])
-        if history is not None:
-            obs = history.start(obs) if first else history.add(sent[-1], obs)
-        if padding is not None:
-            obs = np.concatenate([obs, padding])
-        observed = statistics.normalize_obs(obs) if statistics is not None else obs
-        action, _ = loaded.model.predict(observed, deterministic=deterministic)
-        sent[:] = [action]
-        return action
-
-    return act
+    runner = loaded.runner(deterministic=deterministic)
+    # the policy's input is built from the recorded observations: the recording keeps the robot's own
+    return lambda obs, first: runner.reset(obs, {"dynamics": get_dynamics(env)}) if first else runner.step(obs)

@@ -278,10 +278,9 @@ def _evaluate_cell(job: _Job) -> list[float]:
             if n not in fixed
         }
     )
-    factory = EnvFactory(setup.spec, None, fixed, effects, setup.history, policy.dynamics_input)
-    venv = vectorize(factory, episodes, seed)
+    venv = vectorize(EnvFactory(setup.spec, None, fixed, effects), episodes, seed)
     try:
-        returns = episode_returns(policy.model, venv, policy.statistics, episodes, seed, policy.dynamics_input)
+        returns = episode_returns(policy.runner(n_envs=episodes), venv, episodes, seed)
     finally:
         venv.close()
     return returns.returns

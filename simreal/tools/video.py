@@ -85,7 +85,7 @@ def record_video(
     if out.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise SetupError("MP4 videos need imageio-ffmpeg: pip install 'simreal[video]' (or write a .gif)")
     policy = load_policy(source, true_dynamics=true_dynamics)
-    setup = policy.setup
+    setup, runner = policy.setup, policy.runner()
     panels: dict[str, tuple[dict[str, float], Effects]] = {}
     if target is None or side_by_side:
         panels["nominal"] = ({}, Effects())
@@ -98,13 +98,10 @@ def record_video(
     for episode in range(episodes):
         rendered = {
             label: render_episode(
-                policy.model,
-                policy.statistics,
+                runner,
                 setup.spec,
                 fixed,
                 effects,
-                history=setup.history,
-                dynamics_input=policy.dynamics_input,
                 seed=seed + episode,
                 max_steps=max_steps,
                 width=width,

@@ -19,7 +19,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.inputs import InputLayout
+from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.spec import Effects, RobotSpec, TargetSpec
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.evaluate.video import add_video, render_episode
@@ -184,12 +185,10 @@ class EvalVideo(_Periodic):
         steps: int,
         size: int,
         seed: int,
-        history: int = 0,
-        dynamics_input: DynamicsInputSpec | None = None,
+        layout: InputLayout,
     ) -> None:
         super().__init__(frequency)
-        self.spec, self.steps, self.size, self.seed = spec, steps, size, seed
-        self.history, self.dynamics_input = history, dynamics_input
+        self.spec, self.steps, self.size, self.seed, self.layout = spec, steps, size, seed, layout
         self.envs = {"nominal": ({}, Effects()), **{name: (t.parameters, t.effects) for name, t in targets.items()}}
 
     def fire(self) -> None:
@@ -197,15 +196,13 @@ class EvalVideo(_Periodic):
         if writer is None:
             return
         statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
+        runner = PolicyRunner(self.model, self.layout, ObservationScaling.of(statistics))
         for name, (fixed, effects) in self.envs.items():
             episode = render_episode(
-                self.model,
-                statistics,
+                runner,
                 self.spec,
                 fixed,
                 effects,
-                history=self.history,
-                dynamics_input=self.dynamics_input,
                 seed=self.seed,
                 max_steps=self.steps,
                 width=self.size,

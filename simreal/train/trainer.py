@@ -24,7 +24,6 @@ from torch.utils.tensorboard import SummaryWriter
 from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
 from simreal.adaptation.rma import train_adapter
-from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
@@ -146,15 +145,8 @@ def train(
             model = warm_start(Path(init), config, venv, device)
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif checkpoint is None:
-            pinned = setup.pinned(venv.observation_space.shape[0], venv.action_space.shape[0])
-            privileged = setup.privileged.size if setup.privileged is not None else 0
-            model = new_model(
-                config,
-                normalized_for(venv, config, pinned),
-                device,
-                adaptive_params=len(setup.adaptive),
-                privileged=privileged,
-            )
+            layout = setup.input_layout()
+            model = new_model(config, normalized_for(venv, config, setup.pinned(layout)), device, layout)
         else:
             model = _restore(setup, venv, checkpoint, state, device)
     except BaseException:
@@ -169,7 +161,7 @@ def train(
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
     model.set_logger(_tensorboard(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None))
 
-    evaluator = _evaluator(setup, setup.dynamics_input)
+    evaluator = _evaluator(setup)
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
     evaluation.restore(state)
 
@@ -199,7 +191,7 @@ def train(
             estimator = _train_estimator(setup, model, run_dir)
             # the final evaluation is the deployable pair's: the policy given the estimator's dynamics
             evaluator.close()
-            evaluator = _evaluator(setup, DynamicsInputSpec(setup.adaptive, estimator))
+            evaluator = _evaluator(setup, estimator)
             evaluation.evaluator = evaluator
         final = evaluation.evaluate()
         if model.num_timesteps > start or checkpoint is None:
@@ -223,22 +215,23 @@ def _videos(setup: TrainingSetup) -> EvalVideo:
         config.eval.video_steps,
         config.eval.video_size,
         seed=config.seed + seeding.EVALUATION,
-        history=setup.history,
-        dynamics_input=setup.dynamics_input,
+        layout=setup.input_layout(),
     )
 
 
-def _evaluator(setup: TrainingSetup, dynamics_input: DynamicsInputSpec | None) -> TransferEvaluator:
-    """The evaluation envs of a run: nominal, the training distribution and the targets."""
+def _evaluator(setup: TrainingSetup, estimator: OSIEstimator | None = None) -> TransferEvaluator:
+    """The evaluation envs of a run: nominal, the training distribution and the targets; an adaptive policy given
+    the true dynamics, or its ``estimator``'s."""
+    layout = setup.input_layout("estimated", estimator.history) if estimator is not None else setup.input_layout()
     return TransferEvaluator(
         setup.spec,
         setup.targets,
         setup.config.eval.episodes,
         seed=setup.config.seed + seeding.EVALUATION,
+        layout=layout,
         ranges=setup.ranges,
         effects=setup.effects,
-        history=setup.history,
-        dynamics_input=dynamics_input,
+        estimator=estimator,
     )
 
 
@@ -280,7 +273,7 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
             setup.spec,
             setup.ranges,
             setup.effects,
-            list(setup.adaptive),
+            setup.input_layout(),
             adaptation.history,
             adaptation.osi,
             seed=setup.config.seed + seeding.OSI,

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -38,9 +37,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE
-from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.factory import robot_sizes
+from simreal.envs.inputs import InputLayout
+from simreal.envs.privileged import DynamicsEstimator
+from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
 from simreal.envs.spec import TargetSpec, load_target
-from simreal.envs.vector import EnvFactory, normalized_like, vectorize
+from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
@@ -131,6 +133,7 @@ def finetune(
     plain = {"seed": settings.seed, "adaptation": AdaptationConfig(), "algorithm": symmetric}
     config = setup.config.model_copy(update=plain) if scratch else setup.config
     dynamics_input = None if scratch else policy.dynamics_input
+    layout = InputLayout(*robot_sizes(setup.spec), history=setup.history) if scratch else policy.layout
     torch.set_num_threads(config.torch_threads or 1)
 
     factory = EnvFactory(
@@ -141,9 +144,9 @@ def finetune(
         dynamics_input=dynamics_input,
     )
     venv = vectorize(factory, config.env.n_envs, settings.seed)
-    evaluation = _Evaluations(setup, target_spec, settings, dynamics_input)
+    evaluation = _Evaluations(setup, target_spec, settings, layout, None if scratch else policy.estimator)
     try:
-        model = _model(policy, config, venv, settings, device)
+        model = _model(policy, config, venv, settings, device, layout)
         source_before = None if scratch else evaluation.source(model, policy.statistics)
         layers = policy_layers(model)
         fresh_optimizers(model, settings.layer_decay)
@@ -213,13 +216,18 @@ def finetune(
 
 
 def _model(
-    policy: LoadedPolicy, config: TrainConfig, venv: VecEnv, settings: FinetuneSettings, device: str
+    policy: LoadedPolicy,
+    config: TrainConfig,
+    venv: VecEnv,
+    settings: FinetuneSettings,
+    device: str,
+    layout: InputLayout,
 ) -> BaseAlgorithm:
     """The model to train on the target: the source's (its statistics carried over) or a fresh one."""
     if settings.strategy != "scratch":
         scale, update = settings.learning_rate_scale, settings.update_normalization
         return warm_start(policy.path, config, venv, device, lr_scale=scale, update_normalization=update)
-    return new_model(config, normalized_for(venv, config), device)
+    return new_model(config, normalized_for(venv, config), device, layout)
 
 
 def _statistics(model: BaseAlgorithm) -> VecNormalize | None:
@@ -236,17 +244,16 @@ class _Evaluations:
         setup: TrainingSetup,
         target: TargetSpec,
         settings: FinetuneSettings,
-        dynamics_input: DynamicsInputSpec | None,
+        layout: InputLayout,
+        estimator: DynamicsEstimator | None,
     ) -> None:
         self.seed = settings.seed + seeding.EVALUATION
-        spec, history = setup.spec, setup.history
-        on_target = EnvFactory(
-            spec, fixed=target.parameters, effects=target.effects, history=history, dynamics_input=dynamics_input
-        )
+        self.layout, self.estimator = layout, estimator
+        spec = setup.spec
+        on_target = EnvFactory(spec, fixed=target.parameters, effects=target.effects)
         self._curve = vectorize(on_target, settings.eval_episodes, self.seed)
         self._final = vectorize(on_target, settings.final_episodes, self.seed)
-        on_source = EnvFactory(spec, history=history, dynamics_input=dynamics_input)
-        self._source = vectorize(on_source, settings.final_episodes, self.seed)
+        self._source = vectorize(EnvFactory(spec), settings.final_episodes, self.seed)
         self.max_episode_steps = int(gym.spec(spec.gym_id).max_episode_steps or 1000)
         self.curve_episodes = settings.eval_episodes
 
@@ -257,17 +264,11 @@ class _Evaluations:
         return self._run(model, self._source, statistics)
 
     def _run(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> dict[str, Any]:
-        venv.seed(self.seed)
-        returns, lengths = evaluate_policy(
-            model,
-            normalized_like(venv, statistics),
-            n_eval_episodes=venv.num_envs,
-            deterministic=True,
-            return_episode_rewards=True,
-            warn=False,
-        )
+        scaling = ObservationScaling.of(statistics)
+        runner = PolicyRunner(model, self.layout, scaling, self.estimator, n_envs=venv.num_envs)
+        stats = run_episodes(runner, venv, venv.num_envs, self.seed)
         # the steps of the recorded episodes: what the same evaluation would cost on a robot
-        return {"returns": [float(r) for r in returns], "steps": int(np.sum(lengths))}
+        return {"returns": stats.returns, "steps": int(np.sum(stats.lengths))}
 
     def close(self) -> None:
         for venv in (self._curve, self._final, self._source):
