@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simreal"
 #: Each stage may import only from the stages before it (and itself).
 # adaptation (the estimators an adaptive policy carries) comes right after envs: loading, evaluating and training a
 # policy all need it
-ORDER = ["base", "envs", "adaptation", "runs", "evaluate", "train", "sysid", "transfer", "tools", "cli"]
+ORDER = ["base", "envs", "adaptation", "runs", "evaluate", "train", "sysid", "transfer", "deploy", "tools", "cli"]
 BASE = {"errors", "fileio", "resources", "seeding"}
 
 

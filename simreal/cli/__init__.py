@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from simreal.cli.deploy import deploy, export
 from simreal.cli.envs import envs
 from simreal.cli.evaluate import evaluate
 from simreal.cli.finetune import finetune
@@ -41,7 +42,7 @@ def _root(
     """Sim-to-real transfer for reinforcement learning on domain-randomized MuJoCo robots."""
 
 
-for command in (envs, train, evaluate, collect, sysid, finetune, transfer, robustness, record, sweep):
+for command in (envs, train, evaluate, collect, sysid, finetune, transfer, robustness, record, sweep, export, deploy):
     app.command()(command)
 
 

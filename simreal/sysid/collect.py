@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
@@ -48,16 +50,38 @@ def collect(
     else:
         env = make_env(spec)
     meta["dynamics"] = get_dynamics(env)
-    act = _policy(policy, robot, env, seed, deterministic)
-    data = env.unwrapped.data
+    try:
+        return record(env, _policy(policy, robot, env, seed, deterministic), episodes, seed, meta)
+    finally:
+        env.close()
+
+
+Policy = Callable[[np.ndarray, bool], np.ndarray]
+
+
+def record(env: gym.Env, act: Policy, episodes: int, seed: int, meta: dict[str, Any]) -> Trajectories:
+    """Run ``episodes`` episodes of ``act(obs, first)`` on any gymnasium-API env and record every step: what system
+    identification and fine-tuning read. Episode ``i`` is reset with seed ``seed + i``; the full MuJoCo state is
+    kept when the env is a MuJoCo env (``env.unwrapped.data``).
+
+    Args:
+        env: the env (not closed here).
+        act: the action for an observation (``first``: the episode's first).
+        episodes: how many.
+        seed: the first episode's seed.
+        meta: the recording's ``meta``.
+    """
+    data = getattr(env.unwrapped, "data", None)
+    state = data is not None and hasattr(data, "qpos") and hasattr(data, "qvel")
     rows: dict[str, list] = {k: [] for k in ("episode", "step", "obs", "act", "rew", "term", "trunc", "qpos", "qvel")}
     for index in range(episodes):
         obs, _ = env.reset(seed=seed + index)
         done, step = False, 0
         while not done:
             action = act(obs, step == 0)
-            rows["qpos"].append(data.qpos.copy())
-            rows["qvel"].append(data.qvel.copy())
+            if state:
+                rows["qpos"].append(data.qpos.copy())
+                rows["qvel"].append(data.qvel.copy())
             rows["obs"].append(np.asarray(obs, dtype=np.float64))
             next_obs, reward, terminated, truncated, _ = env.step(action)
             for key, value in (
@@ -70,7 +94,6 @@ def collect(
             ):
                 rows[key].append(value)
             obs, step, done = next_obs, step + 1, terminated or truncated
-    env.close()
     return Trajectories(
         episode=np.array(rows["episode"], dtype=np.int64),
         step=np.array(rows["step"], dtype=np.int64),
@@ -79,13 +102,13 @@ def collect(
         rewards=np.array(rows["rew"], dtype=np.float64),
         terminated=np.array(rows["term"], dtype=bool),
         truncated=np.array(rows["trunc"], dtype=bool),
-        qpos=np.array(rows["qpos"]),
-        qvel=np.array(rows["qvel"]),
+        qpos=np.array(rows["qpos"]) if state else None,
+        qvel=np.array(rows["qvel"]) if state else None,
         meta=meta,
     )
 
 
-def _policy(policy: str | os.PathLike[str], robot: str, env: Any, seed: int, deterministic: bool) -> Any:
+def _policy(policy: str | os.PathLike[str], robot: str, env: gym.Env, seed: int, deterministic: bool) -> Policy:
     if str(policy) == "random":
         rng = np.random.default_rng(seed)
         space = env.action_space

@@ -1,0 +1,151 @@
+"""The manifest an exported policy travels with (``manifest.json``): what the artifact reads and returns, and what
+the robot driving it must match (observation and action layout and bounds, the control period), with where the
+policy came from.
+
+An env is checked against it before the first step (:func:`check_env`): a mismatch is one line naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simreal.envs.inputs import InputLayout
+from simreal.envs.spec import format_validation_error
+from simreal.errors import DataError
+
+SCHEMA = "simreal.export/1"
+MANIFEST = "manifest.json"
+#: The artifact's file name, per format.
+FILES = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
+
+Format = Literal["onnx", "torchscript"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Space(_Strict):
+    """A flat box: its size and bounds (``None`` where unbounded)."""
+
+    size: int = Field(ge=1)
+    low: list[float | None]
+    high: list[float | None]
+
+
+class Manifest(_Strict):
+    """``manifest.json``.
+
+    Attributes:
+        schema_: the format's version (``simreal.export/1``).
+        format: ``onnx`` or ``torchscript``; file: the artifact beside the manifest.
+        robot, env_id: the robot the policy was trained on and its gymnasium id.
+        algorithm: ``ppo`` or ``sac``.
+        observation, action: what the artifact reads and returns, per step, with the bounds of the robot's spaces.
+        control_period_s: seconds between actions on the robot the policy was trained for.
+        input: the policy's input layout inside the artifact (:class:`~simreal.envs.inputs.InputLayout`).
+        state_size: the state vector's size (zeros at every episode start).
+        delay_steps: the action delay (in control periods) the policy was trained for, ``[low, high]``.
+        simreal_version, source: what exported it, from which run.
+    """
+
+    schema_: Literal["simreal.export/1"] = Field(alias="schema")
+    format: Format
+    file: str
+    robot: str
+    env_id: str
+    algorithm: str
+    observation: Space
+    action: Space
+    control_period_s: float = Field(gt=0)
+    input: dict[str, Any]
+    state_size: int = Field(ge=1)
+    delay_steps: tuple[int, int]
+    simreal_version: str
+    source: str
+
+    @property
+    def layout(self) -> InputLayout:
+        return InputLayout.from_dict(self.input)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def bounds(values: np.ndarray) -> list[float | None]:
+    """A space's bounds in JSON: ``None`` for an infinite one."""
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def load_manifest(folder: Path) -> Manifest:
+    """Read and validate an export's manifest.
+
+    Raises:
+        DataError: no manifest, not JSON, a field missing or wrong (named), or an input layout that does not add up.
+    """
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (is {folder} a folder simreal export wrote?)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a JSON object")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise DataError(format_validation_error(path, exc)) from None
+    try:
+        layout = manifest.layout
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: input: {exc}") from None
+    for field, size in (("observation", layout.observation), ("action", layout.action)):
+        space: Space = getattr(manifest, field)
+        if space.size != size or len(space.low) != size or len(space.high) != size:
+            raise DataError(f"{path}: {field}: size {space.size} and bounds do not match the input's {size}")
+    if manifest.file != FILES[manifest.format]:
+        raise DataError(f"{path}: file: {manifest.file!r}, a {manifest.format} export's is {FILES[manifest.format]!r}")
+    return manifest
+
+
+def check_env(manifest: Manifest, env: gym.Env, where: str) -> None:
+    """Refuse an env the exported policy was not made for.
+
+    Args:
+        manifest: the export's.
+        env: the env about to be driven.
+        where: the manifest's path, for messages.
+
+    Raises:
+        DataError: the observation or action size, the action bounds or the control period differ (named).
+    """
+    for field in ("observation", "action"):
+        space = getattr(env, f"{field}_space")
+        expected: Space = getattr(manifest, field)
+        if not isinstance(space, gym.spaces.Box):
+            raise DataError(f"{where}: {field}: the env's space is {type(space).__name__}, the policy's a flat Box")
+        size = int(np.prod(space.shape))
+        if size != expected.size:
+            raise DataError(f"{where}: {field}.size: the policy's is {expected.size}, the env's {size}")
+    low, high = bounds(env.action_space.low), bounds(env.action_space.high)
+    if not (_close(low, manifest.action.low) and _close(high, manifest.action.high)):
+        policy = f"{manifest.action.low} .. {manifest.action.high}"
+        raise DataError(f"{where}: action.low/high: the policy's {policy}, the env's {low} .. {high}")
+    period = getattr(env.unwrapped, "dt", None)
+    if period is not None and not math.isclose(float(period), manifest.control_period_s, rel_tol=1e-6):
+        raise DataError(f"{where}: control_period_s: the policy's {manifest.control_period_s}, the env's {period}")
+
+
+def _close(a: list[float | None], b: list[float | None]) -> bool:
+    return len(a) == len(b) and all(
+        (x is None and y is None) or (x is not None and y is not None and math.isclose(x, y, rel_tol=1e-6))
+        for x, y in zip(a, b, strict=True)
+    )
