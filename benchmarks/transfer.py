@@ -222,6 +222,9 @@ def summarize(args: argparse.Namespace) -> str:
         identified = stage(args, target, "identified")
         lines.append(row("sysid + identified simulator", identified, zero, oracle_returns, rng))
         lines.append(row("from scratch", stage(args, target, "scratch"), zero, oracle_returns, rng))
+        lines.append(
+            row("fine-tuned: full (the pipeline's)", stage(args, target, "finetune"), zero, oracle_returns, rng)
+        )
         for name in STRATEGIES:
             for l2sp in (0.0, args.l2sp):
                 label = f"{name}{'+l2sp' if l2sp else ''}"
