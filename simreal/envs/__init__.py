@@ -1,7 +1,10 @@
 """Domain-randomized MuJoCo envs: robot specs and targets as data (:mod:`~simreal.envs.spec`), the dynamics
 binding (:mod:`~simreal.envs.dynamics`), the physics wrapper (:mod:`~simreal.envs.randomized`), unmodeled effects
-(:mod:`~simreal.envs.effects`), :func:`~simreal.envs.factory.make` and registration, the catalogue, and
-stable-baselines3 VecEnvs of these envs (:mod:`~simreal.envs.vector`).
+(:mod:`~simreal.envs.effects`), :func:`~simreal.envs.factory.make` and registration, the catalogue,
+stable-baselines3 VecEnvs of these envs (:mod:`~simreal.envs.vector`), and what a policy reads: history and dynamics
+inputs (:mod:`~simreal.envs.history`, :mod:`~simreal.envs.privileged`), its input's layout built from a robot's
+observations (:mod:`~simreal.envs.inputs`) and the one loop that runs a policy on any env
+(:mod:`~simreal.envs.runner`).
 
 This package imports nothing itself: :mod:`simreal` checks ``MUJOCO_GL`` (:mod:`~simreal.envs.rendering`) before
 anything imports MuJoCo.
