@@ -10,7 +10,7 @@
    pipeline's settings); per parameter, whether each estimate lies inside the other's 90% interval.
 
     python benchmarks/export.py [--policies hopper_ppo_dr ...] [--rounds 30] [--steps 200] [--episodes 10]
-                                [--out benchmarks/results/export]
+                                [--no-loop] [--out benchmarks/results/export]
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from simreal.runs.policy import load_policy
 from simreal.sysid.collect import collect
 from simreal.sysid.trajectories import save_trajectories
 
-SHIPPED = ["hopper_ppo_dr", "hopper_ppo_uposi", "hopper_ppo_rma", "hopper_ppo_adr", "halfcheetah_ppo_dr"]
+#: every shipped policy
+SHIPPED = sorted(p.name for p in Path("policies").iterdir() if (p / "model.zip").is_file())
 FORMATS = ("onnx", "torchscript")
 
 
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/export"))
+    parser.add_argument("--no-loop", action="store_true", help="parity and latency only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -165,6 +167,8 @@ def main() -> None:
             f"| {us['torchscript']:.0f} | {us['sb3 predict']:.0f} | {us['simreal runner']:.0f} "
             f"| {timing['onnx'] / timing['sb3 predict']:.2f} | {timing['onnx'] / period:.2%} |"
         )
+    if args.no_loop:
+        return
     # the loop on severe: deploy (ONNX) against collect, same policy and seeds
     source = Path("policies") / "hopper_ppo_dr"
     deployed = deploy(args.out / "hopper_ppo_dr_onnx", "severe", args.episodes, 0, args.out / "deployed.npz")
