@@ -10,7 +10,7 @@ The env API::
 Importing simreal registers ``simreal/<Robot>-v0`` with gymnasium (lazily: no robot file is read until an env is
 made). The pipeline's stages are subpackages, each importing only from those before it: :mod:`simreal.envs`,
 :mod:`simreal.adaptation`, :mod:`simreal.runs`, :mod:`simreal.evaluate`, :mod:`simreal.train`, :mod:`simreal.sysid`,
-:mod:`simreal.transfer`, :mod:`simreal.tools`, and :mod:`simreal.cli` on top.
+:mod:`simreal.transfer`, :mod:`simreal.deploy`, :mod:`simreal.tools`, and :mod:`simreal.cli` on top.
 """
 
 from __future__ import annotations
