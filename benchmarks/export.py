@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from simreal.deploy.deploy import deploy
-from simreal.deploy.export import ExportedPolicy, export_policy
+from simreal.deploy.export import ExportedPolicy, action_difference, export_policy
 from simreal.envs.factory import make_env
 from simreal.envs.spec import load_target
 from simreal.fileio import read_json
@@ -57,26 +57,6 @@ def observations(policy: object, count: int) -> list[np.ndarray]:
             action = runner.step(obs)
     env.close()
     return seen
-
-
-def parity(source: Path, export: Path, steps: int = 1000) -> float:
-    policy, exported = load_policy(source), ExportedPolicy(export)
-    runner = policy.runner()
-    _, target = load_target(policy.setup.spec, "severe")
-    env = make_env(policy.setup.spec, fixed=target.parameters, effects=target.effects)
-    worst, done, seed = 0.0, True, 0
-    for _ in range(steps):
-        if done:
-            obs, info = env.reset(seed=seed)
-            action, seed = runner.reset(obs, info), seed + 1
-            exported.reset()
-        else:
-            action = runner.step(obs)
-        worst = max(worst, float(np.max(np.abs(action - exported.act(obs)))))
-        obs, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-    env.close()
-    return worst
 
 
 def latencies(source: Path, exports: dict[str, Path], rounds: int, steps: int) -> dict[str, float]:
@@ -157,7 +137,7 @@ def main() -> None:
         exports = {fmt: args.out / f"{name}_{fmt}" for fmt in FORMATS}
         for fmt, folder in exports.items():
             export_policy(source, fmt, folder)
-        worst = {fmt: parity(source, folder) for fmt, folder in exports.items()}
+        worst = {fmt: action_difference(source, folder, "severe", 1000) for fmt, folder in exports.items()}
         timing = latencies(source, exports, args.rounds, args.steps)
         period = read_json(exports["onnx"] / "manifest.json")["control_period_s"]
         state = read_json(exports["onnx"] / "manifest.json")["state_size"]

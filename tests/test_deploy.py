@@ -17,9 +17,7 @@ from typer.testing import CliRunner
 
 from simreal.cli import app
 from simreal.deploy.deploy import deploy
-from simreal.deploy.export import ExportedPolicy, export_policy
-from simreal.envs.factory import make_env
-from simreal.envs.spec import load_target
+from simreal.deploy.export import action_difference, export_policy
 from simreal.runs.policy import load_policy
 from simreal.sysid.collect import collect
 from simreal.sysid.trajectories import load_trajectories
@@ -46,29 +44,6 @@ def policies(tmp_path_factory) -> dict[str, Path]:
     return made
 
 
-def max_difference(source: Path, export: Path, steps: int = 1000) -> float:
-    """The largest difference between simreal's deterministic actions and the export's over ``steps`` steps on
-    ``severe``, both acting on the same observations (simreal's actions drive the env), across episode ends."""
-    policy, exported = load_policy(source), ExportedPolicy(export)
-    runner_ = policy.runner()
-    _, target = load_target(policy.setup.spec, "severe")
-    env = make_env(policy.setup.spec, fixed=target.parameters, effects=target.effects)
-    worst, done, seed = 0.0, True, 0
-    for _ in range(steps):
-        if done:
-            obs, info = env.reset(seed=seed)
-            action = runner_.reset(obs, info)
-            exported.reset()
-            seed += 1
-        else:
-            action = runner_.step(obs)
-        worst = max(worst, float(np.max(np.abs(action - exported.act(obs)))))
-        obs, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-    env.close()
-    return worst
-
-
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 @pytest.mark.parametrize("kind", ["ppo", "sac", "history", "uposi", "rma", "privileged"])
 def test_the_exported_policy_acts_as_simreal_does(policies, tmp_path, kind, format):
@@ -76,7 +51,7 @@ def test_the_exported_policy_acts_as_simreal_does(policies, tmp_path, kind, form
     data = json.loads(manifest.read_text())
     assert data["format"] == format and (tmp_path / "export" / data["file"]).is_file()
     assert data["input"]["size"] == load_policy(policies[kind]).layout.size
-    assert max_difference(policies[kind], tmp_path / "export") <= 1e-5
+    assert action_difference(policies[kind], tmp_path / "export", "severe", 1000) <= 1e-5
 
 
 def cli(*arguments: str) -> subprocess.CompletedProcess:

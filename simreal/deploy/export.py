@@ -209,3 +209,31 @@ def _torchscript(path: Path) -> Any:
         return action.numpy(), next_state.numpy()
 
     return run
+
+
+def action_difference(source: str | os.PathLike[str], export: str | os.PathLike[str], target: str, steps: int) -> float:
+    """The largest difference between simreal's deterministic actions (run ``source``) and the export's over
+    ``steps`` steps on ``target``, both acting on the same observations (simreal's actions drive the env; episode
+    ``i`` reset with seed ``i``, episodes restarting as they end): the export's parity."""
+    from simreal.envs.factory import make_env
+    from simreal.envs.spec import load_target
+
+    policy, exported = load_policy(source), ExportedPolicy(export)
+    runner = policy.runner()
+    _, target_spec = load_target(policy.setup.spec, target)
+    env = make_env(policy.setup.spec, fixed=target_spec.parameters, effects=target_spec.effects)
+    worst, done, seed = 0.0, True, 0
+    try:
+        for _ in range(steps):
+            if done:
+                obs, info = env.reset(seed=seed)
+                action, seed = runner.reset(obs, info), seed + 1
+                exported.reset()
+            else:
+                action = runner.step(obs)
+            worst = max(worst, float(np.max(np.abs(action - exported.act(obs)))))
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+    finally:
+        env.close()
+    return worst
