@@ -3,13 +3,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-ROBOTS = ["hopper", "halfcheetah", "walker2d", "ant", "inverted_pendulum"]
+#: The robots simreal first shipped (hand-written catalogues then, generated now: same parameters).
+FIRST_ROBOTS = ["hopper", "halfcheetah", "walker2d", "ant", "inverted_pendulum"]
+#: Every gymnasium MuJoCo v5 robot.
+ROBOTS = [*FIRST_ROBOTS, "humanoid", "humanoidstandup", "inverted_double_pendulum", "pusher", "reacher", "swimmer"]
 TARGETS = ["mild", "moderate", "severe"]
 
 
-def rollout(env, actions, seed: int = 0) -> np.ndarray:
-    """Reset with ``seed``, step through ``actions`` (stopping at the episode's end), return the observations."""
+def rollout(env, actions, seed: int = 0, kick: float = 0.0) -> np.ndarray:
+    """Reset with ``seed``, step through ``actions`` (stopping at the episode's end), return the observations.
+
+    ``kick`` is added to every joint velocity after the reset, so that a parameter of something the actions never
+    touch (the pusher's object) still shows in the trajectory."""
     obs, _ = env.reset(seed=seed)
+    if kick:
+        robot = env.unwrapped
+        robot.set_state(robot.data.qpos.copy(), robot.data.qvel + kick)
     observations = [obs]
     for action in actions:
         obs, _, terminated, truncated, _ = env.step(action)

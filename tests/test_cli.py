@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from simreal.cli import app
 from simreal.envs.spec import load_robot, robot_names
+from tests.conftest import ROBOTS
 
 runner = CliRunner()
 
@@ -19,7 +20,7 @@ def test_envs_json_lists_every_robot_parameter_and_target():
     result = runner.invoke(app, ["envs", "--json"])
     assert result.exit_code == 0
     robots = {entry["robot"]: entry for entry in json.loads(result.stdout)["robots"]}
-    assert sorted(robots) == robot_names() == sorted(["ant", "halfcheetah", "hopper", "inverted_pendulum", "walker2d"])
+    assert sorted(robots) == robot_names() == sorted(ROBOTS)
     for name, entry in robots.items():
         spec = load_robot(name)
         assert [p["name"] for p in entry["parameters"]] == list(spec.parameters)

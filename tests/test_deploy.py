@@ -1,4 +1,4 @@
-"""Exported policies and the deploy -> record -> identify loop: actions equal simreal's to 1e-5 over 1000 steps on a
+"""Exported policies and the deploy -> record -> identify loop: actions equal simreal's to 2e-5 over 1000 steps on a
 target for every kind of policy, in both formats; a manifest that does not fit the env, a truncated artifact or one
 of another robot is one line and exit 2; the loop from export to a trained identified simulator."""
 
@@ -51,7 +51,9 @@ def test_the_exported_policy_acts_as_simreal_does(policies, tmp_path, kind, form
     data = json.loads(manifest.read_text())
     assert data["format"] == format and (tmp_path / "export" / data["file"]).is_file()
     assert data["input"]["size"] == load_policy(policies[kind]).layout.size
-    assert action_difference(policies[kind], tmp_path / "export", "severe", 1000) <= 1e-5
+    # ONNX runs in float64, simreal in torch's float32: their difference is torch's own rounding, which depends on
+    # the CPU's kernels (hopper_ppo_dr: 6.5e-6 on one Intel machine, 1.3e-5 on another); TorchScript is exact
+    assert action_difference(policies[kind], tmp_path / "export", "severe", 1000) <= (2e-5 if format == "onnx" else 0)
 
 
 def cli(*arguments: str) -> subprocess.CompletedProcess:

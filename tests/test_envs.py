@@ -86,14 +86,14 @@ def test_every_parameter_changes_the_dynamics(robot):
     env = simreal.make(robot, nominal=True)
     actions = np.random.default_rng(0).uniform(-1, 1, size=(60, *env.action_space.shape))
     actions = actions * env.action_space.high
-    baseline = rollout(env, actions)
+    baseline = rollout(env, actions, kick=0.5)
     for name, param in spec.parameters.items():
         simreal.set_dynamics(env, {name: param.range[1]})
-        changed = rollout(env, actions)
+        changed = rollout(env, actions, kick=0.5)
         simreal.set_dynamics(env, {name: 1.0})
         n = min(len(changed), len(baseline))
         assert not np.allclose(changed[:n], baseline[:n]), f"{robot}: {name} left the trajectory unchanged"
-    assert np.array_equal(rollout(env, actions), baseline)
+    assert np.array_equal(rollout(env, actions, kick=0.5), baseline)
 
 
 def test_target_effects_change_the_trajectory_deterministically():

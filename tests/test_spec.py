@@ -71,6 +71,10 @@ def test_set_dynamics_rejects_bad_values():
         simreal.set_dynamics(env, {"tail_mass": 1.0})
 
 
+#: The line of a generated robot file where its overrides go.
+OVERRIDES = "parameters: {}   # overrides of the generated parameters: none"
+
+
 @pytest.fixture
 def spec_dir(tmp_path, monkeypatch):
     """A copy of the shipped specs that a test may break."""
@@ -84,12 +88,12 @@ def spec_dir(tmp_path, monkeypatch):
     ("old", "new", "field"),
     [
         (
-            "torso_mass: {kind: mass, body: torso, range: [0.75, 1.25]",
-            "torso_mass: {kind: mass, body: torso, range: [1.25, 0.75]",
+            OVERRIDES,
+            "parameters: {torso_mass: {range: [1.25, 0.75]}}",
             "parameters.torso_mass: range low 1.25 > high 0.75",
         ),
-        ("body: torso,", "body: head,", "parameters.torso_mass.body: no body named 'head'"),
-        ("kind: friction,", "kind: slipperiness,", "parameters.friction.kind"),
+        (OVERRIDES, "parameters: {torso_mass: {body: head}}", "parameters.torso_mass.body: no body named 'head'"),
+        (OVERRIDES, "parameters: {friction: {kind: slipperiness}}", "parameters.friction.kind"),
         (
             "friction: 0.5,",
             "friction: 0.0,",

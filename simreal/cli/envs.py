@@ -11,22 +11,36 @@ from rich.table import Table
 
 from simreal.cli.common import console, one_line_errors
 from simreal.envs.catalogue import catalogue, target_entry
+from simreal.envs.generate import starter_file
 
 _EFFECT_LABELS = {
     "action_delay_steps": "delay",
     "obs_noise_std": "obs σ",
     "action_noise_std": "action σ",
     "obs_bias_std": "obs bias σ",
+    "obs_delay_steps": "obs delay",
+    "actuator_lag_s": "lag τ (s)",
 }
 
 
 @one_line_errors
 def envs(
-    robot: list[str] = typer.Option(None, "--robot", "-r", help="Show only this robot (repeatable)."),
+    robot: list[str] = typer.Option(
+        None, "--robot", "-r", help="Show only this robot, shipped or a robot YAML file (repeatable)."
+    ),
     target_file: str = typer.Option(None, "--target", help="Validate a target YAML file and show it."),
+    generate: str = typer.Option(
+        None,
+        "--generate",
+        metavar="ENV_ID",
+        help="Print a starter robot file for a gymnasium MuJoCo env id: its catalogue generated from the model.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.", metavar=""),
 ) -> None:
     """List the robots, their randomizable parameters and their shipped targets."""
+    if generate is not None:
+        sys.stdout.write(starter_file(generate))
+        return
     if target_file is not None:
         entry = target_entry(target_file)
         if as_json:

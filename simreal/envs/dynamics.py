@@ -22,7 +22,16 @@ from simreal.envs.spec import ParameterRange, RobotSpec
 from simreal.errors import SpecError
 
 #: Units of the nominal values reported by :meth:`DynamicsModel.nominal` (damping is N·s/m or N·m·s/rad by joint).
-UNITS = {"mass": "kg", "friction": "", "damping": "", "gain": "", "gravity": "m/s²"}
+UNITS = {
+    "mass": "kg",
+    "friction": "",
+    "damping": "",
+    "armature": "",
+    "gain": "",
+    "kp": "",
+    "kv": "",
+    "gravity": "m/s²",
+}
 
 
 class DynamicsSampler:
@@ -105,7 +114,7 @@ def sample_dynamics(ranges: Mapping[str, ParameterRange], rng: np.random.Generat
 class _Binding:
     name: str
     kind: str
-    index: int  # body id for mass, dof address for damping, actuator id for gain; unused for friction/gravity
+    index: int  # body id for mass, dof address for damping/armature, actuator id for gain/kp/kv; else unused
 
 
 class DynamicsModel:
@@ -161,14 +170,16 @@ class DynamicsModel:
             else:
                 body_id = int(model.jnt_bodyid[joint_id])
             return _Binding(name, "mass", body_id)
-        if param.kind == "damping":
-            return _Binding(name, "damping", int(model.jnt_dofadr[joint_id]))
-        # gain: the actuator whose transmission is this joint (actuators are often unnamed in these models)
+        if param.kind in ("damping", "armature"):
+            return _Binding(name, param.kind, int(model.jnt_dofadr[joint_id]))
+        # gain, kp, kv: the actuator whose transmission is this joint (actuators are often unnamed in these models)
         for actuator_id in range(model.nu):
             if model.actuator_trntype[actuator_id] == mujoco.mjtTrn.mjTRN_JOINT and (
                 model.actuator_trnid[actuator_id, 0] == joint_id
             ):
-                return _Binding(name, "gain", actuator_id)
+                if param.kind != "gain" and model.actuator_biastype[actuator_id] != mujoco.mjtBias.mjBIAS_AFFINE:
+                    raise SpecError(f"{field}.joint: the actuator driving {param.joint!r} is not a position actuator")
+                return _Binding(name, param.kind, actuator_id)
         raise SpecError(f"{field}.joint: no actuator drives joint {param.joint!r}")
 
     def index_of(self, names: tuple[str, ...]) -> np.ndarray:
@@ -200,13 +211,15 @@ class DynamicsModel:
         return {**self.__dict__, "_cached_views": None}
 
     def nominal(self) -> dict[str, float]:
-        """Each parameter's nominal physical value: body mass (kg), mean sliding friction over geoms, joint damping,
-        actuator gear, or the gravity magnitude (m/s²)."""
+        """Each parameter's nominal physical value: body mass (kg), mean sliding friction over geoms, joint damping
+        or armature, actuator gear, position gain kp, velocity gain kv, or the gravity magnitude (m/s²)."""
         result = {}
         for position, binding in enumerate(self._bindings):
             values = self._nominal[self._source == position]
-            if binding.kind == "mass":
-                value = values[0]  # the body mass comes before its inertia
+            if binding.kind in ("mass", "kp"):
+                value = values[0]  # the body mass comes before its inertia, kp (gainprm) before -kp (biasprm)
+            elif binding.kind == "kv":
+                value = -values[0]  # MuJoCo stores -kv as the bias
             elif binding.kind == "gravity":
                 value = np.linalg.norm(values)
             else:
@@ -224,6 +237,10 @@ def _fields(model: mujoco.MjModel) -> tuple[np.ndarray, ...]:
         model.actuator_gear[:, 0],
         model.geom_friction[:, 0],
         model.opt.gravity,
+        model.dof_armature,
+        model.actuator_gainprm[:, 0],
+        model.actuator_biasprm[:, 1],
+        model.actuator_biasprm[:, 2],
     )
 
 
@@ -237,6 +254,12 @@ def _elements(binding: _Binding, model: mujoco.MjModel) -> list[tuple[int, np.nd
         return [(2, np.array([binding.index]))]
     if binding.kind == "gain":
         return [(3, np.array([binding.index]))]
+    if binding.kind == "armature":
+        return [(6, np.array([binding.index]))]
+    if binding.kind == "kp":  # kp is gainprm[0] and -kp is biasprm[1]: both scale
+        return [(7, np.array([binding.index])), (8, np.array([binding.index]))]
+    if binding.kind == "kv":
+        return [(9, np.array([binding.index]))]
     if binding.kind == "friction":
         return [(4, np.arange(model.ngeom))]
     return [(5, np.arange(3))]

@@ -1,5 +1,6 @@
 """Unmodeled effects of real robots as gymnasium wrappers, one effect each: action delay, observation noise, action
-noise, observation bias. :func:`add_effects` stacks the active ones in a fixed order.
+noise, observation bias, observation delay, actuator lag. :func:`add_effects` stacks the active ones in a fixed
+order.
 
 Each wrapper has a value of its own (a target's), which an episode's draw replaces: when the dynamics wrapper inside
 draws effects per episode (training ranges that name effects), it reports them in the ``info`` of ``reset`` under
@@ -33,7 +34,26 @@ def _drawn(info: dict, name: str, current: float) -> float:
     return drawn[name] if drawn and name in drawn else current
 
 
-class ActionDelay(PartOfTheEnv, gym.Wrapper):
+class _Delay(PartOfTheEnv, gym.Wrapper):
+    """Shared by the delays: a validated whole number of control ``steps`` (an episode's draw replaces it) and the
+    queue of what is on its way."""
+
+    _effect: str  # the effect's name in Effects and in an episode's draw
+
+    def __init__(self, env: gym.Env, steps: int) -> None:
+        super().__init__(env)
+        if steps < 0:
+            raise ValueError(f"{self._effect}: must be >= 0 steps, got {steps}")
+        self.steps = int(steps)
+        self._queue: deque[Any] = deque()
+
+    def draw(self, info: dict) -> int:
+        """The episode's delay, from the ``info`` of its reset."""
+        self.steps = int(_drawn(info, self._effect, self.steps))
+        return self.steps
+
+
+class ActionDelay(_Delay):
     """Actions reach the robot ``steps`` control steps late; zeros are applied until the first one arrives.
 
     Args:
@@ -41,23 +61,70 @@ class ActionDelay(PartOfTheEnv, gym.Wrapper):
         steps: the delay in control steps (0 passes actions through); an episode's draw replaces it.
     """
 
-    def __init__(self, env: gym.Env, steps: int) -> None:
-        super().__init__(env)
-        if steps < 0:
-            raise ValueError(f"action delay must be >= 0 steps, got {steps}")
-        self.steps = int(steps)
-        self._queue: deque[np.ndarray] = deque()
+    _effect = "action_delay_steps"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self.steps = int(_drawn(info, "action_delay_steps", self.steps))
         zero = np.zeros(self.action_space.shape, dtype=self.action_space.dtype)
-        self._queue = deque([zero] * self.steps)
+        self._queue = deque([zero] * self.draw(info))
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         self._queue.append(np.asarray(action, dtype=self.action_space.dtype))
         return self.env.step(self._queue.popleft())
+
+
+class ObservationDelay(_Delay):
+    """Observations reach the policy ``steps`` control steps late; until then it sees the episode's first one.
+    Rewards, terminations and ``info`` are the robot's own, not delayed.
+
+    Args:
+        env: the env.
+        steps: the delay in control steps (0 passes observations through); an episode's draw replaces it.
+    """
+
+    _effect = "obs_delay_steps"
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        steps = self.draw(info)
+        self._queue = deque([obs] * (steps + 1), maxlen=steps + 1)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._queue.append(obs)
+        return self._queue[0], reward, terminated, truncated, info
+
+
+class ActuatorLag(PartOfTheEnv, gym.ActionWrapper):
+    """A first-order lag between the action sent and the action applied, as a motor of limited bandwidth: each
+    control step the applied action moves ``1 - exp(-dt / τ)`` of the way to the one sent (the step response of
+    the continuous lag over one control period ``dt``), from zeros at every reset.
+
+    Args:
+        env: the env (its ``unwrapped.dt`` is the control period, as gymnasium's MuJoCo envs have it).
+        seconds: the time constant τ (0 passes actions through); an episode's draw replaces it.
+    """
+
+    def __init__(self, env: gym.Env, seconds: float) -> None:
+        super().__init__(env)
+        if seconds < 0:
+            raise ValueError(f"actuator_lag_s: must be >= 0, got {seconds}")
+        self.seconds = float(seconds)
+        self._dt = float(env.unwrapped.dt)
+        self._applied = np.zeros(self.action_space.shape, dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.seconds = float(_drawn(info, "actuator_lag_s", self.seconds))
+        self._applied = np.zeros(self.action_space.shape, dtype=np.float64)
+        return obs, info
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        share = 1.0 - np.exp(-self._dt / self.seconds) if self.seconds > 0 else 1.0
+        self._applied = self._applied + share * (np.asarray(action, dtype=np.float64) - self._applied)
+        return self._applied.astype(self.action_space.dtype)
 
 
 class _GaussianNoise(PartOfTheEnv, StreamOwner):
@@ -131,13 +198,17 @@ class ActionNoise(_GaussianNoise, gym.ActionWrapper):
 
 
 def add_effects(env: gym.Env, effects: Effects, drawn: Collection[str] = ()) -> gym.Env:
-    """Wrap ``env`` with the active unmodeled effects: actuator noise, then delay, then observation noise, then
-    observation bias. Active means a value above 0, or named in ``drawn`` (effects drawn per episode)."""
+    """Wrap ``env`` with the active unmodeled effects, inside out: actuator lag, action noise, action delay,
+    observation noise, observation bias, observation delay. So an action sent is delayed, then made noisy, then
+    lagged by the motor; an observation is made noisy, then biased, then delayed. Active means a value above 0, or
+    named in ``drawn`` (effects drawn per episode)."""
     for name, wrapper in (
+        ("actuator_lag_s", ActuatorLag),
         ("action_noise_std", ActionNoise),
         ("action_delay_steps", ActionDelay),
         ("obs_noise_std", ObservationNoise),
         ("obs_bias_std", ObservationBias),
+        ("obs_delay_steps", ObservationDelay),
     ):
         value = getattr(effects, name)
         if value > 0 or name in drawn:

@@ -54,7 +54,8 @@ def make(
     (:func:`~simreal.envs.rendering.render_modes`).
 
     Args:
-        robot: a shipped robot (``hopper``, ``halfcheetah``, ``walker2d``, ``ant``, ``inverted_pendulum``).
+        robot: a shipped robot (``hopper``, ``pusher``...: every gymnasium MuJoCo v5 robot, ``simreal envs`` lists
+            them), or the path of a robot YAML file of your own.
         target: a shipped target name (``mild``, ``moderate``, ``severe``), a target YAML path, or a mapping in the
             target form. The env then has the target's fixed dynamics and effects.
         parameters: names of the parameters to randomize (default: every parameter of the robot). Others stay
@@ -160,7 +161,7 @@ def make_env(
         max_episode_steps=None,
         order_enforce=False,
         disable_env_checker=True,
-        kwargs={"robot": spec.robot, **record, **env_kwargs},
+        kwargs={"robot": spec.reference, **record, **env_kwargs},
     )
     env = add_effects(dynamics, effects, drawn)
     if dynamics_input is not None and dynamics_input.adaptive:

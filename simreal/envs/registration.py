@@ -13,7 +13,13 @@ SHIPPED_IDS = {
     "ant": "simreal/Ant-v0",
     "halfcheetah": "simreal/HalfCheetah-v0",
     "hopper": "simreal/Hopper-v0",
+    "humanoid": "simreal/Humanoid-v0",
+    "humanoidstandup": "simreal/HumanoidStandup-v0",
+    "inverted_double_pendulum": "simreal/InvertedDoublePendulum-v0",
     "inverted_pendulum": "simreal/InvertedPendulum-v0",
+    "pusher": "simreal/Pusher-v0",
+    "reacher": "simreal/Reacher-v0",
+    "swimmer": "simreal/Swimmer-v0",
     "walker2d": "simreal/Walker2d-v0",
 }
 

@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from simreal.envs.generate import GenerateSpec, expand_generated, robot_model
 from simreal.errors import SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import envs_dir
 
-Kind = Literal["mass", "friction", "damping", "gain", "gravity"]
+Kind = Literal["mass", "friction", "damping", "armature", "gain", "kp", "kv", "gravity"]
 DistributionName = Literal["uniform", "loguniform", "truncnormal"]
 #: ``integer`` (uniform over the whole numbers in ``[low, high]``) serves effects such as the action delay.
 RangeDistribution = Literal["uniform", "loguniform", "truncnormal", "integer"]
@@ -33,13 +34,18 @@ DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     "mass": (0.1, 10.0),
     "friction": (0.05, 10.0),
     "damping": (0.0, 20.0),
+    "armature": (0.0, 20.0),
     "gain": (0.1, 10.0),
+    "kp": (0.1, 10.0),
+    "kv": (0.0, 20.0),
     "gravity": (0.1, 5.0),
 }
+#: Kinds that apply to one joint (``armature`` to its dofs, ``gain``/``kp``/``kv`` to the actuator driving it).
+JOINT_KINDS = frozenset({"damping", "armature", "gain", "kp", "kv"})
 #: The longest action delay an env accepts, in control steps.
 MAX_DELAY = 100
 #: Kinds whose multiplier must be strictly positive (a body without mass, a motor without gear is no robot).
-POSITIVE_KINDS = frozenset({"mass", "friction", "gain"})
+POSITIVE_KINDS = frozenset({"mass", "friction", "gain", "kp"})
 
 
 class ParameterRange(BaseModel):
@@ -79,10 +85,12 @@ class ParameterSpec(BaseModel):
 
     Attributes:
         kind: ``mass`` (of one body, inertia scaled alike), ``friction`` (sliding friction of every geom),
-            ``damping`` (of one joint), ``gain`` (gear of the actuator driving one joint) or ``gravity``.
+            ``damping`` or ``armature`` (rotor inertia) of one joint, ``gain`` (gear of the motor driving one
+            joint), ``kp`` or ``kv`` (position and velocity gains of the position actuator on one joint), or
+            ``gravity``.
         body: for ``mass``, the body by name.
-        joint: for ``damping`` and ``gain``, the joint by name; for ``mass``, the body carrying this joint (for
-            models whose bodies are unnamed).
+        joint: for the joint kinds, the joint by name; for ``mass``, the body carrying this joint (for models
+            whose bodies are unnamed).
         range: default training range of the multiplier, ``[low, high]``.
         distribution: how training samples the multiplier inside ``range``.
         mean, std: truncnormal parameters.
@@ -106,7 +114,7 @@ class ParameterSpec(BaseModel):
     def _check(self) -> ParameterSpec:
         if self.kind == "mass" and (self.body is None) == (self.joint is None):
             raise ValueError("a mass parameter names exactly one of 'body' or 'joint'")
-        if self.kind in ("damping", "gain") and self.joint is None:
+        if self.kind in JOINT_KINDS and self.joint is None:
             raise ValueError(f"a {self.kind} parameter names its 'joint'")
         if self.kind in ("friction", "gravity") and (self.body or self.joint):
             raise ValueError(f"a {self.kind} parameter applies to the whole model: no 'body' or 'joint'")
@@ -157,6 +165,9 @@ class Effects(BaseModel):
         action_noise_std: standard deviation of Gaussian noise added to every action entry (then clipped).
         obs_bias_std: a sensor offset: each episode draws one bias per observation entry from a normal distribution
             of this standard deviation and adds it to every observation of the episode.
+        obs_delay_steps: observations reach the policy this many control steps late (the first one until then).
+        actuator_lag_s: the time constant, in seconds, of a first-order lag between the action sent and the one the
+            actuators apply (a motor's bandwidth is 1 / (2π τ)); 0 is none.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -165,15 +176,19 @@ class Effects(BaseModel):
     obs_noise_std: float = Field(default=0.0, ge=0)
     action_noise_std: float = Field(default=0.0, ge=0)
     obs_bias_std: float = Field(default=0.0, ge=0)
+    obs_delay_steps: int = Field(default=0, ge=0, le=MAX_DELAY)
+    actuator_lag_s: float = Field(default=0.0, ge=0)
 
 
 #: The unmodeled effects by name: they can be randomized per episode like the physical parameters (their nominal
 #: value, where schedules start from, is 0: no effect).
 EFFECT_NAMES: tuple[str, ...] = tuple(Effects.model_fields)
+#: The effects counted in whole control steps (drawn over whole numbers, at most :data:`MAX_DELAY`).
+STEP_EFFECTS = frozenset({"action_delay_steps", "obs_delay_steps"})
 
 
 def effect_range(name: str, value: Any) -> ParameterRange:
-    """The per-episode distribution of effect ``name`` from ``[low, high]``: uniform, the delay over whole steps.
+    """The per-episode distribution of effect ``name`` from ``[low, high]``: uniform, the delays over whole steps.
 
     Raises:
         ValueError: an unknown effect, a malformed or negative range, a delay that is not whole steps or above the
@@ -189,7 +204,7 @@ def effect_range(name: str, value: Any) -> ParameterRange:
         low, high = float(value[0]), float(value[1])
     except (TypeError, ValueError):
         raise ValueError(f"expected two numbers [low, high], got {value!r}") from None
-    delay = name == "action_delay_steps"
+    delay = name in STEP_EFFECTS
     if not (low >= 0 and high < float("inf")):  # also false for NaN
         raise ValueError(f"[{low:g}, {high:g}]: bounds must be finite and >= 0")
     if low > high:
@@ -249,7 +264,11 @@ class ObservationLayout(BaseModel):
 
 
 class RobotSpec(BaseModel):
-    """A robot: its gymnasium env, parameter catalogue and shipped targets."""
+    """A robot: its gymnasium env, parameter catalogue and shipped targets.
+
+    With ``generate``, the catalogue is generated from the env's compiled model
+    (:mod:`simreal.envs.generate`) and the file's ``parameters`` override it; ``parameters`` here is the result.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -259,9 +278,16 @@ class RobotSpec(BaseModel):
     description: str = ""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     observation: ObservationLayout | None = None
+    generate: GenerateSpec | None = None
     parameters: dict[str, ParameterSpec]
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
+
+    @property
+    def reference(self) -> str:
+        """What :func:`load_robot` loads this robot by: a shipped robot's name, or the path of a robot file."""
+        shipped = envs_dir() / f"{self.robot}.yaml"
+        return self.robot if not self.source or Path(self.source) == shipped else self.source
 
 
 def validation_problem(exc: ValidationError, drop: tuple[str, ...] = ()) -> tuple[str, str]:
@@ -290,27 +316,41 @@ def robot_names() -> list[str]:
     return sorted(p.stem for p in envs_dir().glob("*.yaml"))
 
 
-def load_robot(robot: str) -> RobotSpec:
-    """Load and validate the shipped spec of ``robot`` (e.g. ``"hopper"``).
+def load_robot(robot: str | os.PathLike[str]) -> RobotSpec:
+    """Load and validate a robot spec: a shipped robot by name (``"hopper"``) or a robot file of your own by path
+    (``"my_robot.yaml"``, e.g. written by :func:`~simreal.envs.generate.starter_file`).
+
+    The spec's parameters are bound to the env's compiled model here, so a name the model lacks is an error of the
+    file, not of the first env made from it.
 
     Raises:
-        SpecError: the robot is unknown or its spec is invalid.
+        SpecError: the robot is unknown or its spec is invalid, naming the file and the field.
     """
-    path = envs_dir() / f"{robot}.yaml"
-    if not isinstance(robot, str) or not path.is_file():
-        raise SpecError(unknown_name("robot", robot, robot_names()))
+    if isinstance(robot, os.PathLike) or (isinstance(robot, str) and Path(robot).suffix in (".yaml", ".yml")):
+        path = Path(robot)
+        if not path.is_file():
+            raise SpecError(f"{path}: no such robot file")
+    else:
+        path = envs_dir() / f"{robot}.yaml"
+        if not isinstance(robot, str) or not path.is_file():
+            raise SpecError(unknown_name("robot", robot, [*robot_names(), "or a robot YAML file"]))
     return _load_robot_file(str(path), os.stat(path).st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=32)
 def _load_robot_file(path: str, _mtime: int) -> RobotSpec:
-    data = read_yaml(path, SpecError)
+    from simreal.envs.dynamics import DynamicsModel
+
+    raw = read_yaml(path, SpecError)
+    model = robot_model(raw, path)
+    data = expand_generated(raw, model, path)
     try:
         spec = RobotSpec.model_validate({**data, "source": path})
     except ValidationError as exc:
         raise SpecError(format_validation_error(path, exc)) from None
     if spec.robot != Path(path).stem:
         raise SpecError(f"{path}: robot: {spec.robot!r} does not match the file name")
+    DynamicsModel(spec, model)  # every parameter names an element of the model
     for name, target in spec.targets.items():
         validate_target_values(spec, target, path, f"targets.{name}")
     return spec

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from simreal.envs.spec import MAX_DELAY, Effects, effect_range, load_target_file, validation_problem
+from simreal.envs.spec import MAX_DELAY, STEP_EFFECTS, Effects, effect_range, load_target_file, validation_problem
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import configs_dir
@@ -93,6 +93,8 @@ class EffectsConfig(_Strict):
     obs_noise_std: Std | tuple[Std, Std] = 0.0
     action_noise_std: Std | tuple[Std, Std] = 0.0
     obs_bias_std: Std | tuple[Std, Std] = 0.0
+    obs_delay_steps: Delay | tuple[Delay, Delay] = 0
+    actuator_lag_s: Std | tuple[Std, Std] = 0.0
 
     @field_validator("*", mode="before")
     @classmethod
@@ -105,7 +107,7 @@ class EffectsConfig(_Strict):
             raise ValueError(f"expected a number or [low, high], got {value!r}")
         if not value >= 0:
             raise ValueError(f"must be >= 0, got {value!r}")
-        if info.field_name == "action_delay_steps":
+        if info.field_name in STEP_EFFECTS:
             if not float(value).is_integer():
                 raise ValueError(f"a delay is a whole number of control steps, got {value!r}")
             effect_range(info.field_name, [value, value])  # within the maximum

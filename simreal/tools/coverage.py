@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simreal.envs.spec import STEP_EFFECTS
 from simreal.evaluate.gap import RESAMPLES
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def _policy_coverage(
             returns,
             nominal,
             rng,
-            fraction_by_length=axis.name != "action_delay_steps",
+            fraction_by_length=axis.name not in STEP_EFFECTS,
         )
     region = None
     if len(axes) == 2:
@@ -303,9 +304,9 @@ def _length_fraction(x: np.ndarray, y: np.ndarray, low: float, high: float, thre
 
 
 def _share_on_grid(axis: Axis, low: float, high: float) -> float:
-    """The share of ``[low, high]`` the grid spans: of its length, or (the delay) of its whole steps."""
+    """The share of ``[low, high]`` the grid spans: of its length, or (a delay) of its whole steps."""
     values = axis.values
-    if axis.name == "action_delay_steps":
+    if axis.name in STEP_EFFECTS:
         steps = math.floor(high + _TOLERANCE) - math.ceil(low - _TOLERANCE) + 1
         return sum(_in_range(v, low, high) for v in values) / steps if steps > 0 else 0.0
     if high - low <= _TOLERANCE:

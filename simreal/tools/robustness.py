@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from simreal.envs.spec import EFFECT_NAMES, MAX_DELAY, Effects, RobotSpec, check_multiplier
+from simreal.envs.spec import EFFECT_NAMES, MAX_DELAY, STEP_EFFECTS, Effects, RobotSpec, check_multiplier
 from simreal.errors import ConfigError, unknown_name
 from simreal.fileio import atomic_write_json, replace_dir, staging_dir
 from simreal.tools.coverage import map_coverage
@@ -186,7 +186,7 @@ def grid_axes(
         low, high = span if span is not None else _default_span(spec, name, trained, targets)
         _check_span(spec, name, low, high)
         values = np.linspace(low, high, points)
-        if name == "action_delay_steps":
+        if name in STEP_EFFECTS:
             values = np.unique(np.round(values))
         axes.append(Axis(name, tuple(float(v) for v in values), trained, targets))
     return axes
@@ -199,11 +199,11 @@ def _default_span(
     seen = [nominal, *targets.values(), *(trained or ())]
     low, high = min(seen), max(seen)
     if high == low:  # an effect that nothing uses: show a little of it
-        high = {"action_delay_steps": 3.0}.get(name, 0.05) if name in EFFECT_NAMES else 1.5
+        high = (3.0 if name in STEP_EFFECTS else 0.05) if name in EFFECT_NAMES else 1.5
         low = low if name in EFFECT_NAMES else 0.5
     pad = 0.25 * (high - low)
     if name in EFFECT_NAMES:
-        return max(0.0, low - pad), min(float(MAX_DELAY), high + pad) if name == "action_delay_steps" else high + pad
+        return max(0.0, low - pad), min(float(MAX_DELAY), high + pad) if name in STEP_EFFECTS else high + pad
     limit_low, limit_high = spec.parameters[name].hard_limits
     return max(limit_low, low - pad), min(limit_high, high + pad)
 
@@ -212,8 +212,8 @@ def _check_span(spec: RobotSpec, name: str, low: float, high: float) -> None:
     if not low < high:
         raise ConfigError(f"--range: {name}: low {low:g} must be below high {high:g}")
     if name in EFFECT_NAMES:
-        if low < 0 or (name == "action_delay_steps" and high > MAX_DELAY):
-            top = f"{MAX_DELAY}" if name == "action_delay_steps" else "inf"
+        if low < 0 or (name in STEP_EFFECTS and high > MAX_DELAY):
+            top = f"{MAX_DELAY}" if name in STEP_EFFECTS else "inf"
             raise ConfigError(f"--range: {name}: [{low:g}, {high:g}] is outside [0, {top}]")
         return
     limit_low, limit_high = spec.parameters[name].hard_limits
@@ -272,11 +272,7 @@ def _evaluate_cell(job: _Job) -> list[float]:
     setup = policy.setup
     fixed = {n: v for n, v in zip(names, values, strict=True) if n not in EFFECT_NAMES}
     effects = Effects(
-        **{
-            n: round(v) if n == "action_delay_steps" else v
-            for n, v in zip(names, values, strict=True)
-            if n not in fixed
-        }
+        **{n: round(v) if n in STEP_EFFECTS else v for n, v in zip(names, values, strict=True) if n not in fixed}
     )
     venv = vectorize(EnvFactory(setup.spec, None, fixed, effects), episodes, seed)
     try:

@@ -1,0 +1,343 @@
+"""A robot's parameter catalogue generated from its compiled ``MjModel``, and a starter robot file for any env.
+
+Every element a kind applies to becomes one parameter, named from the model's own names:
+
+* ``mass``: each body with mass (``<body>_mass``; an unnamed body by the joint it carries, ``<joint>_body_mass``);
+* ``friction``: the sliding friction of every geom, one parameter, where two geoms can touch with friction;
+* ``damping`` and ``armature``: each hinge or slide joint whose nominal value is not zero (``<joint>_damping``,
+  ``<joint>_armature``; a multiplier of zero would change nothing);
+* ``gain``: the gear of each motor driving a joint (``<joint>_gain``);
+* ``kp`` and ``kv``: the position and velocity gains of each position actuator on a joint (``<joint>_kp``,
+  ``<joint>_kv``);
+* ``gravity``: the gravity vector, where it is not zero.
+
+The order is kind by kind in the order above, elements in model order within a kind: a robot file's ``parameters``
+then only override (ranges, distributions, limits, descriptions) or add, and ``generate.exclude`` drops what the robot
+should not randomize (the pusher's object, say). The five robots simreal first shipped generate exactly their former
+hand-written catalogues (tested), so their seeds give the same numbers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from simreal.errors import SpecError
+
+#: Every kind a catalogue can be generated with, in catalogue order.
+GENERATED_KINDS: tuple[str, ...] = ("mass", "friction", "damping", "armature", "gain", "kp", "kv", "gravity")
+
+#: The default training range of each kind's multiplier (what a robot file's ``parameters`` override).
+DEFAULT_RANGES: dict[str, dict[str, Any]] = {
+    "mass": {"range": [0.75, 1.25], "distribution": "uniform"},
+    "friction": {"range": [0.6, 1.5], "distribution": "loguniform"},
+    "damping": {"range": [0.5, 2.0], "distribution": "loguniform"},
+    "armature": {"range": [0.5, 2.0], "distribution": "loguniform"},
+    "gain": {"range": [0.8, 1.2], "distribution": "uniform"},
+    "kp": {"range": [0.8, 1.2], "distribution": "uniform"},
+    "kv": {"range": [0.5, 2.0], "distribution": "loguniform"},
+    "gravity": {"range": [0.9, 1.1], "distribution": "truncnormal", "mean": 1.0, "std": 0.05},
+}
+
+
+class GenerateSpec(BaseModel):
+    """A robot file's ``generate`` block.
+
+    Attributes:
+        kinds: the kinds to generate (default: all of :data:`GENERATED_KINDS`).
+        exclude: parameter names or shell patterns (``obj_*``) to leave out; each must match something.
+        rename: generated name -> the name to use instead (in the same place of the catalogue).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: tuple[str, ...] = GENERATED_KINDS
+    exclude: tuple[str, ...] = ()
+    rename: dict[str, str] = {}
+
+    @field_validator("kinds")
+    @classmethod
+    def _known(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        for kind in kinds:
+            if kind not in GENERATED_KINDS:
+                raise ValueError(f"unknown kind {kind!r} (known: {', '.join(GENERATED_KINDS)})")
+        return kinds
+
+
+_JOINT_KINDS = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+
+
+def generated_parameters(model: mujoco.MjModel, kinds: tuple[str, ...] = GENERATED_KINDS) -> dict[str, dict[str, Any]]:
+    """The catalogue of ``model`` for ``kinds``, name -> the fields of a
+    :class:`~simreal.envs.spec.ParameterSpec` (not yet validated), in catalogue order."""
+    entries: dict[str, dict[str, Any]] = {}
+    for kind in GENERATED_KINDS:
+        if kind in kinds:
+            for name, fields in _GENERATORS[kind](model):
+                entries[name] = {"kind": kind, **fields, **DEFAULT_RANGES[kind]}
+    return entries
+
+
+def _name(model: mujoco.MjModel, kind: mujoco.mjtObj, index: int) -> str | None:
+    return mujoco.mj_id2name(model, kind, index)
+
+
+def _masses(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    result = []
+    for body in range(1, model.nbody):
+        if model.body_mass[body] <= 0:
+            continue
+        name = _name(model, mujoco.mjtObj.mjOBJ_BODY, body)
+        if name is not None:
+            result.append((f"{name}_mass", {"body": name, "description": f"mass and inertia of body {name}"}))
+            continue
+        joints = [j for j in range(model.njnt) if model.jnt_bodyid[j] == body]
+        joint = _name(model, mujoco.mjtObj.mjOBJ_JOINT, joints[0]) if joints else None
+        if joint is not None:  # an unnamed body without a named joint cannot be bound by name: left out
+            description = f"mass and inertia of the body carrying joint {joint}"
+            result.append((f"{joint}_body_mass", {"joint": joint, "description": description}))
+    return result
+
+
+def _friction(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    contype, conaffinity, body = model.geom_contype, model.geom_conaffinity, model.geom_bodyid
+    touching = (contype[:, None] & conaffinity[None, :]) | (conaffinity[:, None] & contype[None, :])
+    parent = model.body_parentid[body]
+    touching &= body[:, None] != body[None, :]
+    # MuJoCo filters contacts between a body and its parent, unless the parent is the world
+    touching &= ~(
+        ((parent[:, None] == body[None, :]) & (body[None, :] > 0))
+        | ((parent[None, :] == body[:, None]) & (body[:, None] > 0))
+    )
+    touching &= np.maximum(model.geom_condim[:, None], model.geom_condim[None, :]) > 1  # condim 1: frictionless
+    if model.npair == 0 and not touching.any():  # no contact with friction can happen: friction changes nothing
+        return []
+    return [("friction", {"description": "sliding friction of every geom"})]
+
+
+def _joint_field(model: mujoco.MjModel, values: np.ndarray, kind: str, what: str) -> list[tuple[str, dict[str, Any]]]:
+    result = []
+    for joint in range(model.njnt):
+        name = _name(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
+        if name and model.jnt_type[joint] in _JOINT_KINDS and values[model.jnt_dofadr[joint]] > 0:
+            result.append((f"{name}_{kind}", {"joint": name, "description": f"{what} of joint {name}"}))
+    return result
+
+
+def _actuated_joints(model: mujoco.MjModel, position: bool) -> list[str]:
+    """The joints driven by motors (``position`` false) or by position actuators (true), in joint order."""
+    joints: list[tuple[int, str]] = []
+    for actuator in range(model.nu):
+        if model.actuator_trntype[actuator] != mujoco.mjtTrn.mjTRN_JOINT:
+            continue
+        affine = model.actuator_biastype[actuator] == mujoco.mjtBias.mjBIAS_AFFINE
+        is_position = affine and model.actuator_gainprm[actuator, 0] > 0 and model.actuator_biasprm[actuator, 1] < 0
+        is_motor = model.actuator_biastype[actuator] == mujoco.mjtBias.mjBIAS_NONE
+        joint = int(model.actuator_trnid[actuator, 0])
+        name = _name(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
+        if name and (is_position if position else is_motor):
+            joints.append((joint, name))
+    return [name for _, name in sorted(joints)]
+
+
+def _gains(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{joint}_gain", {"joint": joint, "description": f"gear of the actuator driving {joint}"})
+        for joint in _actuated_joints(model, position=False)
+    ]
+
+
+def _kp(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{joint}_kp", {"joint": joint, "description": f"position gain of the position actuator on {joint}"})
+        for joint in _actuated_joints(model, position=True)
+    ]
+
+
+def _kv(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    result = []
+    for joint in _actuated_joints(model, position=True):
+        actuator = _actuator_of(model, joint)
+        if model.actuator_biasprm[actuator, 2] < 0:  # a velocity gain to scale
+            result.append(
+                (f"{joint}_kv", {"joint": joint, "description": f"velocity gain of the position actuator on {joint}"})
+            )
+    return result
+
+
+def _actuator_of(model: mujoco.MjModel, joint: str) -> int:
+    joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
+    return next(a for a in range(model.nu) if model.actuator_trnid[a, 0] == joint_id)
+
+
+def _gravity(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    if not np.any(model.opt.gravity):
+        return []
+    return [("gravity", {"description": "gravity vector"})]
+
+
+_GENERATORS = {
+    "mass": _masses,
+    "friction": _friction,
+    "damping": lambda model: _joint_field(model, model.dof_damping, "damping", "damping"),
+    "armature": lambda model: _joint_field(model, model.dof_armature, "armature", "rotor inertia (armature)"),
+    "gain": _gains,
+    "kp": _kp,
+    "kv": _kv,
+    "gravity": _gravity,
+}
+
+
+def model_of(gym_id: str, env_kwargs: Mapping[str, Any], source: object) -> mujoco.MjModel:
+    """The compiled model of the gymnasium env ``gym_id`` (a MuJoCo env), built with ``env_kwargs``.
+
+    Raises:
+        SpecError: naming ``source``: the id is not registered, the env cannot be built, or it is not a MuJoCo env.
+    """
+    from simreal.envs.mujoco_base import route_mujoco_warnings
+
+    route_mujoco_warnings()
+    try:
+        env = gym.make(gym_id, disable_env_checker=True, **dict(env_kwargs))
+    except Exception as exc:  # a user's id: any failure to build it is bad input, said on one line
+        raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {_first_line(exc)}") from None
+    try:
+        model = getattr(env.unwrapped, "model", None)
+        if not isinstance(model, mujoco.MjModel):
+            raise SpecError(f"{source}: gym_id: {gym_id!r} is not a MuJoCo env (its env has no MjModel 'model')")
+        return model
+    finally:
+        env.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
+    """The compiled model of a robot file's ``gym_id`` built with its ``env_kwargs`` (see :func:`model_of`)."""
+    gym_id = data.get("gym_id")
+    if not isinstance(gym_id, str):
+        raise SpecError(f"{source}: gym_id: missing (the gymnasium id of the MuJoCo env the robot is built on)")
+    env_kwargs = data.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, Mapping):
+        raise SpecError(f"{source}: env_kwargs: expected a mapping, got {env_kwargs!r}")
+    return model_of(gym_id, env_kwargs, source)
+
+
+def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: object) -> dict[str, Any]:
+    """A robot file's fields with its catalogue generated from ``model``: the generated parameters minus
+    ``generate.exclude``, renamed by ``generate.rename``, updated by the file's ``parameters`` (a generated name takes
+    the fields given; a new name is a whole parameter). A file without ``generate`` comes back as it is.
+
+    Raises:
+        SpecError: naming ``source`` and the field: a malformed ``generate`` block, an unknown kind, an exclusion
+            that matches nothing, an override of a name that is neither generated nor a whole parameter.
+    """
+    from simreal.envs.spec import validation_problem
+
+    data = dict(data)
+    if data.get("generate") is None:
+        return data
+    try:
+        block = GenerateSpec.model_validate(data["generate"])
+    except ValidationError as exc:
+        field, message = validation_problem(exc)
+        raise SpecError(f"{source}: generate{'.' + field if field else ''}: {message}") from None
+    generated = generated_parameters(model, block.kinds)
+    for index, pattern in enumerate(block.exclude):
+        matched = [name for name in generated if fnmatch.fnmatchcase(name, pattern)]
+        if not matched:
+            raise SpecError(f"{source}: generate.exclude.{index}: {pattern!r} matches no generated parameter")
+        for name in matched:
+            del generated[name]
+    for old, new in block.rename.items():
+        if old not in generated:
+            raise SpecError(f"{source}: generate.rename.{old}: no generated parameter of that name")
+        if new in generated:
+            raise SpecError(f"{source}: generate.rename.{old}: {new!r} is already a parameter")
+    generated = {block.rename.get(name, name): fields for name, fields in generated.items()}
+    overrides = data.get("parameters") or {}
+    if not isinstance(overrides, Mapping):
+        raise SpecError(f"{source}: parameters: expected a mapping of name -> fields, got {overrides!r}")
+    for name, fields in overrides.items():
+        if not isinstance(fields, Mapping):
+            raise SpecError(f"{source}: parameters.{name}: expected a mapping of fields, got {fields!r}")
+        if name in generated:
+            generated[name] = {**generated[name], **fields}
+        elif "kind" in fields:
+            generated[name] = dict(fields)
+        else:
+            raise SpecError(
+                f"{source}: parameters.{name}: not in the catalogue generated from {data['gym_id']} "
+                f"(generated: {', '.join(generated) or 'none'}); a parameter of its own needs a 'kind'"
+            )
+    data["parameters"] = generated
+    return data
+
+
+def robot_name(gym_id: str) -> str:
+    """A robot name for a gymnasium id: ``Pusher-v5`` -> ``pusher``, ``pkg:MyArm-v0`` -> ``my_arm``."""
+    base = gym_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    base = re.sub(r"-v\d+$", "", base)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower().replace("-", "_")
+
+
+def starter_file(gym_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """The text of a starter robot file for ``gym_id``: the catalogue generated from its model, listed in comments
+    with nominal values so the overrides can be written beside them, and an example target.
+
+    Raises:
+        SpecError: the env cannot be built or is not a MuJoCo env.
+    """
+    from simreal.envs.dynamics import UNITS, DynamicsModel
+    from simreal.envs.spec import RobotSpec
+
+    model = model_of(gym_id, env_kwargs or {}, "generate")
+    parameters = generated_parameters(model)
+    robot = robot_name(gym_id)
+    camel = "".join(part.capitalize() for part in robot.split("_"))
+    head = {
+        "robot": robot,
+        "gym_id": gym_id,
+        "simreal_id": f"simreal/{camel}-v0",
+        "description": f"{gym_id}, its catalogue generated from the model",
+        **({"env_kwargs": dict(env_kwargs)} if env_kwargs else {}),
+        "generate": {"kinds": list(GENERATED_KINDS), "exclude": []},
+    }
+    spec = RobotSpec.model_validate({**head, "generate": None, "parameters": parameters, "source": "generate"})
+    nominal = DynamicsModel(spec, model).nominal()
+    lines = [
+        f"# A simreal robot file for {gym_id}. Every parameter below is generated from the model at load time;",
+        "# 'parameters' only overrides them (range, distribution, mean, std, limits, description) or adds new ones,",
+        "# and 'generate.exclude' drops names (shell patterns). Values are multipliers of the nominal (1.0).",
+        yaml.safe_dump(head, sort_keys=False, default_flow_style=None, width=120).rstrip(),
+        "parameters: {}",
+        "# generated (name: kind, element, nominal value, default range):",
+    ]
+    for name, fields in parameters.items():
+        element = fields.get("body") or fields.get("joint") or "all"
+        unit = UNITS[fields["kind"]]
+        low, high = fields["range"]
+        lines.append(
+            f"#   {name}: {fields['kind']}, {element}, {nominal[name]:.4g}{' ' + unit if unit else ''}, "
+            f"[{low:g}, {high:g}] {fields['distribution']}"
+        )
+    example = next(iter(parameters), None)
+    lines += [
+        "targets:",
+        "  example:",
+        '    description: "an example reality: edit or replace"',
+        f"    parameters: {{{example}: 1.1}}" if example else "    parameters: {}",
+        "    effects: {action_delay_steps: 1, obs_noise_std: 0.01}",
+    ]
+    return "\n".join(lines) + "\n"
