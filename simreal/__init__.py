@@ -6,6 +6,7 @@ The env API::
     env = simreal.make("hopper")                    # randomized dynamics, resampled every episode
     target = simreal.make("hopper", target="severe")  # a fixed "reality" the policy never trained on
     simreal.get_dynamics(env)                       # {'torso_mass': 1.07, ...}
+    mine = simreal.wrap(MyMujocoEnv())              # any gymnasium MujocoEnv: its catalogue generated
 
 Importing simreal registers ``simreal/<Robot>-v0`` with gymnasium (lazily: no robot file is read until an env is
 made). The pipeline's stages are subpackages, each importing only from those before it: :mod:`simreal.envs`,
@@ -22,7 +23,7 @@ from simreal.envs.rendering import guard_mujoco_import
 
 guard_mujoco_import()
 
-from simreal.envs.factory import get_dynamics, make, set_dynamics  # noqa: E402
+from simreal.envs.factory import get_dynamics, make, set_dynamics, wrap  # noqa: E402
 from simreal.envs.mujoco_base import MujocoWarning  # noqa: E402
 from simreal.envs.registration import register_envs  # noqa: E402
 from simreal.errors import ConfigError, DataError, SetupError, SimrealError, SpecError  # noqa: E402
@@ -45,4 +46,5 @@ __all__ = [
     "get_dynamics",
     "make",
     "set_dynamics",
+    "wrap",
 ]

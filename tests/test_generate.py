@@ -178,7 +178,7 @@ def test_starter_file_loads_as_a_robot_and_overrides_apply(tmp_path):
             {"parameters": {"joint0_armature": {"range": [-0.5, 1.5], "distribution": "uniform"}}},
             r"parameters.joint0_armature: range \[-0.5, 1.5\] is outside the limits \[0.0, 20.0\]",
         ),
-        ({"gym_id": "NoSuchEnv-v9"}, r"reacher.yaml: gym_id: cannot make 'NoSuchEnv-v9'"),
+        ({"gym_id": "NoSuchEnv-v9"}, r"reacher.yaml: gym_id: 'NoSuchEnv-v9' is not a registered gymnasium id"),
         ({"gym_id": "CartPole-v1"}, r"reacher.yaml: gym_id: 'CartPole-v1' is not a MuJoCo env"),
     ],
 )

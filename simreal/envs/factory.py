@@ -30,6 +30,7 @@ from simreal.envs.spec import (
     load_robot,
     load_target,
     resolve_ranges,
+    shipped_robot_of,
 )
 from simreal.envs.spec import effect_ranges as spec_effect_ranges
 from simreal.envs.streams import PartOfTheEnv
@@ -37,7 +38,7 @@ from simreal.errors import SimrealError, SpecError
 
 
 def make(
-    robot: str,
+    robot: str | os.PathLike[str] | Mapping[str, Any],
     target: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     *,
     parameters: Sequence[str] | None = None,
@@ -55,7 +56,8 @@ def make(
 
     Args:
         robot: a shipped robot (``hopper``, ``pusher``...: every gymnasium MuJoCo v5 robot, ``simreal envs`` lists
-            them), or the path of a robot YAML file of your own.
+            them), the path of a robot YAML file of your own, or such a robot inline as a mapping (e.g.
+            ``{"entry_point": "my_package.envs:MyRobotEnv", "kwargs": {...}}``: the catalogue generated whole).
         target: a shipped target name (``mild``, ``moderate``, ``severe``), a target YAML path, or a mapping in the
             target form. The env then has the target's fixed dynamics and effects.
         parameters: names of the parameters to randomize (default: every parameter of the robot). Others stay
@@ -66,7 +68,7 @@ def make(
         effects: unmodeled effects to add (:class:`~simreal.envs.spec.Effects` fields). With a target, they replace
             the target's effects.
         effect_ranges: effects drawn anew every episode, name -> ``[low, high]`` (e.g.
-            ``{"action_delay_steps": [0, 2], "obs_noise_std": [0, 0.02]}``); the delay is drawn over whole steps.
+            ``{"action_delay_steps": [0, 2], "obs_noise_std": [0, 0.02]}``); the delays are drawn over whole steps.
             They replace the same fields of ``effects``.
         **env_kwargs: passed to the gymnasium env's constructor (e.g. ``render_mode="rgb_array"``), over the robot
             spec's ``env_kwargs``.
@@ -80,6 +82,58 @@ def make(
             a display.
     """
     spec = load_robot(robot)
+    randomized, fixed, chosen, record = _resolve(spec, target, parameters, ranges, nominal, effects, effect_ranges)
+    return make_env(spec, randomized, fixed, chosen, record=record, **env_kwargs)
+
+
+def wrap(
+    env: gym.Env,
+    target: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    robot: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    parameters: Sequence[str] | None = None,
+    ranges: Mapping[str, Any] | None = None,
+    nominal: bool = False,
+    effects: Effects | Mapping[str, Any] | None = None,
+    effect_ranges: Mapping[str, Any] | None = None,
+) -> gym.Env:
+    """Make a gymnasium MuJoCo env you built yourself (a ``MujocoEnv``, wrapped or not) a simreal env: its
+    catalogue generated from its model, randomized, nominal or on a target as :func:`make` does.
+
+    Args:
+        env: the env; simreal wraps it and changes its model in place from then on.
+        target, parameters, ranges, nominal, effects, effect_ranges: as :func:`make`.
+        robot: the robot (a name, a robot file or an inline mapping) that describes it: overrides, exclusions,
+            targets. Default: the shipped robot of the env's registered id when one has it (``Hopper-v5`` is
+            ``hopper``), else the id or the env's class as the entry point, every kind generated.
+
+    Raises:
+        SpecError: the env is not a MuJoCo env, or as :func:`make`.
+    """
+    if robot is None:
+        inner = env.unwrapped
+        registered = env.spec is not None and env.spec.id in gym.registry
+        robot = (
+            shipped_robot_of(env.spec.id) or {"gym_id": env.spec.id, "env_kwargs": dict(env.spec.kwargs)}
+            if registered
+            else {"entry_point": f"{type(inner).__module__}:{type(inner).__qualname__}"}
+        )
+    spec = load_robot(robot)
+    randomized, fixed, chosen, record = _resolve(spec, target, parameters, ranges, nominal, effects, effect_ranges)
+    return make_env(spec, randomized, fixed, chosen, record=record, base=env)
+
+
+def _resolve(
+    spec: RobotSpec,
+    target: str | os.PathLike[str] | Mapping[str, Any] | None,
+    parameters: Sequence[str] | None,
+    ranges: Mapping[str, Any] | None,
+    nominal: bool,
+    effects: Effects | Mapping[str, Any] | None,
+    effect_ranges: Mapping[str, Any] | None,
+) -> tuple[dict[str, ParameterRange] | None, Mapping[str, float], Effects, dict[str, Any]]:
+    """:func:`make`'s arguments resolved: the ranges drawn per episode, the fixed multipliers, the effects, and the
+    arguments that rebuild the env."""
     if target is not None:
         if parameters is not None or ranges is not None or nominal or effect_ranges:
             raise SpecError(
@@ -101,7 +155,7 @@ def make(
         record["effects"] = effects.model_dump() if isinstance(effects, Effects) else dict(effects)
     if drawn:
         record["effect_ranges"] = {name: [r.low, r.high] for name, r in drawn.items()}
-    return make_env(spec, randomized, fixed, chosen_effects, record=record, **env_kwargs)
+    return randomized, fixed, chosen_effects, record
 
 
 def make_env(
@@ -113,6 +167,7 @@ def make_env(
     history: int = 0,
     dynamics_input: DynamicsInputSpec | None = None,
     record: dict[str, Any] | None = None,
+    base: gym.Env | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
     """Build an env from resolved pieces: nothing is loaded or re-validated.
@@ -131,6 +186,7 @@ def make_env(
             (:class:`~simreal.envs.privileged.PrivilegedInput`).
         record: the :func:`make` arguments that rebuild this env (``env.spec.kwargs``); by default they are
             written from the pieces themselves.
+        base: the robot's plain env, already built (:func:`wrap`); default: built from the spec.
         **env_kwargs: passed to the gymnasium env's constructor.
     """
     render_mode = env_kwargs.get("render_mode")
@@ -149,7 +205,8 @@ def make_env(
             record["nominal"] = True
         else:
             record["target"] = {"parameters": dict(fixed or {}), "effects": effects.model_dump()}
-    base = make_base_env(spec, **env_kwargs)
+    if base is None:
+        base = make_base_env(spec, **env_kwargs)
     if render_mode is not None:
         follow_robot(base, _tracked_body(env_kwargs))
     dynamics = RandomizedDynamics(base, DynamicsModel(spec, base.unwrapped.model), ranges, fixed)

@@ -28,6 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import yaml
+from gymnasium.envs.registration import EnvSpec
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from simreal.errors import SpecError
@@ -196,8 +197,9 @@ _GENERATORS = {
 }
 
 
-def model_of(gym_id: str, env_kwargs: Mapping[str, Any], source: object) -> mujoco.MjModel:
-    """The compiled model of the gymnasium env ``gym_id`` (a MuJoCo env), built with ``env_kwargs``.
+def model_of(gym_id: str | EnvSpec, env_kwargs: Mapping[str, Any], source: object) -> mujoco.MjModel:
+    """The compiled model of the gymnasium env ``gym_id`` (an id or a spec: a MuJoCo env), built with
+    ``env_kwargs``.
 
     Raises:
         SpecError: naming ``source``: the id is not registered, the env cannot be built, or it is not a MuJoCo env.
@@ -205,14 +207,16 @@ def model_of(gym_id: str, env_kwargs: Mapping[str, Any], source: object) -> mujo
     from simreal.envs.mujoco_base import route_mujoco_warnings
 
     route_mujoco_warnings()
+    field = "entry_point" if isinstance(gym_id, EnvSpec) and gym_id.entry_point else "gym_id"
+    shown = gym_id.entry_point if field == "entry_point" else getattr(gym_id, "id", gym_id)
     try:
         env = gym.make(gym_id, disable_env_checker=True, **dict(env_kwargs))
-    except Exception as exc:  # a user's id: any failure to build it is bad input, said on one line
-        raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # a user's env: any failure to build it is bad input, said on one line
+        raise SpecError(f"{source}: {field}: cannot make {shown!r}: {_first_line(exc)}") from None
     try:
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
-            raise SpecError(f"{source}: gym_id: {gym_id!r} is not a MuJoCo env (its env has no MjModel 'model')")
+            raise SpecError(f"{source}: {field}: {shown!r} is not a MuJoCo env (its env has no MjModel 'model')")
         return model
     finally:
         env.close()
@@ -224,14 +228,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
-    """The compiled model of a robot file's ``gym_id`` built with its ``env_kwargs`` (see :func:`model_of`)."""
-    gym_id = data.get("gym_id")
-    if not isinstance(gym_id, str):
-        raise SpecError(f"{source}: gym_id: missing (the gymnasium id of the MuJoCo env the robot is built on)")
-    env_kwargs = data.get("env_kwargs") or {}
+    """The compiled model of a robot's env (its ``gym_id`` or ``entry_point``, built with its ``env_kwargs`` or
+    ``kwargs``; see :func:`model_of`)."""
+    from simreal.envs.mujoco_base import base_env_spec
+
+    gym_id, entry_point = data.get("gym_id"), data.get("entry_point")
+    if not isinstance(gym_id, str) and not isinstance(entry_point, str):
+        raise SpecError(f"{source}: gym_id: missing (a registered MuJoCo env id, or an 'entry_point' instead)")
+    if isinstance(gym_id, str) and isinstance(entry_point, str):
+        raise SpecError(f"{source}: entry_point: give 'gym_id' or 'entry_point', not both")
+    env_kwargs = data.get("env_kwargs", data.get("kwargs")) or {}
     if not isinstance(env_kwargs, Mapping):
         raise SpecError(f"{source}: env_kwargs: expected a mapping, got {env_kwargs!r}")
-    return model_of(gym_id, env_kwargs, source)
+    if isinstance(gym_id, str):
+        if gym_id not in gym.registry and ":" not in gym_id:
+            raise SpecError(f"{source}: gym_id: {gym_id!r} is not a registered gymnasium id")
+        try:
+            env_spec = base_env_spec(gym_id, None, None, gym_id)
+        except Exception as exc:  # gymnasium's errors for an id it cannot find or import
+            raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {_first_line(exc)}") from None
+    else:
+        env_spec = base_env_spec(None, entry_point, None, str(data.get("simreal_id") or "simreal/Robot-v0"))
+    return model_of(env_spec, env_kwargs, source)
 
 
 def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: object) -> dict[str, Any]:
@@ -278,7 +296,8 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
             generated[name] = dict(fields)
         else:
             raise SpecError(
-                f"{source}: parameters.{name}: not in the catalogue generated from {data['gym_id']} "
+                f"{source}: parameters.{name}: not in the catalogue generated from "
+                f"{data.get('gym_id') or data.get('entry_point')} "
                 f"(generated: {', '.join(generated) or 'none'}); a parameter of its own needs a 'kind'"
             )
     data["parameters"] = generated

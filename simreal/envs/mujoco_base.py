@@ -5,12 +5,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import mujoco
+from gymnasium.envs.registration import EnvSpec
 
-from simreal.envs.spec import RobotSpec
+if TYPE_CHECKING:
+    from simreal.envs.spec import RobotSpec
+
+#: The time limit of a robot built from an entry point that names none.
+DEFAULT_EPISODE_STEPS = 1000
 
 _log = logging.getLogger(__name__)
 
@@ -27,8 +32,32 @@ def make_base_env(spec: RobotSpec, **env_kwargs: Any) -> gym.Env:
     :class:`~simreal.envs.randomized.RandomizedDynamics` refuses a step before the first reset itself.
     """
     route_mujoco_warnings()
-    gym_spec = dataclasses.replace(gym.spec(spec.gym_id), order_enforce=False)
+    gym_spec = base_env_spec(spec.gym_id, spec.entry_point, spec.max_episode_steps, spec.simreal_id)
     return gym.make(gym_spec, disable_env_checker=True, **{**spec.env_kwargs, **env_kwargs})
+
+
+def base_env_spec(gym_id: str | None, entry_point: str | None, max_episode_steps: int | None, env_id: str) -> EnvSpec:
+    """gymnasium's spec of a robot's plain env: the registered ``gym_id``'s, or one for ``entry_point``
+    (``"package.module:EnvClass"``) with the time limit ``max_episode_steps`` (default
+    :data:`DEFAULT_EPISODE_STEPS`) under the id ``env_id``. ``max_episode_steps`` also replaces a registered
+    id's limit. Raises gymnasium's errors for an unknown id."""
+    if gym_id is not None:
+        registered = gym.spec(gym_id)
+        steps = max_episode_steps or registered.max_episode_steps
+        return dataclasses.replace(registered, order_enforce=False, max_episode_steps=steps)
+    return EnvSpec(
+        id=env_id,
+        entry_point=entry_point,
+        max_episode_steps=max_episode_steps or DEFAULT_EPISODE_STEPS,
+        order_enforce=False,
+        disable_env_checker=True,
+    )
+
+
+def episode_limit(spec: RobotSpec) -> int:
+    """The robot's time limit in control steps."""
+    limit = base_env_spec(spec.gym_id, spec.entry_point, spec.max_episode_steps, spec.simreal_id).max_episode_steps
+    return int(limit or DEFAULT_EPISODE_STEPS)
 
 
 def _forward_mujoco_warning(message: str) -> None:

@@ -12,12 +12,13 @@ message that names the file and the field.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simreal.envs.generate import GenerateSpec, expand_generated, robot_model
 from simreal.errors import SpecError, unknown_name
@@ -241,7 +242,7 @@ class TargetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base: str | None = None
+    base: str | dict[str, Any] | None = None
     description: str = ""
     parameters: dict[str, float] = Field(default_factory=dict)
     effects: Effects = Field(default_factory=Effects)
@@ -266,26 +267,40 @@ class ObservationLayout(BaseModel):
 class RobotSpec(BaseModel):
     """A robot: its gymnasium env, parameter catalogue and shipped targets.
 
-    With ``generate``, the catalogue is generated from the env's compiled model
-    (:mod:`simreal.envs.generate`) and the file's ``parameters`` override it; ``parameters`` here is the result.
+    The env is a registered ``gym_id`` or an ``entry_point`` (``"package.module:EnvClass"``, a gymnasium
+    ``MujocoEnv``), built with ``env_kwargs`` (or ``kwargs``, gymnasium's word) and limited to ``max_episode_steps``
+    (default: the id's own limit, else 1000). With ``generate``, the catalogue is generated from the env's compiled
+    model (:mod:`simreal.envs.generate`) and the file's ``parameters`` override it; ``parameters`` here is the
+    result.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     robot: str
-    gym_id: str
+    gym_id: str | None = None
+    entry_point: str | None = None
+    max_episode_steps: int | None = Field(default=None, gt=0)
     simreal_id: str
     description: str = ""
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices("env_kwargs", "kwargs"))
     observation: ObservationLayout | None = None
     generate: GenerateSpec | None = None
     parameters: dict[str, ParameterSpec]
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
 
+    @model_validator(mode="after")
+    def _one_env(self) -> RobotSpec:
+        if (self.gym_id is None) == (self.entry_point is None):
+            raise ValueError("a robot names exactly one of 'gym_id' (a registered id) or 'entry_point'")
+        return self
+
     @property
-    def reference(self) -> str:
-        """What :func:`load_robot` loads this robot by: a shipped robot's name, or the path of a robot file."""
+    def reference(self) -> str | dict[str, Any]:
+        """What :func:`load_robot` loads this robot by: a shipped robot's name, the path of a robot file, or the
+        mapping of a robot given inline."""
+        if isinstance(self.source, str) and self.source.startswith("{"):
+            return json.loads(self.source)
         shipped = envs_dir() / f"{self.robot}.yaml"
         return self.robot if not self.source or Path(self.source) == shipped else self.source
 
@@ -316,16 +331,34 @@ def robot_names() -> list[str]:
     return sorted(p.stem for p in envs_dir().glob("*.yaml"))
 
 
-def load_robot(robot: str | os.PathLike[str]) -> RobotSpec:
-    """Load and validate a robot spec: a shipped robot by name (``"hopper"``) or a robot file of your own by path
-    (``"my_robot.yaml"``, e.g. written by :func:`~simreal.envs.generate.starter_file`).
+def shipped_robot_of(gym_id: str) -> str | None:
+    """The shipped robot built on the gymnasium id ``gym_id`` (``Hopper-v5`` -> ``hopper``), if one is."""
+    for name in robot_names():
+        if read_yaml(envs_dir() / f"{name}.yaml", SpecError).get("gym_id") == gym_id:
+            return name
+    return None
 
-    The spec's parameters are bound to the env's compiled model here, so a name the model lacks is an error of the
+
+def load_robot(robot: str | os.PathLike[str] | Mapping[str, Any]) -> RobotSpec:
+    """Load and validate a robot spec: a shipped robot by name (``"hopper"``), a robot file of your own by path
+    (``"my_robot.yaml"``, e.g. written by :func:`~simreal.envs.generate.starter_file`), or a robot given inline as
+    the mapping such a file holds (at least ``entry_point`` or ``gym_id``: the catalogue is then generated whole).
+
+    A robot of one's own may leave out ``robot`` (a file's stem, or a name made from the id or the entry point's
+    class), ``simreal_id`` (``simreal/<Name>-v0``) and ``generate`` when it has no ``parameters`` (generated). The
+    spec's parameters are bound to the env's compiled model here, so a name the model lacks is an error of the
     file, not of the first env made from it.
 
     Raises:
-        SpecError: the robot is unknown or its spec is invalid, naming the file and the field.
+        SpecError: the robot is unknown or its spec is invalid, naming the file (``robot`` for a mapping) and the
+            field.
     """
+    if isinstance(robot, Mapping):
+        try:
+            key = json.dumps(dict(robot), sort_keys=True)
+        except (TypeError, ValueError):
+            raise SpecError(f"robot: an inline robot holds plain values only, got {dict(robot)!r}") from None
+        return _load_robot_data(key)
     if isinstance(robot, os.PathLike) or (isinstance(robot, str) and Path(robot).suffix in (".yaml", ".yml")):
         path = Path(robot)
         if not path.is_file():
@@ -339,20 +372,54 @@ def load_robot(robot: str | os.PathLike[str]) -> RobotSpec:
 
 @functools.lru_cache(maxsize=32)
 def _load_robot_file(path: str, _mtime: int) -> RobotSpec:
-    from simreal.envs.dynamics import DynamicsModel
-
-    raw = read_yaml(path, SpecError)
-    model = robot_model(raw, path)
-    data = expand_generated(raw, model, path)
-    try:
-        spec = RobotSpec.model_validate({**data, "source": path})
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(path, exc)) from None
+    spec = _robot_spec(read_yaml(path, SpecError), path, Path(path).stem)
     if spec.robot != Path(path).stem:
         raise SpecError(f"{path}: robot: {spec.robot!r} does not match the file name")
+    return spec
+
+
+@functools.lru_cache(maxsize=32)
+def _load_robot_data(key: str) -> RobotSpec:
+    data = json.loads(key)
+    data.setdefault("generate", {})  # an inline robot's catalogue is generated; its parameters override
+    return _robot_spec(data, "robot", None, source=key)
+
+
+def robot_label(robot: str | Mapping[str, Any]) -> str:
+    """A robot's name without loading it: a shipped robot's name, a robot file's stem, or an inline robot's
+    ``robot`` (else a name made from its entry point's class or its id)."""
+    if isinstance(robot, Mapping):
+        from simreal.envs.generate import robot_name
+
+        if isinstance(robot.get("robot"), str):
+            return robot["robot"]
+        if isinstance(robot.get("entry_point"), str):
+            return robot_name(robot["entry_point"].split(":")[-1]).removesuffix("_env")
+        return robot_name(str(robot.get("gym_id", "robot")))
+    return Path(robot).stem if Path(str(robot)).suffix in (".yaml", ".yml") else str(robot)
+
+
+def _robot_spec(raw: Mapping[str, Any], where: str, name: str | None, source: str | None = None) -> RobotSpec:
+    """Validate a robot's fields (a file's or a mapping's, named ``where`` in errors), its catalogue generated and
+    bound to the env's model."""
+    from simreal.envs.dynamics import DynamicsModel
+
+    data = dict(raw)
+    data.setdefault("robot", name if name is not None else robot_label(data))
+    if isinstance(data.get("robot"), str):
+        camel = "".join(part.capitalize() for part in data["robot"].split("_"))
+        data.setdefault("simreal_id", f"simreal/{camel}-v0")
+    if "parameters" not in data:
+        data.setdefault("generate", {})
+    model = robot_model(data, where)
+    data = expand_generated(data, model, where)
+    try:
+        spec = RobotSpec.model_validate({**data, "source": source or where})
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(where, exc)) from None
     DynamicsModel(spec, model)  # every parameter names an element of the model
-    for name, target in spec.targets.items():
-        validate_target_values(spec, target, path, f"targets.{name}")
+    for target_name, target in spec.targets.items():
+        validate_target_values(spec, target, where, f"targets.{target_name}")
     return spec
 
 
@@ -397,8 +464,8 @@ def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, A
         parsed = TargetSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(source, exc)) from None
-    if parsed.base is not None and parsed.base != spec.robot:
-        raise SpecError(f"{source}: base: target is for {parsed.base!r}, not {spec.robot!r}")
+    if parsed.base is not None and robot_label(parsed.base) != spec.robot:
+        raise SpecError(f"{source}: base: target is for {robot_label(parsed.base)!r}, not {spec.robot!r}")
     validate_target_values(spec, parsed, source)
     return name, parsed
 
@@ -411,7 +478,7 @@ def load_target_file(path: str | os.PathLike[str]) -> tuple[RobotSpec, str, Targ
     """
     data = read_yaml(path, SpecError)
     base = data.get("base")
-    if not isinstance(base, str):
+    if not isinstance(base, (str, Mapping)):
         raise SpecError(f"{path}: base: missing (the robot this target is for, e.g. 'hopper')")
     try:
         spec = load_robot(base)

@@ -16,7 +16,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from simreal.envs.spec import MAX_DELAY, STEP_EFFECTS, Effects, effect_range, load_target_file, validation_problem
+from simreal.envs.spec import (
+    MAX_DELAY,
+    STEP_EFFECTS,
+    Effects,
+    effect_range,
+    load_target_file,
+    robot_label,
+    validation_problem,
+)
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import configs_dir
@@ -380,7 +388,7 @@ class RobustObjective(_Strict):
 class TrainConfig(_Strict):
     """A training experiment."""
 
-    robot: str
+    robot: str | dict[str, Any]
     seed: int = Field(default=0, ge=0)
     total_timesteps: int = Field(gt=0)
     randomization: Randomization = Field(default_factory=Randomization)
@@ -536,10 +544,15 @@ def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:
     except ValidationError as exc:
         field, message = validation_problem(exc, drop=("ppo", "sac", *SCHEDULE_KINDS))
         raise ConfigError(f"{source.where(field)}: {message}") from None
+    if isinstance(parsed.robot, str) and Path(parsed.robot).suffix in (".yaml", ".yml"):
+        # the run keeps the robot file's content, not a path that may change or move
+        robot = read_yaml(parsed.robot, ConfigError)
+        robot.setdefault("robot", Path(parsed.robot).stem)
+        parsed = parsed.model_copy(update={"robot": robot})
     if isinstance(parsed.randomization.ranges, str):
         # the run keeps the ranges themselves, not a path that may change or move
         where = source.where("randomization.ranges")
-        ranges, effects = from_sysid_file(parsed.randomization.ranges, parsed.robot, where)
+        ranges, effects = from_sysid_file(parsed.randomization.ranges, robot_label(parsed.robot), where)
         update: dict[str, Any] = {"ranges": ranges}
         if "effects" not in (data.get("randomization") or {}):
             # the identified delay and noise, unless the config names its own

@@ -32,6 +32,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from simreal.envs.spec import robot_label
 from simreal.errors import ConfigError, DataError
 from simreal.fileio import (
     atomic_write,
@@ -60,7 +61,7 @@ LATEST = "latest.json"
 def default_run_name(config: TrainConfig, now: float | None = None) -> str:
     """``<robot>_<algo>_<seed>_<timestamp>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{config.robot}_{config.algorithm.name}_{config.seed}_{stamp}"
+    return f"{robot_label(config.robot)}_{config.algorithm.name}_{config.seed}_{stamp}"
 
 
 def git_commit() -> dict[str, Any]:

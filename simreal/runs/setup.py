@@ -239,7 +239,9 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
     try:
         spec = load_robot(config.robot)
     except SpecError as exc:
-        raise ConfigError(f"{source.where('robot')}: {exc}") from None
+        # an inline robot's errors already start with its field
+        message = str(exc).removeprefix("robot: ") if isinstance(config.robot, dict) else str(exc)
+        raise ConfigError(f"{source.where('robot')}: {message}") from None
     randomization = config.randomization
     try:
         ranges = resolve_ranges(

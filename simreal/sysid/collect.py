@@ -42,7 +42,7 @@ def collect(
         SpecError: an unknown robot or target.
     """
     spec = load_robot(robot)
-    meta: dict[str, Any] = {"robot": robot, "source": "simulator", "policy": str(policy), "seed": seed}
+    meta: dict[str, Any] = {"robot": spec.robot, "source": "simulator", "policy": str(policy), "seed": seed}
     if target is not None:
         name, target_spec = load_target(spec, target)
         env = make_env(spec, fixed=target_spec.parameters, effects=target_spec.effects)
@@ -51,7 +51,7 @@ def collect(
         env = make_env(spec)
     meta["dynamics"] = get_dynamics(env)
     try:
-        return record(env, _policy(policy, robot, env, seed, deterministic), episodes, seed, meta)
+        return record(env, _policy(policy, spec.robot, env, seed, deterministic), episodes, seed, meta)
     finally:
         env.close()
 

@@ -208,6 +208,10 @@ class SysidResult:
     #: Each fit's estimate: the robust fits whose mean is the estimate (one fit on recorded states).
     fits: list[dict[str, float]] = field(default_factory=list)
 
+    #: how the output file names its robot (:attr:`~simreal.envs.spec.RobotSpec.reference`): a shipped robot's
+    #: name, a robot file's path or an inline robot's mapping; ``None``: the name
+    base: str | dict[str, Any] | None = None
+
     def errors(self) -> dict[str, float | None] | None:
         """Relative error of each estimate against the truth, when the data came from a simreal target (``None``
         for a true value of 0, where only the absolute error means something)."""
@@ -285,7 +289,7 @@ class SysidResult:
         if self.observation_noise is not None:
             effects["obs_noise_std"] = self.observation_noise
         return {
-            "base": self.robot,
+            "base": self.base if self.base is not None else self.robot,
             "description": f"identified by simreal sysid from {source}",
             "parameters": dict(self.estimate),
             "effects": effects,
@@ -459,6 +463,7 @@ def identify(
     truth = data.meta.get("dynamics") if data.meta.get("source") == "simulator" else None
     return SysidResult(
         robot=spec.robot,
+        base=spec.reference,
         names=names,
         estimate=estimate,
         interval=interval,

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -39,6 +38,7 @@ from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE
 from simreal.envs.factory import robot_sizes
 from simreal.envs.inputs import InputLayout
+from simreal.envs.mujoco_base import episode_limit
 from simreal.envs.privileged import DynamicsEstimator
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
 from simreal.envs.spec import TargetSpec, load_target
@@ -254,7 +254,7 @@ class _Evaluations:
         self._curve = vectorize(on_target, settings.eval_episodes, self.seed)
         self._final = vectorize(on_target, settings.final_episodes, self.seed)
         self._source = vectorize(EnvFactory(spec), settings.final_episodes, self.seed)
-        self.max_episode_steps = int(gym.spec(spec.gym_id).max_episode_steps or 1000)
+        self.max_episode_steps = episode_limit(spec)
         self.curve_episodes = settings.eval_episodes
 
     def target(self, model: BaseAlgorithm, statistics: VecNormalize | None, final: bool = False) -> dict[str, Any]:
