@@ -39,7 +39,10 @@ def robot_file(tmp_path):
 def test_wrap_makes_any_mujoco_env_a_simreal_env():
     env = simreal.wrap(SwingArmEnv(), effect_ranges={"action_delay_steps": [0, 1]})
     _, info = env.reset(seed=0)
-    assert set(info["dynamics"]) == {
+    optional = {name for name in info["dynamics"] if name.endswith("_frictionloss") or "_com_" in name}
+    assert {"shoulder_frictionloss", "upper_com_x", "lower_com_z"} <= optional  # the offsets: not randomized
+    assert all(info["dynamics"][name] == 0.0 for name in optional)
+    assert set(info["dynamics"]) - optional == {
         "upper_mass",
         "lower_mass",
         "shoulder_damping",

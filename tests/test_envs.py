@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import simreal
 from simreal.envs.mujoco_base import MujocoWarning
-from simreal.envs.spec import load_robot
+from simreal.envs.spec import default_parameters, load_robot
 from tests.conftest import ROBOTS, TARGETS, rollout
 
 
@@ -27,7 +27,7 @@ def test_randomized_env_passes_gymnasium_checker(robot):
 def test_shipped_target_passes_gymnasium_checker(robot, target):
     env = simreal.make(robot, target=target)
     check_env(env, skip_render_check=True)
-    expected = {name: 1.0 for name in load_robot(robot).parameters}
+    expected = {name: param.neutral for name, param in load_robot(robot).parameters.items()}
     expected.update(load_robot(robot).targets[target].parameters)
     assert simreal.get_dynamics(env) == expected
 
@@ -75,9 +75,10 @@ def test_same_seed_same_dynamics_and_samples_inside_ranges():
         for name, value in values.items():
             low, high = spec.parameters[name].range
             assert low <= value <= high, (name, value)
-    # every parameter is really sampled: it takes many distinct values
-    for name in spec.parameters:
+    # every parameter randomized by default is really sampled: it takes many distinct values; the others stay
+    for name in default_parameters(spec):
         assert len({values[name] for values in a}) == len(a)
+    assert {values["foot_joint_armature"] for values in a} == {1.0}  # optional: in the catalogue, not randomized
 
 
 @pytest.mark.parametrize("robot", ROBOTS)
@@ -90,7 +91,7 @@ def test_every_parameter_changes_the_dynamics(robot):
     for name, param in spec.parameters.items():
         simreal.set_dynamics(env, {name: param.range[1]})
         changed = rollout(env, actions, kick=0.5)
-        simreal.set_dynamics(env, {name: 1.0})
+        simreal.set_dynamics(env, {name: param.neutral})
         n = min(len(changed), len(baseline))
         assert not np.allclose(changed[:n], baseline[:n]), f"{robot}: {name} left the trajectory unchanged"
     assert np.array_equal(rollout(env, actions, kick=0.5), baseline)

@@ -14,7 +14,7 @@ import simreal
 from simreal.cli import app
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import ActuatorLag, ObservationDelay
-from simreal.envs.generate import GENERATED_KINDS, generated_parameters, model_of, robot_name
+from simreal.envs.generate import DEFAULT_KINDS, GENERATED_KINDS, generated_parameters, model_of, robot_name
 from simreal.envs.spec import RobotSpec, load_robot
 from simreal.errors import SpecError
 from tests.conftest import ROBOTS, TARGETS, rollout
@@ -71,15 +71,24 @@ def test_every_v5_env_generates_a_catalogue_that_binds(gym_id):
     assert kinds == sorted(kinds, key=GENERATED_KINDS.index)  # kind by kind, in catalogue order
     spec = _arm_spec(parameters)
     nominal = DynamicsModel(spec, model).nominal()
-    assert all(value > 0 for value in nominal.values()), nominal  # nothing generated that a multiplier cannot move
+    multiplied = {name: value for name, value in nominal.items() if not spec.parameters[name].offset}
+    assert all(value > 0 for value in multiplied.values()), multiplied  # nothing a multiplier cannot move
 
 
 def test_the_first_robots_keep_their_catalogue():
     # hopper's catalogue as it was hand-written before generation: same names, order, ranges and distributions
     spec = load_robot("hopper")
     rows = [(name, p.kind, p.body or p.joint, p.range, p.distribution) for name, p in spec.parameters.items()]
-    masses = [(f"{b}_mass", "mass", b, (0.75, 1.25), "uniform") for b in ("torso", "thigh", "leg", "foot")]
+    optional = [row for row in rows if not spec.parameters[row[0]].default]  # after the others
     joints = ("thigh_joint", "leg_joint", "foot_joint")
+    coms = [f"{b}_com_{axis}" for b in ("torso", "thigh", "leg", "foot") for axis in "xz"]  # y: the hinges' axis
+    assert [row[0] for row in optional] == [
+        *[f"{j}_armature" for j in joints],
+        *[f"{j}_frictionloss" for j in joints],
+        *coms,
+    ]
+    rows = rows[: -len(optional)]
+    masses = [(f"{b}_mass", "mass", b, (0.75, 1.25), "uniform") for b in ("torso", "thigh", "leg", "foot")]
     assert rows == [
         *masses,
         ("friction", "friction", None, (0.6, 1.5), "loguniform"),
@@ -87,6 +96,7 @@ def test_the_first_robots_keep_their_catalogue():
         *[(f"{j}_gain", "gain", j, (0.8, 1.2), "uniform") for j in joints],
         ("gravity", "gravity", None, (0.9, 1.1), "truncnormal"),
     ]
+    assert spec.parameters["foot_joint_frictionloss"].range == (0.0, 4.0)  # 2% of its 200 N·m motor
     ant = load_robot("ant").parameters
     assert ant["back_foot_mass"].joint == "ankle_3" and list(ant).index("back_foot_mass") == 9
 
@@ -100,7 +110,7 @@ def test_stable_baselines3_checker_passes_randomized_and_on_targets(robot):
 
 def test_position_actuator_gains_and_armature_scale_from_nominal():
     model = mujoco.MjModel.from_xml_string(ARM_XML)
-    parameters = generated_parameters(model)
+    parameters = generated_parameters(model, DEFAULT_KINDS)
     assert {name: fields["kind"] for name, fields in parameters.items()} == {
         "upper_mass": "mass",
         "lower_mass": "mass",
@@ -129,6 +139,45 @@ def test_position_actuator_gains_and_armature_scale_from_nominal():
     assert model.dof_armature[0] == pytest.approx(0.2) and model.dof_armature[1] == 0.0
 
 
+def test_offsets_add_to_nominal_and_go_back_to_it():
+    model = mujoco.MjModel.from_xml_string(ARM_XML)
+    parameters = generated_parameters(model, ("mass", "frictionloss", "com"))
+    # the arm swings about y: a shift along y changes nothing, so none is generated
+    assert [n for n in parameters if "com" in n] == ["upper_com_x", "upper_com_z", "lower_com_x", "lower_com_z"]
+    peak = 20 * 1.0  # kp x the control span (unlimited here: 1), a position servo's peak torque
+    assert parameters["shoulder_frictionloss"]["range"] == [0.0, pytest.approx(0.02 * peak)]
+    spec = _arm_spec(parameters)
+    dynamics = DynamicsModel(spec, model)
+    nominal_ipos, data = model.body_ipos.copy(), mujoco.MjData(model)
+    names = dynamics.names
+    values = dynamics.neutral.copy()
+    assert values[names.index("upper_com_x")] == 0.0 and values[names.index("upper_mass")] == 1.0
+    for _ in range(20):  # offsets never compound
+        values[names.index("upper_com_x")] = 0.01
+        values[names.index("elbow_frictionloss")] = 0.5
+        values[names.index("upper_mass")] = 1.2
+        dynamics.apply_array(model, data, values)
+    upper = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "upper")
+    assert model.body_ipos[upper, 0] == pytest.approx(nominal_ipos[upper, 0] + 0.01)
+    assert model.dof_frictionloss[1] == 0.5 and model.body_mass[upper] == pytest.approx(1.2)
+    dynamics.apply_array(model, data, dynamics.neutral)
+    assert np.array_equal(model.body_ipos, nominal_ipos) and model.dof_frictionloss[1] == 0.0
+
+
+def test_offsets_on_hopper_targets_sysid_and_the_privileged_critic(tmp_path):
+    env = simreal.make("hopper", target={"parameters": {"foot_joint_frictionloss": 2.0, "torso_com_x": 0.02}})
+    assert simreal.get_dynamics(env)["foot_joint_frictionloss"] == 2.0
+    assert simreal.get_dynamics(env)["torso_mass"] == 1.0 and simreal.get_dynamics(env)["thigh_com_z"] == 0.0
+    ranges = {"torso_com_x": [-0.02, 0.02], "foot_joint_frictionloss": [0.0, 3.0]}
+    drawn = [simreal.make("hopper", ranges=ranges).reset(seed=s)[1]["dynamics"] for s in range(10)]
+    assert all(-0.02 <= d["torso_com_x"] <= 0.02 and 0 <= d["foot_joint_frictionloss"] <= 3 for d in drawn)
+    assert len({d["torso_com_x"] for d in drawn}) == 10
+    with pytest.raises(SpecError, match="frictionloss offset adds friction"):
+        simreal.make("hopper", target={"parameters": {"foot_joint_frictionloss": -1.0}})
+    with pytest.raises(SpecError, match=r"ranges.torso_com_x: range \[-0.5, 0.5\] is outside the limits"):
+        simreal.make("hopper", ranges={"torso_com_x": [-0.5, 0.5]})
+
+
 def test_a_gain_kind_on_a_motor_is_refused():
     model = mujoco.MjModel.from_xml_string(
         ARM_XML.replace('<position joint="elbow" kp="10"/>', '<motor joint="elbow"/>')
@@ -149,9 +198,10 @@ def test_starter_file_loads_as_a_robot_and_overrides_apply(tmp_path):
     data = yaml.safe_load(result.output)
     data["generate"]["exclude"] = ["target_mass", "grav*"]
     data["parameters"] = {"joint0_gain": {"range": [0.5, 1.5]}}
-    path = tmp_path / "reacher.yaml"
+    path = tmp_path / "reacher_lab.yaml"  # as the README names it: a robot file's name is free
     path.write_text(yaml.safe_dump(data))
     spec = load_robot(str(path))
+    assert spec.robot == "reacher"
     assert "target_mass" not in spec.parameters and "gravity" not in spec.parameters
     assert spec.parameters["joint0_gain"].range == (0.5, 1.5)
     assert spec.parameters["joint0_gain"].description == "gear of the actuator driving joint0"
@@ -226,3 +276,18 @@ def test_new_effects_are_drawn_per_episode_and_refuse_bad_values():
         simreal.make("hopper", effect_ranges={"obs_delay_steps": [0, 1.5]})
     with pytest.raises(SpecError, match="effects: actuator_lag_s"):
         simreal.make("hopper", effects={"actuator_lag_s": -0.1})
+
+
+def test_sysid_identifies_armature_and_offsets_with_intervals_in_their_units():
+    from simreal.sysid.collect import collect
+    from simreal.sysid.identify import identify
+
+    truth = {"foot_joint_frictionloss": 3.0, "torso_com_x": 0.03, "thigh_joint_armature": 1.5}
+    data = collect("random", "hopper", target={"parameters": truth}, episodes=3, seed=0)
+    result = identify(data, "hopper", list(truth), horizon=3, budget=150, seed=0)
+    for name, value in truth.items():
+        low, high = result.interval[name]
+        assert low < result.estimate[name] < high
+        assert abs(result.estimate[name] - value) <= 0.2 * abs(value), (name, result.estimate[name])
+    low, high = result.ranges()["foot_joint_frictionloss"]
+    assert low >= 0.0 and high - low >= 0.1 * 4.0  # at least a tenth of its default range, in N·m

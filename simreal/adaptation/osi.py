@@ -20,7 +20,7 @@ from simreal.envs.factory import make_env
 from simreal.envs.history import History
 from simreal.envs.inputs import InputLayout
 from simreal.envs.runner import ObservationScaling, PolicyRunner
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, estimate_errors, to_coordinates
 from simreal.errors import DataError
 from simreal.fileio import atomic_write
 
@@ -136,7 +136,9 @@ def rollouts(
     try:
         for episode in range(episodes):
             obs, info = env.reset(seed=seed + episode)
-            truth = np.log([info["dynamics"][name] for name in layout.dynamics])
+            truth = to_coordinates(
+                layout.dynamics, [info["dynamics"][n] for n in layout.dynamics], dict(layout.offsets)
+            )
             x = buffer.start(obs)
             action = runner.reset(obs, info)
             while True:
@@ -179,12 +181,15 @@ def fit(network: OSINetwork, data: Rollouts, settings: OSISettings, rng: np.rand
     return loss_value
 
 
-def errors(estimator: OSIEstimator, data: Rollouts) -> dict[str, dict[str, float]]:
-    """Per parameter: RMSE of the log-multiplier and mean absolute relative error of the multiplier."""
+def errors(
+    estimator: OSIEstimator, data: Rollouts, offsets: dict[str, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per parameter: RMSE of the log-multiplier (an offset: divided by its scale) and mean absolute relative error
+    of the multiplier (an offset: absolute, as a fraction of its scale)."""
     predicted = estimator.batch(data.inputs)
     truth = data.targets.astype(np.float64)
     rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=0))
-    relative = np.mean(np.abs(np.exp(predicted - truth) - 1.0), axis=0)
+    relative = np.mean(estimate_errors(estimator.names, predicted, truth, offsets or {}), axis=0)
     return {
         name: {"log_rmse": float(r), "relative_error": float(e)}
         for name, r, e in zip(estimator.names, rmse, relative, strict=True)
@@ -226,7 +231,8 @@ def train_osi(
         collected.append(rollouts(*pieces, settings.episodes, seed + round_ * settings.episodes, driving))
         data = Rollouts(np.concatenate([r.inputs for r in collected]), np.concatenate([r.targets for r in collected]))
         loss = fit(network, data, settings, rng)
-        report = {"round": round_, "samples": len(data.inputs), "loss": loss, "held_out": errors(estimator, held_out)}
+        held_out_errors = errors(estimator, held_out, dict(layout.offsets))
+        report = {"round": round_, "samples": len(data.inputs), "loss": loss, "held_out": held_out_errors}
         reports.append(report)
         if log is not None:
             log(round_, report)

@@ -66,6 +66,7 @@ def _parameters_table(entry: dict[str, Any]) -> Table:
     table.add_column("range", no_wrap=True)
     table.add_column("distribution")
     table.add_column("limits", no_wrap=True)
+    table.add_column("default")
     for p in entry["parameters"]:
         spread = f" μ={p['mean']:g} σ={p['std']:g}" if "std" in p else ""
         table.add_row(
@@ -75,6 +76,7 @@ def _parameters_table(entry: dict[str, Any]) -> Table:
             f"{p['range'][0]:g}–{p['range'][1]:g}",
             p["distribution"] + spread,
             f"{p['limits'][0]:g}–{p['limits'][1]:g}",
+            "yes" if p["default"] else "optional",
         )
     return table
 

@@ -10,8 +10,8 @@ from simreal.envs.spec import TargetSpec, load_robot, load_target_file, robot_na
 
 
 def robot_catalogue(robot: str) -> dict[str, Any]:
-    """One robot's entry: its ids, parameters (nominal physical value, unit, range, distribution, limits) and
-    targets (multipliers and effects)."""
+    """One robot's entry: its ids, parameters (nominal physical value, unit, range, distribution, limits, whether
+    randomized by default) and targets (multipliers and effects)."""
     spec = load_robot(robot)
     env = make_base_env(spec)
     try:
@@ -32,6 +32,7 @@ def robot_catalogue(robot: str) -> dict[str, Any]:
                 **({"mean": param.mean} if param.mean is not None else {}),
                 **({"std": param.std} if param.std is not None else {}),
                 "limits": list(param.hard_limits),
+                "default": param.default,
                 "description": param.description,
             }
         )

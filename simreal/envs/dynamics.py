@@ -1,11 +1,12 @@
-"""Named physical parameters of a MuJoCo model: sampling multipliers and applying them from cached nominal values.
+"""Named physical parameters of a MuJoCo model: sampling their values and applying them from cached nominal values.
 
 Two pure pieces, kept apart from any env so that training, schedules and system identification share them:
 
 * :func:`sample_dynamics` draws one multiplier per parameter from its :class:`~simreal.envs.spec.ParameterRange`;
 * :class:`DynamicsModel` binds a robot's catalogue to a compiled ``MjModel`` by element *names* and writes
-  multipliers into it. Every write scales the nominal values cached when the binding was made, never the current
-  (already scaled) ones, so thousands of resets never compound or drift.
+  values into it: multipliers, and the offsets of :data:`~simreal.envs.spec.OFFSET_KINDS`. Every write scales (or
+  shifts) the nominal values cached when the binding was made, never the current ones, so thousands of resets never
+  compound or drift.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ UNITS = {
     "kp": "",
     "kv": "",
     "gravity": "m/s²",
+    "frictionloss": "N·m",
+    "com": "m",
 }
 
 
@@ -114,7 +117,8 @@ def sample_dynamics(ranges: Mapping[str, ParameterRange], rng: np.random.Generat
 class _Binding:
     name: str
     kind: str
-    index: int  # body id for mass, dof address for damping/armature, actuator id for gain/kp/kv; else unused
+    index: int  # body id for mass, dof address for damping/armature/frictionloss, actuator id for gain/kp/kv,
+    # 3 * body id + axis for com; else unused
 
 
 class DynamicsModel:
@@ -133,7 +137,9 @@ class DynamicsModel:
         self.names: tuple[str, ...] = tuple(spec.parameters)
         self._bindings = tuple(self._bind(name, model) for name in self.names)
         # Every field a parameter can touch, flattened into one vector of nominal values. Each entry takes its scale
-        # from one slot of the multiplier vector: its parameter's, or the last slot, which always holds 1.0.
+        # from one slot of the multiplier vector and its shift from one slot of the offset vector: its parameter's
+        # (a multiplier's offset slot and an offset's multiplier slot stay neutral), or the last slot of each,
+        # which always holds 1.0 and 0.0.
         fields = _fields(model)
         self._sizes = [view.size for view in fields]
         self._nominal = np.concatenate(fields)
@@ -149,7 +155,12 @@ class DynamicsModel:
                     )
                 self._source[rows] = position
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        self._is_offset = np.array([spec.parameters[name].offset for name in self.names], dtype=bool)
+        self._any_offset = bool(self._is_offset.any())
         self._multipliers = np.ones(unscaled + 1)
+        self._offsets = np.zeros(unscaled + 1)
+        #: each parameter's neutral value (1.0 for a multiplier, 0.0 for an offset), in catalogue order
+        self.neutral = np.where(self._is_offset, 0.0, 1.0)
         self._cached_views: tuple[mujoco.MjModel, tuple[np.ndarray, ...]] | None = None
 
     def _bind(self, name: str, model: mujoco.MjModel) -> _Binding:
@@ -162,15 +173,17 @@ class DynamicsModel:
             joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, param.joint)
             if joint_id < 0:
                 raise SpecError(f"{field}.joint: no joint named {param.joint!r} in the model")
-        if param.kind == "mass":
+        if param.kind in ("mass", "com"):
             if param.body is not None:
                 body_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, param.body)
                 if body_id < 0:
                     raise SpecError(f"{field}.body: no body named {param.body!r} in the model")
             else:
                 body_id = int(model.jnt_bodyid[joint_id])
+            if param.kind == "com":
+                return _Binding(name, "com", 3 * body_id + "xyz".index(str(param.axis)))
             return _Binding(name, "mass", body_id)
-        if param.kind in ("damping", "armature"):
+        if param.kind in ("damping", "armature", "frictionloss"):
             return _Binding(name, param.kind, int(model.jnt_dofadr[joint_id]))
         # gain, kp, kv: the actuator whose transmission is this joint (actuators are often unnamed in these models)
         for actuator_id in range(model.nu):
@@ -188,15 +201,21 @@ class DynamicsModel:
         return np.array([position[name] for name in names], dtype=np.intp)
 
     def apply_array(self, model: mujoco.MjModel, data: mujoco.MjData, multipliers: np.ndarray) -> None:
-        """Write multipliers, one per parameter in catalogue order, into ``model`` and recompute derived constants.
+        """Write values, one per parameter in catalogue order, into ``model`` and recompute derived constants.
 
         Args:
             model: the model to change: the one this binding was made from, or a copy of it.
             data: its data, used by ``mj_setConst`` to recompute the constants that depend on masses and gears.
-            multipliers: multipliers of the nominal values, in the order of :attr:`names`.
+            multipliers: multipliers of the nominal values (offsets added to them, for the offset kinds), in the
+                order of :attr:`names`.
         """
-        self._multipliers[:-1] = multipliers
-        values = self._nominal * self._multipliers[self._source]
+        if self._any_offset:
+            self._multipliers[:-1] = np.where(self._is_offset, 1.0, multipliers)
+            self._offsets[:-1] = np.where(self._is_offset, multipliers, 0.0)
+            values = self._nominal * self._multipliers[self._source] + self._offsets[self._source]
+        else:
+            self._multipliers[:-1] = multipliers
+            values = self._nominal * self._multipliers[self._source]
         for view, part in zip(self._views(model), self._slices, strict=True):
             view[:] = values[part]
         mujoco.mj_setConst(model, data)
@@ -211,8 +230,9 @@ class DynamicsModel:
         return {**self.__dict__, "_cached_views": None}
 
     def nominal(self) -> dict[str, float]:
-        """Each parameter's nominal physical value: body mass (kg), mean sliding friction over geoms, joint damping
-        or armature, actuator gear, position gain kp, velocity gain kv, or the gravity magnitude (m/s²)."""
+        """Each parameter's nominal physical value: body mass (kg), mean sliding friction over geoms, joint damping,
+        armature or frictionloss, actuator gear, position gain kp, velocity gain kv, the gravity magnitude (m/s²),
+        or the centre of mass's coordinate along the axis (m, in the body's frame)."""
         result = {}
         for position, binding in enumerate(self._bindings):
             values = self._nominal[self._source == position]
@@ -241,6 +261,8 @@ def _fields(model: mujoco.MjModel) -> tuple[np.ndarray, ...]:
         model.actuator_gainprm[:, 0],
         model.actuator_biasprm[:, 1],
         model.actuator_biasprm[:, 2],
+        model.dof_frictionloss,
+        model.body_ipos.reshape(-1),
     )
 
 
@@ -260,6 +282,10 @@ def _elements(binding: _Binding, model: mujoco.MjModel) -> list[tuple[int, np.nd
         return [(7, np.array([binding.index])), (8, np.array([binding.index]))]
     if binding.kind == "kv":
         return [(9, np.array([binding.index]))]
+    if binding.kind == "frictionloss":
+        return [(10, np.array([binding.index]))]
+    if binding.kind == "com":
+        return [(11, np.array([binding.index]))]
     if binding.kind == "friction":
         return [(4, np.arange(model.ngeom))]
     return [(5, np.arange(3))]

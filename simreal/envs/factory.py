@@ -222,7 +222,8 @@ def make_env(
     )
     env = add_effects(dynamics, effects, drawn)
     if dynamics_input is not None and dynamics_input.adaptive:
-        env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history)
+        offsets = dict(dynamics_input.offsets)
+        env = DynamicsInput(env, dynamics_input.names, dynamics_input.estimator, dynamics_input.history, offsets)
     if history > 0:
         env = HistoryObservation(env, history)
     if dynamics_input is not None and dynamics_input.privileged is not None:

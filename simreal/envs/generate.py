@@ -9,7 +9,15 @@ Every element a kind applies to becomes one parameter, named from the model's ow
 * ``gain``: the gear of each motor driving a joint (``<joint>_gain``);
 * ``kp`` and ``kv``: the position and velocity gains of each position actuator on a joint (``<joint>_kp``,
   ``<joint>_kv``);
-* ``gravity``: the gravity vector, where it is not zero.
+* ``gravity``: the gravity vector, where it is not zero;
+* ``frictionloss`` (an offset, added in N·m or N): each actuated hinge or slide joint's dry friction
+  (``<joint>_frictionloss``), its default range 0 to 2% of the joint's peak actuator force;
+* ``com`` (an offset, in metres): each body's centre of mass moved along each axis of its frame
+  (``<body>_com_x``...), for bodies that rotate, leaving out the axis every rotation of the body is about when
+  there is one (a planar model's normal: there a shift changes nothing), by up to 1 cm.
+
+The offsets are ``optional`` unless ``generate.kinds`` names them: in the catalogue for targets, ranges and system
+identification that name them, not randomized by default (their default ranges are a guess of scale, not a ratio).
 
 The order is kind by kind in the order above, elements in model order within a kind: a robot file's ``parameters``
 then only override (ranges, distributions, limits, descriptions) or add, and ``generate.exclude`` drops what the robot
@@ -34,7 +42,22 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from simreal.errors import SpecError
 
 #: Every kind a catalogue can be generated with, in catalogue order.
-GENERATED_KINDS: tuple[str, ...] = ("mass", "friction", "damping", "armature", "gain", "kp", "kv", "gravity")
+GENERATED_KINDS: tuple[str, ...] = (
+    "mass",
+    "friction",
+    "damping",
+    "armature",
+    "gain",
+    "kp",
+    "kv",
+    "gravity",
+    "frictionloss",
+    "com",
+)
+#: The kinds generated and randomized by default: the multipliers.
+DEFAULT_KINDS: tuple[str, ...] = GENERATED_KINDS[:-2]
+#: The kinds generated but optional by default: the offsets.
+OPTIONAL_KINDS: tuple[str, ...] = GENERATED_KINDS[-2:]
 
 #: The default training range of each kind's multiplier (what a robot file's ``parameters`` override).
 DEFAULT_RANGES: dict[str, dict[str, Any]] = {
@@ -46,25 +69,32 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {
     "kp": {"range": [0.8, 1.2], "distribution": "uniform"},
     "kv": {"range": [0.5, 2.0], "distribution": "loguniform"},
     "gravity": {"range": [0.9, 1.1], "distribution": "truncnormal", "mean": 1.0, "std": 0.05},
+    "frictionloss": {"distribution": "uniform"},  # range and limits per joint, from its actuator's peak force
+    "com": {"range": [-0.01, 0.01], "distribution": "uniform"},
 }
+#: A frictionloss's default range and limits as fractions of the joint's peak actuator force.
+FRICTIONLOSS_RANGE, FRICTIONLOSS_LIMIT = 0.02, 0.5
 
 
 class GenerateSpec(BaseModel):
     """A robot file's ``generate`` block.
 
     Attributes:
-        kinds: the kinds to generate (default: all of :data:`GENERATED_KINDS`).
+        kinds: the kinds to generate and randomize by default (default: the multipliers, :data:`DEFAULT_KINDS`).
+        optional: kinds generated into the catalogue after the others but not randomized unless named
+            (``default: false``): for targets, ranges and system identification that name them.
         exclude: parameter names or shell patterns (``obj_*``) to leave out; each must match something.
         rename: generated name -> the name to use instead (in the same place of the catalogue).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kinds: tuple[str, ...] = GENERATED_KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS
+    optional: tuple[str, ...] = OPTIONAL_KINDS
     exclude: tuple[str, ...] = ()
     rename: dict[str, str] = {}
 
-    @field_validator("kinds")
+    @field_validator("kinds", "optional")
     @classmethod
     def _known(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
         for kind in kinds:
@@ -83,7 +113,7 @@ def generated_parameters(model: mujoco.MjModel, kinds: tuple[str, ...] = GENERAT
     for kind in GENERATED_KINDS:
         if kind in kinds:
             for name, fields in _GENERATORS[kind](model):
-                entries[name] = {"kind": kind, **fields, **DEFAULT_RANGES[kind]}
+                entries[name] = {"kind": kind, **DEFAULT_RANGES[kind], **fields}
     return entries
 
 
@@ -185,6 +215,96 @@ def _gravity(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
     return [("gravity", {"description": "gravity vector"})]
 
 
+def _peak_force(model: mujoco.MjModel, actuator: int) -> float:
+    """The largest force or torque an actuator can apply at its joint."""
+    if model.actuator_forcelimited[actuator]:
+        return float(np.abs(model.actuator_forcerange[actuator]).max())
+    control = float(np.abs(model.actuator_ctrlrange[actuator]).max()) if model.actuator_ctrllimited[actuator] else 1.0
+    if model.actuator_biastype[actuator] == mujoco.mjtBias.mjBIAS_AFFINE:  # a position servo: kp x its span
+        span = float(np.ptp(model.actuator_ctrlrange[actuator])) if model.actuator_ctrllimited[actuator] else 1.0
+        return float(model.actuator_gainprm[actuator, 0]) * span
+    return abs(float(model.actuator_gear[actuator, 0])) * control
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.2g}")
+
+
+def _frictionloss(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    result = []
+    for joint in range(model.njnt):
+        name = _name(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
+        actuators = [a for a in range(model.nu) if model.actuator_trnid[a, 0] == joint]
+        if not name or model.jnt_type[joint] not in _JOINT_KINDS or not actuators:
+            continue
+        peak = max(_peak_force(model, a) for a in actuators)
+        if not peak > 0:
+            continue
+        unit = "N" if model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_SLIDE else "N·m"
+        fields = {
+            "joint": name,
+            "range": [0.0, _round(FRICTIONLOSS_RANGE * peak)],
+            "limits": [0.0, _round(FRICTIONLOSS_LIMIT * peak)],
+            "description": f"dry friction of joint {name}, added ({unit})",
+        }
+        result.append((f"{name}_frictionloss", fields))
+    return result
+
+
+def _chain_axis(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> np.ndarray | None:
+    """The one direction every rotation of ``body`` is about (the hinges on its chain to the world all parallel,
+    no ball or free joint), else ``None``; also ``None`` for a body that cannot rotate. Moving the centre of mass
+    along it changes nothing: not the inertia about it, and gravity's torque only across it, where nothing turns."""
+    axis = None
+    while body > 0:
+        for joint in range(model.body_jntadr[body], model.body_jntadr[body] + model.body_jntnum[body]):
+            kind = model.jnt_type[joint]
+            if kind in (mujoco.mjtJoint.mjJNT_BALL, mujoco.mjtJoint.mjJNT_FREE):
+                return None
+            if kind == mujoco.mjtJoint.mjJNT_HINGE:
+                direction = data.xaxis[joint] / np.linalg.norm(data.xaxis[joint])
+                if axis is None:
+                    axis = direction
+                elif abs(abs(float(np.dot(axis, direction))) - 1.0) > 1e-6:
+                    return None
+        body = int(model.body_parentid[body])
+    return axis
+
+
+def _rotates(model: mujoco.MjModel, body: int) -> bool:
+    """Whether a body can rotate: a hinge, ball or free joint on it or on a body it hangs from."""
+    while body > 0:
+        joints = range(model.body_jntadr[body], model.body_jntadr[body] + model.body_jntnum[body])
+        if any(model.jnt_type[j] != mujoco.mjtJoint.mjJNT_SLIDE for j in joints):
+            return True
+        body = int(model.body_parentid[body])
+    return False
+
+
+def _com(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    result = []
+    for name, fields in _masses(model):
+        body = (
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, fields["body"])
+            if "body" in fields
+            else int(model.jnt_bodyid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, fields["joint"])])
+        )
+        if not _rotates(model, body):  # a body that only slides moves the same wherever its mass sits
+            continue
+        along = _chain_axis(model, data, body)
+        frame = data.xmat[body].reshape(3, 3)  # the body frame's axes (columns) in the world: body_ipos's
+        element = {key: fields[key] for key in ("body", "joint") if key in fields}
+        stem = name.removesuffix("_mass")
+        for index, axis in enumerate("xyz"):
+            if along is not None and abs(abs(float(np.dot(frame[:, index], along))) - 1.0) < 1e-6:
+                continue
+            description = f"centre of mass of {stem} moved along its {axis} axis (m)"
+            result.append((f"{stem}_com_{axis}", {**element, "axis": axis, "description": description}))
+    return result
+
+
 _GENERATORS = {
     "mass": _masses,
     "friction": _friction,
@@ -194,12 +314,16 @@ _GENERATORS = {
     "kp": _kp,
     "kv": _kv,
     "gravity": _gravity,
+    "frictionloss": _frictionloss,
+    "com": _com,
 }
 
 
-def model_of(gym_id: str | EnvSpec, env_kwargs: Mapping[str, Any], source: object) -> mujoco.MjModel:
+def model_of(
+    gym_id: str | EnvSpec, env_kwargs: Mapping[str, Any], source: object, field: str = "gym_id"
+) -> mujoco.MjModel:
     """The compiled model of the gymnasium env ``gym_id`` (an id or a spec: a MuJoCo env), built with
-    ``env_kwargs``.
+    ``env_kwargs``; errors name ``source`` and ``field``.
 
     Raises:
         SpecError: naming ``source``: the id is not registered, the env cannot be built, or it is not a MuJoCo env.
@@ -207,7 +331,6 @@ def model_of(gym_id: str | EnvSpec, env_kwargs: Mapping[str, Any], source: objec
     from simreal.envs.mujoco_base import route_mujoco_warnings
 
     route_mujoco_warnings()
-    field = "entry_point" if isinstance(gym_id, EnvSpec) and gym_id.entry_point else "gym_id"
     shown = gym_id.entry_point if field == "entry_point" else getattr(gym_id, "id", gym_id)
     try:
         env = gym.make(gym_id, disable_env_checker=True, **dict(env_kwargs))
@@ -249,7 +372,7 @@ def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
             raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {_first_line(exc)}") from None
     else:
         env_spec = base_env_spec(None, entry_point, None, str(data.get("simreal_id") or "simreal/Robot-v0"))
-    return model_of(env_spec, env_kwargs, source)
+    return model_of(env_spec, env_kwargs, source, "gym_id" if isinstance(gym_id, str) else "entry_point")
 
 
 def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: object) -> dict[str, Any]:
@@ -272,6 +395,9 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
         field, message = validation_problem(exc)
         raise SpecError(f"{source}: generate{'.' + field if field else ''}: {message}") from None
     generated = generated_parameters(model, block.kinds)
+    for name, fields in generated_parameters(model, block.optional).items():
+        if name not in generated:
+            generated[name] = {**fields, "default": False}
     for index, pattern in enumerate(block.exclude):
         matched = [name for name in generated if fnmatch.fnmatchcase(name, pattern)]
         if not matched:
@@ -322,7 +448,9 @@ def starter_file(gym_id: str, env_kwargs: Mapping[str, Any] | None = None) -> st
     from simreal.envs.spec import RobotSpec
 
     model = model_of(gym_id, env_kwargs or {}, "generate")
-    parameters = generated_parameters(model)
+    parameters = generated_parameters(model, DEFAULT_KINDS)
+    for name, fields in generated_parameters(model, OPTIONAL_KINDS).items():
+        parameters[name] = {**fields, "default": False}
     robot = robot_name(gym_id)
     camel = "".join(part.capitalize() for part in robot.split("_"))
     head = {
@@ -331,7 +459,7 @@ def starter_file(gym_id: str, env_kwargs: Mapping[str, Any] | None = None) -> st
         "simreal_id": f"simreal/{camel}-v0",
         "description": f"{gym_id}, its catalogue generated from the model",
         **({"env_kwargs": dict(env_kwargs)} if env_kwargs else {}),
-        "generate": {"kinds": list(GENERATED_KINDS), "exclude": []},
+        "generate": {"kinds": list(DEFAULT_KINDS), "optional": list(OPTIONAL_KINDS), "exclude": []},
     }
     spec = RobotSpec.model_validate({**head, "generate": None, "parameters": parameters, "source": "generate"})
     nominal = DynamicsModel(spec, model).nominal()
@@ -341,7 +469,7 @@ def starter_file(gym_id: str, env_kwargs: Mapping[str, Any] | None = None) -> st
         "# and 'generate.exclude' drops names (shell patterns). Values are multipliers of the nominal (1.0).",
         yaml.safe_dump(head, sort_keys=False, default_flow_style=None, width=120).rstrip(),
         "parameters: {}",
-        "# generated (name: kind, element, nominal value, default range):",
+        "# generated (name: kind, element, nominal value, default range; optional: randomized only when named):",
     ]
     for name, fields in parameters.items():
         element = fields.get("body") or fields.get("joint") or "all"
@@ -349,7 +477,7 @@ def starter_file(gym_id: str, env_kwargs: Mapping[str, Any] | None = None) -> st
         low, high = fields["range"]
         lines.append(
             f"#   {name}: {fields['kind']}, {element}, {nominal[name]:.4g}{' ' + unit if unit else ''}, "
-            f"[{low:g}, {high:g}] {fields['distribution']}"
+            f"[{low:g}, {high:g}] {fields['distribution']}{'' if fields.get('default', True) else ', optional'}"
         )
     example = next(iter(parameters), None)
     lines += [

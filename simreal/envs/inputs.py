@@ -5,8 +5,9 @@ vector the policy was trained on (:class:`PolicyInput`), without the training wr
 The layout, in order (the wrapper stack :func:`~simreal.envs.factory.make_env` builds for training):
 
 1. the robot's observation ``o`` (after the effects: what the robot reports);
-2. an adaptive policy's log-multipliers ``z`` of ``dynamics`` (true, estimated from the last observations and
-   actions, or unread: RMA's adaptation module never reads them);
+2. an adaptive policy's log-multipliers ``z`` of ``dynamics`` (an offset divided by its scale instead:
+   :func:`~simreal.envs.spec.to_coordinates`; true, estimated from the last observations and actions, or unread:
+   RMA's adaptation module never reads them);
 3. RMA's raw history: the last ``raw_history`` observations and actions;
 4. all of that, stacked over the last ``history`` steps with the actions sent
    (:class:`~simreal.envs.history.History`'s layout);
@@ -23,6 +24,7 @@ import numpy as np
 
 from simreal.envs.history import History
 from simreal.envs.privileged import DynamicsEstimator
+from simreal.envs.spec import to_coordinates
 from simreal.errors import DataError
 
 #: Where an adaptive policy's log-multipliers come from: the episode's truth (a simulator only), its estimator, or
@@ -44,6 +46,7 @@ class InputLayout:
         raw_history: steps of raw history after them (RMA; 0: none).
         history: steps the whole is stacked over (0: not stacked).
         privileged: an asymmetric critic's inputs at the end (zeros).
+        offsets: the offsets among ``dynamics``, ``(name, scale)`` pairs (:func:`~simreal.envs.spec.offset_scales`).
     """
 
     observation: int
@@ -54,6 +57,7 @@ class InputLayout:
     raw_history: int = 0
     history: int = 0
     privileged: int = 0
+    offsets: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if bool(self.dynamics) != (self.source != "none"):
@@ -74,7 +78,7 @@ class InputLayout:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain types (a manifest's ``input``), with the total ``size``."""
-        return {**asdict(self), "dynamics": list(self.dynamics), "size": self.size}
+        return {**asdict(self), "dynamics": list(self.dynamics), "offsets": dict(self.offsets), "size": self.size}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InputLayout:
@@ -84,7 +88,8 @@ class InputLayout:
             ValueError: a field missing, of the wrong type, or inconsistent.
         """
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        layout = cls(**{**fields, "dynamics": tuple(fields.get("dynamics", ()))})
+        offsets = tuple((str(k), float(v)) for k, v in dict(fields.get("offsets", {})).items())
+        layout = cls(**{**fields, "dynamics": tuple(fields.get("dynamics", ())), "offsets": offsets})
         if "size" in data and data["size"] != layout.size:
             raise ValueError(f"size {data['size']} is not the parts' {layout.size}")
         return layout
@@ -140,7 +145,8 @@ class PolicyInput:
             missing = [name for name in self.layout.dynamics if name not in (truth or {})]
             if missing:
                 raise DataError(f"the policy reads the true dynamics {missing}, which this env does not report")
-            self._z = np.log([truth[name] for name in self.layout.dynamics])
+            values = [truth[name] for name in self.layout.dynamics]
+            self._z = to_coordinates(self.layout.dynamics, values, dict(self.layout.offsets))
         elif source == "estimated":
             self._z = self.estimator(self._estimator_input.start(o))
         else:

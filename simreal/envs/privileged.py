@@ -4,6 +4,7 @@ privileged inputs of an asymmetric critic (:class:`PrivilegedInput`), appended l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -11,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from simreal.envs.history import History
+from simreal.envs.spec import to_coordinates
 
 
 class DynamicsEstimator(Protocol):
@@ -34,15 +36,17 @@ class PrivilegedSpec:
     at them, so its actions do not depend on what stands there.
 
     Attributes:
-        names: parameters (as log-multipliers) and drawn effects (as values).
+        names: parameters (as log-multipliers, an offset divided by its scale) and drawn effects (as values).
         mean, variance: the fixed statistics of each, over its training range.
         truth: read the episode's true values (``True``) or append zeros (``False``).
+        offsets: the offsets among ``names``, ``(name, scale)`` pairs (:func:`~simreal.envs.spec.offset_scales`).
     """
 
     names: tuple[str, ...]
     mean: tuple[float, ...]
     variance: tuple[float, ...]
     truth: bool = False
+    offsets: tuple[tuple[str, float], ...] = ()
 
     @property
     def size(self) -> int:
@@ -63,6 +67,7 @@ class DynamicsInputSpec:
     estimator: DynamicsEstimator | None = None
     history: int = 0
     privileged: PrivilegedSpec | None = None
+    offsets: tuple[tuple[str, float], ...] = ()
 
     @property
     def adaptive(self) -> bool:
@@ -85,6 +90,7 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         names: the parameters whose multipliers the policy sees.
         estimator: ``None`` for the true multipliers.
         history: steps of raw history appended (0: none).
+        offsets: the offsets among ``names``, name -> scale (:func:`~simreal.envs.spec.offset_scales`).
     """
 
     def __init__(
@@ -93,11 +99,15 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         names: tuple[str, ...] | list[str],
         estimator: DynamicsEstimator | None = None,
         history: int = 0,
+        offsets: Mapping[str, float] | None = None,
     ) -> None:
         # the estimator too: gym.make(env.spec) must rebuild the deployed input, never one fed the true dynamics
-        gym.utils.RecordConstructorArgs.__init__(self, names=list(names), estimator=estimator, history=history)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, names=list(names), estimator=estimator, history=history, offsets=dict(offsets or {})
+        )
         gym.Wrapper.__init__(self, env)
         self.names, self.estimator = tuple(names), estimator
+        self._offsets = dict(offsets or {})
         obs_space, act_space = env.observation_space, env.action_space
         obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
         extra = len(self.names) + history * (obs_dim + act_dim)
@@ -116,7 +126,8 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         dynamics = info.get("dynamics")
         if dynamics is None:
             raise ValueError("DynamicsInput needs a simreal env (no dynamics in the reset info)")
-        info["log_multipliers"] = self._truth = np.log([dynamics[name] for name in self.names])
+        values = [dynamics[name] for name in self.names]
+        info["log_multipliers"] = self._truth = to_coordinates(self.names, values, self._offsets)
         if self._history is None:
             self._z = info["log_multipliers"]
         else:
@@ -167,16 +178,19 @@ class PrivilegedInput(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         if self.privileged.truth:
-            self._values = (privileged_values(self.privileged.names, info) - self._mean) / self._std
+            values = privileged_values(self.privileged.names, info, dict(self.privileged.offsets))
+            self._values = (values - self._mean) / self._std
         return self.observation(obs), info
 
     def observation(self, observation: Any) -> np.ndarray:
         return np.concatenate([np.asarray(observation, dtype=np.float64).ravel(), self._values])
 
 
-def privileged_values(names: tuple[str, ...], info: dict[str, Any]) -> np.ndarray:
-    """The privileged inputs of an episode from its reset ``info``: log-multipliers of parameters, values of drawn
-    effects.
+def privileged_values(
+    names: tuple[str, ...], info: dict[str, Any], offsets: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """The privileged inputs of an episode from its reset ``info``: log-multipliers of parameters (``offsets``, name
+    -> scale: those divided by their scale instead), values of drawn effects.
 
     Raises:
         ValueError: the info is not a simreal env's, or lacks one of ``names``.
@@ -189,7 +203,7 @@ def privileged_values(names: tuple[str, ...], info: dict[str, Any]) -> np.ndarra
         if name in effects:
             values.append(float(effects[name]))
         elif name in dynamics:
-            values.append(float(np.log(dynamics[name])))
+            values.append(float(to_coordinates([name], [dynamics[name]], offsets or {})[0]))
         else:
             raise ValueError(f"PrivilegedInput: {name!r} is neither a parameter nor a drawn effect of this env")
     return np.asarray(values, dtype=np.float64)

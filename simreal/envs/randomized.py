@@ -44,7 +44,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         env: a gymnasium MuJoCo env (any wrappers around it).
         dynamics: the robot's catalogue bound to the env's model.
         ranges: name -> distribution of the parameters to randomize; ``None`` or empty for fixed dynamics.
-        fixed: multipliers of the parameters that are not randomized (omitted ones are 1.0).
+        fixed: values of the parameters that are not randomized (omitted ones are neutral: 1.0, an offset 0.0).
     """
 
     def __init__(
@@ -60,8 +60,8 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._model, self._data = env.unwrapped.model, env.unwrapped.data
         self._warnings = self._data.warning.number  # a view on MjData's counts, which reset clears
         self._last_obs: Any = None
-        # multipliers in catalogue order: what stays when nothing is sampled, and what is in force now
-        self._base = np.ones(len(self._names))
+        # values in catalogue order: what stays when nothing is sampled, and what is in force now
+        self._base = dynamics.neutral.copy()
         fixed_values = self._checked(fixed or {})
         self._base[dynamics.index_of(tuple(fixed_values))] = list(fixed_values.values())
         self._current = self._base.copy()

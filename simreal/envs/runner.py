@@ -14,6 +14,7 @@ import numpy as np
 
 from simreal.envs.inputs import InputLayout, PolicyInput
 from simreal.envs.privileged import DynamicsEstimator
+from simreal.envs.spec import to_coordinates
 
 if TYPE_CHECKING:  # stable-baselines3 is the train extra's: a runner is only built around one of its models
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -158,7 +159,8 @@ def run_episodes(
         infos = venv.reset_infos
         for index in np.flatnonzero(starts):
             dynamics = infos[index].get("dynamics") or {}
-            truths[index] = np.log([dynamics.get(name, np.nan) for name in names])
+            values = [dynamics.get(name, np.nan) for name in names]
+            truths[index] = to_coordinates(names, values, dict(runner.layout.offsets))
         actions = runner.act(observations, starts, infos)
         active = done_episodes < quota
         if runner.layout.source == "estimated":

@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simreal.envs.generate import GenerateSpec, expand_generated, robot_model
@@ -25,7 +26,7 @@ from simreal.errors import SpecError, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import envs_dir
 
-Kind = Literal["mass", "friction", "damping", "armature", "gain", "kp", "kv", "gravity"]
+Kind = Literal["mass", "friction", "damping", "armature", "frictionloss", "gain", "kp", "kv", "gravity", "com"]
 DistributionName = Literal["uniform", "loguniform", "truncnormal"]
 #: ``integer`` (uniform over the whole numbers in ``[low, high]``) serves effects such as the action delay.
 RangeDistribution = Literal["uniform", "loguniform", "truncnormal", "integer"]
@@ -40,9 +41,15 @@ DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     "kp": (0.1, 10.0),
     "kv": (0.0, 20.0),
     "gravity": (0.1, 5.0),
+    "frictionloss": (0.0, 100.0),
+    "com": (-0.1, 0.1),
 }
 #: Kinds that apply to one joint (``armature`` to its dofs, ``gain``/``kp``/``kv`` to the actuator driving it).
-JOINT_KINDS = frozenset({"damping", "armature", "gain", "kp", "kv"})
+JOINT_KINDS = frozenset({"damping", "armature", "frictionloss", "gain", "kp", "kv"})
+#: Kinds whose value is *added* to the model's (nominal 0, in the element's own units: frictionloss in N·m or N, a
+#: centre-of-mass offset in metres) instead of multiplying it. Learning and identification see them divided by their
+#: limit (:func:`to_coordinates`), where they see a multiplier's logarithm.
+OFFSET_KINDS = frozenset({"frictionloss", "com"})
 #: The longest action delay an env accepts, in control steps.
 MAX_DELAY = 100
 #: Kinds whose multiplier must be strictly positive (a body without mass, a motor without gear is no robot).
@@ -87,16 +94,21 @@ class ParameterSpec(BaseModel):
     Attributes:
         kind: ``mass`` (of one body, inertia scaled alike), ``friction`` (sliding friction of every geom),
             ``damping`` or ``armature`` (rotor inertia) of one joint, ``gain`` (gear of the motor driving one
-            joint), ``kp`` or ``kv`` (position and velocity gains of the position actuator on one joint), or
-            ``gravity``.
-        body: for ``mass``, the body by name.
-        joint: for the joint kinds, the joint by name; for ``mass``, the body carrying this joint (for models
-            whose bodies are unnamed).
+            joint), ``kp`` or ``kv`` (position and velocity gains of the position actuator on one joint),
+            ``gravity``: multipliers. ``frictionloss`` (dry friction of one joint, added in N·m or N) and ``com``
+            (the body's centre of mass moved along ``axis`` of its frame, in metres): offsets, nominal 0.
+        body: for ``mass`` and ``com``, the body by name.
+        joint: for the joint kinds, the joint by name; for ``mass`` and ``com``, the body carrying this joint (for
+            models whose bodies are unnamed).
+        axis: for ``com``, the body-frame axis (``x``, ``y``, ``z``).
         range: default training range of the multiplier, ``[low, high]``.
         distribution: how training samples the multiplier inside ``range``.
         mean, std: truncnormal parameters.
         limits: hard limits of the multiplier (schedules and system identification never go past them).
         description: a few words for the catalogue.
+        default: randomized (and identified) when a config, :func:`~simreal.envs.factory.make` or ``simreal sysid``
+            names no parameters; ``false`` keeps a parameter in the catalogue for targets, ranges and sysid that
+            name it (a robot's ``generate.optional`` kinds).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -104,17 +116,21 @@ class ParameterSpec(BaseModel):
     kind: Kind
     body: str | None = None
     joint: str | None = None
+    axis: Literal["x", "y", "z"] | None = None
     range: tuple[float, float]
     distribution: DistributionName = "uniform"
     mean: float | None = None
     std: float | None = Field(default=None, gt=0)
     limits: tuple[float, float] | None = None
     description: str = ""
+    default: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> ParameterSpec:
-        if self.kind == "mass" and (self.body is None) == (self.joint is None):
-            raise ValueError("a mass parameter names exactly one of 'body' or 'joint'")
+        if self.kind in ("mass", "com") and (self.body is None) == (self.joint is None):
+            raise ValueError(f"a {self.kind} parameter names exactly one of 'body' or 'joint'")
+        if (self.kind == "com") != (self.axis is not None):
+            raise ValueError("a com parameter names its 'axis' (x, y or z); no other kind has one")
         if self.kind in JOINT_KINDS and self.joint is None:
             raise ValueError(f"a {self.kind} parameter names its 'joint'")
         if self.kind in ("friction", "gravity") and (self.body or self.joint):
@@ -123,8 +139,10 @@ class ParameterSpec(BaseModel):
         low, high = self.hard_limits
         if low > high:
             raise ValueError(f"limits low {low} > high {high}")
-        if not low <= 1.0 <= high:
-            raise ValueError(f"limits [{low}, {high}] do not contain the nominal value 1.0")
+        if not low <= self.neutral <= high:
+            raise ValueError(f"limits [{low}, {high}] do not contain the nominal value {self.neutral:g}")
+        if self.kind in OFFSET_KINDS and max(abs(low), abs(high)) <= 0:
+            raise ValueError(f"limits [{low}, {high}]: an offset's limits must not both be 0")
         if not (low <= self.range[0] and self.range[1] <= high):
             raise ValueError(f"range {list(self.range)} is outside the limits [{low}, {high}]")
         check_multiplier(self.kind, self.range[0])
@@ -146,15 +164,80 @@ class ParameterSpec(BaseModel):
         """The declared limits, or the kind's default limits."""
         return self.limits if self.limits is not None else DEFAULT_LIMITS[self.kind]
 
+    @property
+    def offset(self) -> bool:
+        """Whether the value is added to the model's (:data:`OFFSET_KINDS`) rather than multiplying it."""
+        return self.kind in OFFSET_KINDS
+
+    @property
+    def neutral(self) -> float:
+        """The value that leaves the model as it is: 1.0 for a multiplier, 0.0 for an offset."""
+        return 0.0 if self.offset else 1.0
+
+    @property
+    def scale(self) -> float:
+        """An offset's unit in learning and identification (:func:`to_coordinates`): the larger of its limits'
+        magnitudes; 0 for a multiplier (its logarithm is used)."""
+        low, high = self.hard_limits
+        return max(abs(low), abs(high)) if self.offset else 0.0
+
 
 def check_multiplier(kind: str, value: float) -> None:
-    """Raise ``ValueError`` when ``value`` is not a valid multiplier for a parameter of ``kind``."""
+    """Raise ``ValueError`` when ``value`` is not a valid value (a multiplier, or an offset of
+    :data:`OFFSET_KINDS`) for a parameter of ``kind``."""
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"multiplier must be finite, got {value}")
+        raise ValueError(f"{'value' if kind in OFFSET_KINDS else 'multiplier'} must be finite, got {value}")
+    if kind == "com":
+        return
+    if kind == "frictionloss":
+        if value < 0:
+            raise ValueError(f"a frictionloss offset adds friction: must be >= 0, got {value}")
+        return
     if kind in POSITIVE_KINDS and value <= 0:
         raise ValueError(f"a {kind} multiplier must be > 0, got {value}")
     if value < 0:
         raise ValueError(f"a {kind} multiplier must be >= 0, got {value}")
+
+
+def offset_scales(spec: RobotSpec, names: Sequence[str]) -> dict[str, float]:
+    """The offsets among ``names`` (parameters of ``spec``; others, effects included, are left out), by name ->
+    :attr:`ParameterSpec.scale`: what :func:`to_coordinates` needs besides the names."""
+    return {
+        name: spec.parameters[name].scale for name in names if name in spec.parameters and spec.parameters[name].offset
+    }
+
+
+def to_coordinates(names: Sequence[str], values: Any, offsets: Mapping[str, float]) -> np.ndarray:
+    """The values of ``names`` (last axis of ``values``) as learning and identification see them: a multiplier's
+    logarithm, an offset divided by its scale (``offsets``: name -> scale, see :func:`offset_scales`). Zero is the
+    nominal value either way."""
+    values = np.asarray(values, dtype=np.float64)
+    if not offsets:
+        return np.log(values)
+    scale = np.array([offsets.get(name, 0.0) for name in names])
+    is_offset = scale > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(is_offset, values / np.where(is_offset, scale, 1.0), np.log(np.where(is_offset, 1.0, values)))
+
+
+def from_coordinates(names: Sequence[str], coordinates: Any, offsets: Mapping[str, float]) -> np.ndarray:
+    """The inverse of :func:`to_coordinates`."""
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    if not offsets:
+        return np.exp(coordinates)
+    scale = np.array([offsets.get(name, 0.0) for name in names])
+    return np.where(scale > 0, coordinates * scale, np.exp(np.where(scale > 0, 0.0, coordinates)))
+
+
+def estimate_errors(names: Sequence[str], estimates: Any, truths: Any, offsets: Mapping[str, float]) -> np.ndarray:
+    """How far estimates lie from the truth, both in coordinates (:func:`to_coordinates`): a multiplier's relative
+    error ``|exp(e - t) - 1|``; an offset's absolute error as a fraction of its scale ``|e - t|``."""
+    difference = np.asarray(estimates, dtype=np.float64) - np.asarray(truths, dtype=np.float64)
+    relative = np.abs(np.exp(difference) - 1.0)
+    if not offsets:
+        return relative
+    is_offset = np.array([offsets.get(name, 0.0) > 0 for name in names])
+    return np.where(is_offset, np.abs(difference), relative)
 
 
 class Effects(BaseModel):
@@ -234,7 +317,8 @@ def effect_ranges(ranges: Mapping[str, Any], where: str = "effects") -> dict[str
 
 
 class TargetSpec(BaseModel):
-    """A fixed "reality": multipliers (omitted ones stay at 1.0) plus unmodeled effects.
+    """A fixed "reality": multipliers and offsets (omitted ones stay nominal: 1.0, an offset 0.0) plus unmodeled
+    effects.
 
     ``ranges`` (optional, written by ``simreal sysid``) are training ranges around the multipliers: a target file
     with them can also serve as ``randomization.ranges`` of a training config. As a target, they are ignored.
@@ -373,7 +457,7 @@ def load_robot(robot: str | os.PathLike[str] | Mapping[str, Any]) -> RobotSpec:
 @functools.lru_cache(maxsize=32)
 def _load_robot_file(path: str, _mtime: int) -> RobotSpec:
     spec = _robot_spec(read_yaml(path, SpecError), path, Path(path).stem)
-    if spec.robot != Path(path).stem:
+    if Path(path).parent == envs_dir() and spec.robot != Path(path).stem:  # a shipped robot is loaded by its name
         raise SpecError(f"{path}: robot: {spec.robot!r} does not match the file name")
     return spec
 
@@ -499,7 +583,7 @@ def resolve_ranges(
 
     Args:
         spec: the robot.
-        parameters: names to randomize; ``None`` means every catalogue parameter.
+        parameters: names to randomize; ``None`` means every catalogue parameter that is randomized by default.
         ranges: per-name overrides, each ``[low, high]`` or a mapping of :class:`ParameterRange` fields (``low``,
             ``high``, ``distribution``...) or of ``range``/``distribution``. Named parameters are randomized even if
             ``parameters`` leaves them out.
@@ -508,7 +592,7 @@ def resolve_ranges(
     Raises:
         SpecError: unknown names, bad ranges, ranges outside the parameter's limits.
     """
-    names = list(spec.parameters) if parameters is None else list(parameters)
+    names = default_parameters(spec) if parameters is None else list(parameters)
     for index, name in enumerate(names):
         check_parameter(spec, name, f"{parameters_source}.{index}")
     result = {name: spec.parameters[name].sampling for name in names}
@@ -516,6 +600,11 @@ def resolve_ranges(
         check_parameter(spec, name, f"{ranges_source}.{name}")
         result[name] = parse_range(spec.parameters[name], value, f"{ranges_source}.{name}")
     return {name: result[name] for name in spec.parameters if name in result}
+
+
+def default_parameters(spec: RobotSpec) -> list[str]:
+    """The parameters randomized and identified when none are named (``default: true``), in catalogue order."""
+    return [name for name, param in spec.parameters.items() if param.default]
 
 
 def check_parameter(spec: RobotSpec, name: object, where: str) -> None:

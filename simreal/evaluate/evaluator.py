@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, load_target
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, estimate_errors, load_target
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import SpecError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
@@ -150,8 +150,10 @@ def episode_returns(runner: PolicyRunner, venv: VecEnv, episodes: int, seed: int
         # relative error of the estimated latent against the one encoded from the true parameters
         estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
     if stats.estimates:
-        # mean absolute relative error of each estimated multiplier over every step of every episode
-        relative = np.abs(np.exp(np.asarray(stats.estimates) - np.asarray(stats.truths)) - 1.0)
+        # mean absolute relative error of each estimated multiplier (an offset: absolute, over its scale) over every
+        # step of every episode
+        names, offsets = runner.layout.dynamics, dict(runner.layout.offsets)
+        relative = estimate_errors(names, stats.estimates, stats.truths, offsets)
         estimator_error = {
             name: float(e) for name, e in zip(runner.layout.dynamics, relative.mean(axis=0), strict=True)
         }

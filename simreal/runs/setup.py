@@ -27,6 +27,7 @@ from simreal.envs.spec import (
     effect_ranges,
     load_robot,
     load_target,
+    offset_scales,
     resolve_ranges,
 )
 from simreal.errors import ConfigError, SpecError, unknown_name
@@ -81,7 +82,8 @@ class TrainingSetup:
             return None
         adaptation = self.config.adaptation
         history = adaptation.history if adaptation.kind == "rma" else 0
-        return DynamicsInputSpec(self.adaptive, history=history, privileged=privileged)
+        offsets = tuple(offset_scales(self.spec, self.adaptive).items())
+        return DynamicsInputSpec(self.adaptive, history=history, privileged=privileged, offsets=offsets)
 
     @property
     def training_input(self) -> DynamicsInputSpec | None:
@@ -104,7 +106,8 @@ class TrainingSetup:
             names.append(name)
             means.append(mean)
             variances.append(variance)
-        return PrivilegedSpec(tuple(names), tuple(means), tuple(variances))
+        offsets = tuple(offset_scales(self.spec, names).items())
+        return PrivilegedSpec(tuple(names), tuple(means), tuple(variances), offsets=offsets)
 
     def _fixed_statistics(self, name: str) -> tuple[float, float]:
         """The mean and variance of a drawn quantity over its widest range: a parameter's log-multiplier as if
@@ -116,6 +119,10 @@ class TrainingSetup:
                 count = round(high - low) + 1
                 return float((low + high) / 2), max((count**2 - 1) / 12, 1e-4)
             return float((low + high) / 2), max((high - low) ** 2 / 12, 1e-8)
+        param = self.spec.parameters[name]
+        if param.offset:  # divided by its scale, as if uniform
+            low, high = low / param.scale, high / param.scale
+            return float((low + high) / 2), max((high - low) ** 2 / 12, 1e-4)
         log_low, log_high = math.log(low), math.log(high)
         return float((log_low + log_high) / 2), max((log_high - log_low) ** 2 / 12, 1e-4)
 
@@ -138,6 +145,7 @@ class TrainingSetup:
             raw_history=adaptation.history if self.adaptive and adaptation.kind == "rma" else 0,
             history=self.history,
             privileged=privileged.size if privileged is not None else 0,
+            offsets=tuple(offset_scales(self.spec, self.adaptive).items()),
         )
 
     def pinned(self, layout: InputLayout) -> dict[int, tuple[float, float]]:

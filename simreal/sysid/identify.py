@@ -31,7 +31,14 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from simreal import seeding
-from simreal.envs.spec import RobotSpec, check_parameter, load_robot
+from simreal.envs.spec import (
+    RobotSpec,
+    check_parameter,
+    default_parameters,
+    from_coordinates,
+    load_robot,
+    to_coordinates,
+)
 from simreal.sysid.simulator import Simulator
 from simreal.sysid.states import States, fit_states
 from simreal.sysid.trajectories import Trajectories
@@ -211,6 +218,8 @@ class SysidResult:
     #: how the output file names its robot (:attr:`~simreal.envs.spec.RobotSpec.reference`): a shipped robot's
     #: name, a robot file's path or an inline robot's mapping; ``None``: the name
     base: str | dict[str, Any] | None = None
+    #: the offsets among the names, name -> the width of its default training range
+    offset_widths: dict[str, float] = field(default_factory=dict)
 
     def errors(self) -> dict[str, float | None] | None:
         """Relative error of each estimate against the truth, when the data came from a simreal target (``None``
@@ -230,12 +239,14 @@ class SysidResult:
 
     def ranges(self) -> dict[str, list[float]]:
         """Training ranges: each interval, widened to at least ``min_width`` of the estimate (``estimate * (1 +-
-        min_width / 2)``), within the parameter's limits."""
+        min_width / 2)``; an offset's: of its default range's width ``w``, ``estimate +- w * min_width / 2``), within
+        the parameter's limits."""
         ranges = {}
         for n in self.names:
             low, high = self.interval[n]
-            low = min(low, self.estimate[n] * (1 - self.min_width / 2))
-            high = max(high, self.estimate[n] * (1 + self.min_width / 2))
+            spread = self.offset_widths.get(n, self.estimate[n])
+            low = min(low, self.estimate[n] - spread * self.min_width / 2)
+            high = max(high, self.estimate[n] + spread * self.min_width / 2)
             hard_low, hard_high = self.limits[n]
             ranges[n] = [max(low, hard_low), min(high, hard_high)]
         return ranges
@@ -342,12 +353,15 @@ def identify(
     """
     start = time.perf_counter()
     spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
-    names = list(params) if params else list(spec.parameters)
+    names = list(params) if params else default_parameters(spec)
     for name in names:
         check_parameter(spec, name, "--params")
     budget = BUDGET_PER_PARAMETER * len(names) if budget is None else budget
     local = Simulator(spec, names, threads=threads)
-    bounds = np.log(np.array([spec.parameters[n].hard_limits for n in names]).clip(min=1e-3))
+    offsets = local.offsets
+    limits = np.array([spec.parameters[n].hard_limits for n in names], dtype=np.float64)
+    multiplier = np.array([n not in offsets for n in names])[:, None]
+    bounds = to_coordinates(names, np.where(multiplier, limits.clip(min=1e-3), limits).T, offsets).T
     if smooth is None:
         smooth = use_observations or data.qpos is None
     states = fit_states(data, spec, local.model, local.frame_skip, use_observations, smooth)
@@ -436,18 +450,18 @@ def identify(
     for i, n in enumerate(names):
         # the statistical half-width plus what the optimizer's stopping precision leaves (all of it on exact data)
         half = quantiles[i] * log_std[i] + PRECISION
-        low, high = np.exp(x[i] - half), np.exp(x[i] + half)
+        low, high = from_coordinates([n, n], [x[i] - half, x[i] + half], offsets)
         hard_low, hard_high = spec.parameters[n].hard_limits
         interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
     with tracker.stage("misfit check"):
         misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE), tracker)
     if misfit is not None and misfit.flagged:
         misfit.cause = _likely_cause(spec, names, delays)
-    estimate = {n: float(np.exp(x[i])) for i, n in enumerate(names)}
+    estimate = dict(zip(names, from_coordinates(names, x, offsets).tolist(), strict=True))
     identifiable = {
         n: bool(
             np.isfinite(log_std[i])
-            and np.exp(quantiles[i] * log_std[i] + PRECISION) <= IDENTIFIABLE_FACTOR
+            and quantiles[i] * log_std[i] + PRECISION <= np.log(IDENTIFIABLE_FACTOR)
             and not (misfit is not None and misfit.flagged)
         )
         for i, n in enumerate(names)
@@ -473,7 +487,7 @@ def identify(
         delay_losses=delay_losses,
         horizon=horizon,
         gap=gap,
-        truth=None if truth is None else {n: float(truth.get(n, 1.0)) for n in names},
+        truth=None if truth is None else {n: float(truth.get(n, spec.parameters[n].neutral)) for n in names},
         limits={n: spec.parameters[n].hard_limits for n in names},
         evaluations=used,
         seconds=time.perf_counter() - start,
@@ -482,7 +496,8 @@ def identify(
         observation_noise=states.observation_noise,
         min_width=min_width,
         episodes=episodes,
-        fits=[{n: float(np.exp(fit[i])) for i, n in enumerate(names)} for fit in replicas],
+        fits=[dict(zip(names, from_coordinates(names, fit, offsets).tolist(), strict=True)) for fit in replicas],
+        offset_widths={n: spec.parameters[n].range[1] - spec.parameters[n].range[0] for n in offsets},
     )
 
 

@@ -12,7 +12,7 @@ from mujoco import rollout
 
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.mujoco_base import make_base_env
-from simreal.envs.spec import RobotSpec
+from simreal.envs.spec import RobotSpec, from_coordinates, offset_scales
 from simreal.sysid.windows import Windows
 
 
@@ -28,6 +28,8 @@ class Simulator:
         self.dynamics = DynamicsModel(self.spec, self.model)
         self.names = list(names)
         self.index = self.dynamics.index_of(tuple(self.names))
+        #: the offsets among the names, name -> scale: their candidates are offsets over scale, not logarithms
+        self.offsets = offset_scales(spec, self.names)
         self.skipped = self.spec.observation.skipped_positions if self.spec.observation else 0
         self.ctrl_low, self.ctrl_high = self.model.actuator_ctrlrange.T.copy()
         self._models: list[mujoco.MjModel] = []
@@ -41,9 +43,9 @@ class Simulator:
     def _models_for(self, candidates: np.ndarray) -> list[mujoco.MjModel]:
         while len(self._models) < len(candidates):
             self._models.append(copy.deepcopy(self.model))
-        for model, log_multipliers in zip(self._models, candidates, strict=False):
-            values = np.ones(len(self.dynamics.names))
-            values[self.index] = np.exp(log_multipliers)
+        for model, coordinates in zip(self._models, candidates, strict=False):
+            values = self.dynamics.neutral.copy()
+            values[self.index] = from_coordinates(self.names, coordinates, self.offsets)
             self.dynamics.apply_array(model, mujoco.MjData(model), values)
         return self._models[: len(candidates)]
 

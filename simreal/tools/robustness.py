@@ -50,12 +50,14 @@ class Axis:
         values: the grid (multipliers, control steps or standard deviations), increasing.
         training: the policy's training range on this axis (``None``: trained at the nominal value only).
         targets: the shipped targets' value on this axis.
+        neutral: the value at nominal dynamics (1.0 for a multiplier; 0.0 for an effect or an offset).
     """
 
     name: str
     values: tuple[float, ...]
     training: tuple[float, float] | None
     targets: dict[str, float]
+    neutral: float = 1.0
 
     @property
     def effect(self) -> bool:
@@ -63,7 +65,7 @@ class Axis:
 
     @property
     def nominal(self) -> float:
-        return 0.0 if self.effect else 1.0
+        return 0.0 if self.effect else self.neutral
 
     def index(self, value: float) -> int | None:
         """The grid index of ``value`` (compared with a relative tolerance of 1e-9), ``None`` when it is not on
@@ -178,7 +180,9 @@ def grid_axes(
                 "--params: " + unknown_name("parameter or effect", name, [*spec.parameters, *EFFECT_NAMES])
             )
         targets = {
-            target: float(getattr(t.effects, name)) if name in EFFECT_NAMES else t.parameters.get(name, 1.0)
+            target: float(getattr(t.effects, name))
+            if name in EFFECT_NAMES
+            else t.parameters.get(name, spec.parameters[name].neutral)
             for target, t in spec.targets.items()
         }
         span = spans[0] if len(spans) == 1 else spans[index] if spans else None
@@ -188,19 +192,25 @@ def grid_axes(
         values = np.linspace(low, high, points)
         if name in STEP_EFFECTS:
             values = np.unique(np.round(values))
-        axes.append(Axis(name, tuple(float(v) for v in values), trained, targets))
+        neutral = 0.0 if name in EFFECT_NAMES else spec.parameters[name].neutral
+        axes.append(Axis(name, tuple(float(v) for v in values), trained, targets, neutral))
     return axes
 
 
 def _default_span(
     spec: RobotSpec, name: str, trained: tuple[float, float] | None, targets: dict[str, float]
 ) -> tuple[float, float]:
-    nominal = 0.0 if name in EFFECT_NAMES else 1.0
+    nominal = 0.0 if name in EFFECT_NAMES else spec.parameters[name].neutral
     seen = [nominal, *targets.values(), *(trained or ())]
     low, high = min(seen), max(seen)
-    if high == low:  # an effect that nothing uses: show a little of it
-        high = (3.0 if name in STEP_EFFECTS else 0.05) if name in EFFECT_NAMES else 1.5
-        low = low if name in EFFECT_NAMES else 0.5
+    if high == low:  # an effect (or an offset) that nothing uses: show a little of it
+        if name in EFFECT_NAMES:
+            high = 3.0 if name in STEP_EFFECTS else 0.05
+        elif spec.parameters[name].offset:  # a tenth of its limits either side
+            scale = spec.parameters[name].scale / 10
+            low, high = max(spec.parameters[name].hard_limits[0], -scale), scale
+        else:
+            low, high = 0.5, 1.5
     pad = 0.25 * (high - low)
     if name in EFFECT_NAMES:
         return max(0.0, low - pad), min(float(MAX_DELAY), high + pad) if name in STEP_EFFECTS else high + pad

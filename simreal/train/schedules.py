@@ -84,17 +84,17 @@ class FixedSchedule(Schedule):
         return dict(self.full)
 
 
-def nominal_value(name: str, r: ParameterRange | tuple[float, float]) -> float:
-    """Where a range grows from: a parameter's nominal multiplier 1.0, an effect's 0 (no effect), or the nearest
-    point of the range to it."""
+def nominal_value(name: str, r: ParameterRange | tuple[float, float], offsets: Collection[str] = ()) -> float:
+    """Where a range grows from: a parameter's nominal multiplier 1.0, an effect's or an offset's 0 (``offsets``:
+    the parameters that are offsets), or the nearest point of the range to it."""
     low, high = (r.low, r.high) if isinstance(r, ParameterRange) else r
-    return min(max(0.0 if name in EFFECT_NAMES else 1.0, low), high)
+    return min(max(0.0 if name in EFFECT_NAMES or name in offsets else 1.0, low), high)
 
 
-def _scaled(name: str, r: ParameterRange, width: float) -> ParameterRange:
+def _scaled(name: str, r: ParameterRange, width: float, offsets: Collection[str] = ()) -> ParameterRange:
     """``r`` shrunk around its nominal value to ``width`` (0 = that value alone, 1 = all of ``r``); an integer range
     keeps whole-number bounds (a value comes in once the range has grown all the way to it)."""
-    a = nominal_value(name, r)
+    a = nominal_value(name, r, offsets)
     low, high = a - width * (a - r.low), a + width * (r.high - a)
     if r.distribution == "integer":
         low, high = float(math.ceil(low - 1e-9)), float(math.floor(high + 1e-9))
@@ -110,6 +110,7 @@ class CurriculumSchedule(FixedSchedule):
         ramp_fraction: fraction of training over which ranges widen (then they stay full).
         mode: ``linear``, or ``steps`` (``steps`` equal increments, the first at the start).
         steps: the number of increments in ``steps`` mode.
+        offsets: the parameters that are offsets (nominal 0, as the effects).
     """
 
     def __init__(
@@ -119,8 +120,10 @@ class CurriculumSchedule(FixedSchedule):
         ramp_fraction: float = 0.5,
         mode: str = "linear",
         steps: int = 5,
+        offsets: Collection[str] = (),
     ) -> None:
         super().__init__(full)
+        self.offsets = frozenset(offsets)
         self.initial_fraction, self.ramp_fraction, self.mode, self.steps = initial_fraction, ramp_fraction, mode, steps
         self._width = self.width_at(0.0)
 
@@ -132,7 +135,7 @@ class CurriculumSchedule(FixedSchedule):
         return self.initial_fraction + (1.0 - self.initial_fraction) * done
 
     def ranges(self) -> dict[str, ParameterRange]:
-        return {name: _scaled(name, r, self._width) for name, r in self.full.items()}
+        return {name: _scaled(name, r, self._width, self.offsets) for name, r in self.full.items()}
 
     def update(self, progress: float) -> bool:
         # never narrower than it has been: a run resumed with a larger budget stands earlier in it
@@ -184,7 +187,8 @@ class ADRSchedule(Schedule):
 
     Effects (:data:`~simreal.envs.spec.EFFECT_NAMES`) take part like parameters, on their own scale: a drawn
     effect's range starts at its low limit (normally 0, no effect), and ``initial_width`` and ``step`` are fractions
-    of its limits' width; an integer effect (the delay) moves by whole steps, at least one.
+    of its limits' width; an integer effect (the delay) moves by whole steps, at least one. Offsets
+    (``offsets``: a frictionloss, a centre of mass) move the same way, from 0.
 
     Args:
         limits: hard limits per parameter (each contains the nominal value 1.0) or effect; ranges never pass them.
@@ -211,8 +215,10 @@ class ADRSchedule(Schedule):
         relative: bool = True,
         reference_window: int = 100,
         integers: Collection[str] = (),
+        offsets: Collection[str] = (),
     ) -> None:
         self.limits = {name: (float(lo), float(hi)) for name, (lo, hi) in limits.items()}
+        self.offsets = frozenset(offsets)
         self.integers = frozenset(integers)
         self.initial_width = initial_width
         self.step, self.boundary_probability, self.buffer_size = step, probability, buffer_size
@@ -222,14 +228,18 @@ class ADRSchedule(Schedule):
         self.reference_returns: deque[float] = deque(maxlen=reference_window)
 
     def _unit(self, name: str) -> float:
-        """The scale of ``initial_width`` and ``step``: 1 for a multiplier, the width of an effect's limits."""
+        """The scale of ``initial_width`` and ``step``: 1 for a multiplier, the width of an effect's (or an
+        offset's) limits."""
         lo, hi = self.limits[name]
-        return hi - lo if name in EFFECT_NAMES else 1.0
+        return hi - lo if self._zero_based(name) else 1.0
+
+    def _zero_based(self, name: str) -> bool:
+        return name in EFFECT_NAMES or name in self.offsets
 
     def _initial(self, name: str) -> tuple[float, float]:
         """The range ``name`` starts at, and that contraction never goes inside."""
         lo, hi = self.limits[name]
-        nominal = nominal_value(name, (lo, hi))
+        nominal = nominal_value(name, (lo, hi), self.offsets)
         half = self.initial_width * self._unit(name)
         if name in self.integers:
             half = math.floor(half + 1e-9)
@@ -293,7 +303,7 @@ class ADRSchedule(Schedule):
             if name in self.integers:
                 widths.append((hi - lo + 1) / (self._unit(name) + 1))
             else:
-                widths.append((hi - lo) / self._unit(name) if name in EFFECT_NAMES else hi - lo)
+                widths.append((hi - lo) / self._unit(name) if self._zero_based(name) else hi - lo)
         return float(sum(math.log(w) if w > 0 else -math.inf for w in widths) / len(widths))
 
     def observe_boundary(self, parameter: str, side: str, episode_return: float) -> BoundaryDecision | None:
@@ -545,9 +555,10 @@ def build_schedule(setup: TrainingSetup) -> Schedule:
 
 def _range_schedule(setup: TrainingSetup) -> Schedule:
     schedule = setup.config.randomization.schedule
+    offsets = [name for name in setup.ranges if name in setup.spec.parameters and setup.spec.parameters[name].offset]
     if schedule.kind == "curriculum":
         return CurriculumSchedule(
-            setup.ranges, schedule.initial_fraction, schedule.ramp_fraction, schedule.mode, schedule.steps
+            setup.ranges, schedule.initial_fraction, schedule.ramp_fraction, schedule.mode, schedule.steps, offsets
         )
     if schedule.kind == "adr":
         return ADRSchedule(
@@ -560,5 +571,6 @@ def _range_schedule(setup: TrainingSetup) -> Schedule:
             high_threshold=schedule.thresholds.high,
             relative=schedule.thresholds.relative,
             integers=[name for name, r in setup.ranges.items() if r.distribution == "integer"],
+            offsets=offsets,
         )
     return FixedSchedule(setup.ranges)
