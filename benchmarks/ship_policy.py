@@ -37,7 +37,11 @@ def card(name: str, report: dict, config: dict, run: dict, args: argparse.Namesp
         if "relative_gap" in entry:
             gap_low, gap_high = entry["relative_gap_ci95"]
             gap = f"{entry['relative_gap']:.1%} [{gap_low:.1%}, {gap_high:.1%}]"
-        return f"| {label} | {entry['mean_return']:.0f} [{low:.0f}, {high:.0f}] | {entry['std_return']:.0f} | {gap} |"
+        # as many decimals as returns of this size need (hopper's are in the thousands, reacher's near -5)
+        scale = max(abs(entry["mean_return"]), abs(low), abs(high))
+        d = 0 if scale >= 100 else 1 if scale >= 10 else 2
+        mean, std = entry["mean_return"], entry["std_return"]
+        return f"| {label} | {mean:.{d}f} [{low:.{d}f}, {high:.{d}f}] | {std:.{d}f} | {gap} |"
 
     rows = [row("source: nominal", report["source"]["nominal"])]
     if "randomized" in report["source"]:

@@ -137,3 +137,28 @@ def test_observation_layout_rebuilds_the_custom_state():
     env = simreal.make(ROBOT)
     obs, _ = env.reset(seed=0)
     assert np.array_equal(obs, np.concatenate([env.unwrapped.data.qpos, env.unwrapped.data.qvel]))
+
+
+def test_the_transfer_pipeline_runs_on_a_robot_of_ones_own(tmp_path, robot_file):
+    run_dir = tmp_path / "run"
+    config = tiny_config(tmp_path, "ppo", robot=str(robot_file), eval={"frequency": 0})
+    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "--device", "cpu"]).exit_code == 0
+    pipeline = {
+        "target": "lab",
+        "episodes": 2,
+        "source": {"run": str(run_dir)},
+        "stages": {
+            "sysid": {"episodes": 3, "params": ["shoulder_kp", "lower_mass"], "budget": 40, "horizon": 3},
+            "identified": {"timesteps": 256},
+            "finetune": {"steps": 256, "eval_episodes": 1, "count_eval": False, "eval_every": 128},
+            "oracle": {"timesteps": 256},
+        },
+    }
+    path = tmp_path / "transfer.yaml"
+    path.write_text(yaml.safe_dump(pipeline))
+    result = runner.invoke(app, ["transfer", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["complete"] and {row["stage"] for row in report["stages"]} >= {"sysid", "identified", "oracle"}
+    identified = yaml.safe_load((tmp_path / "out" / "sysid" / "identified.yaml").read_text())
+    assert identified["base"]["entry_point"] == ROBOT["entry_point"]  # the robot itself, loadable anywhere

@@ -3,6 +3,8 @@ actuator lag), and robot files of one's own."""
 
 from __future__ import annotations
 
+import json
+
 import mujoco
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from simreal.cli import app
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import ActuatorLag, ObservationDelay
 from simreal.envs.generate import DEFAULT_KINDS, GENERATED_KINDS, generated_parameters, model_of, robot_name
-from simreal.envs.spec import RobotSpec, load_robot
+from simreal.envs.spec import ParameterRange, RobotSpec, load_robot
 from simreal.errors import SpecError
 from tests.conftest import ROBOTS, TARGETS, rollout
 
@@ -291,3 +293,30 @@ def test_sysid_identifies_armature_and_offsets_with_intervals_in_their_units():
         assert abs(result.estimate[name] - value) <= 0.2 * abs(value), (name, result.estimate[name])
     low, high = result.ranges()["foot_joint_frictionloss"]
     assert low >= 0.0 and high - low >= 0.1 * 4.0  # at least a tenth of its default range, in N·m
+
+
+def test_offsets_are_scheduled_from_zero_and_mapped_around_it(tmp_path, trained_run):
+    from simreal.train.schedules import ADRSchedule, CurriculumSchedule
+
+    full = {
+        "torso_com_x": ParameterRange(low=-0.02, high=0.02),
+        "foot_joint_frictionloss": ParameterRange(low=0.0, high=4.0),
+        "torso_mass": ParameterRange(low=0.8, high=1.2),
+    }
+    offsets = ("torso_com_x", "foot_joint_frictionloss")
+    curriculum = CurriculumSchedule(full, initial_fraction=0.0, offsets=offsets)
+    start = curriculum.ranges()
+    assert (start["torso_com_x"].low, start["torso_com_x"].high) == (0.0, 0.0)  # nominal: no shift
+    assert (start["foot_joint_frictionloss"].low, start["foot_joint_frictionloss"].high) == (0.0, 0.0)
+    assert (start["torso_mass"].low, start["torso_mass"].high) == (1.0, 1.0)
+    limits = {"torso_com_x": (-0.1, 0.1), "torso_mass": (0.5, 2.0)}
+    adr = ADRSchedule(limits, initial_width=0.05, offsets=["torso_com_x"]).ranges()
+    assert adr["torso_com_x"].low == pytest.approx(-0.01) and adr["torso_com_x"].high == pytest.approx(0.01)
+    assert adr["torso_mass"].low == pytest.approx(0.95)
+
+    out = tmp_path / "map"
+    args = ["robustness", str(trained_run), "--params", "torso_com_x", "--grid", "3", "--episodes", "1"]
+    result = CliRunner().invoke(app, [*args, "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(next(out.glob("*.json")).read_text())
+    assert 0.0 in written["axes"][0]["values"]  # the grid holds the nominal (no shift)

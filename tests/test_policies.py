@@ -33,6 +33,8 @@ EXPECTED = {
     "hopper_ppo_rma",
     "inverted_pendulum_ppo_dr",
     "halfcheetah_ppo_dr",
+    "pusher_ppo_dr",
+    "reacher_ppo_dr",
 }
 #: standard errors two evaluations' means may differ by: for two samples of one distribution a larger difference has a
 #: chance below 1e-4 per comparison (normal approximation), while a policy that loads wrongly (lost normalization,

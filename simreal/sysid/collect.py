@@ -10,14 +10,14 @@ import gymnasium as gym
 import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
-from simreal.envs.spec import load_robot, load_target
+from simreal.envs.spec import RobotSpec, load_robot, load_target
 from simreal.errors import DataError
 from simreal.sysid.trajectories import Trajectories
 
 
 def collect(
     policy: str | os.PathLike[str],
-    robot: str,
+    robot: str | RobotSpec,
     target: str | os.PathLike[str] | None = None,
     episodes: int = 10,
     seed: int = 0,
@@ -27,7 +27,7 @@ def collect(
 
     Args:
         policy: a run directory, a model file inside one, or ``"random"`` (uniform random actions).
-        robot: the robot to run on.
+        robot: the robot to run on (a name, a robot file, an inline mapping, or its spec).
         target: a target name or file (default: nominal dynamics).
         episodes: episodes to record (episode ``i`` is reset with seed ``seed + i``).
         seed: the first episode's seed, and the random policy's.
@@ -41,7 +41,7 @@ def collect(
         DataError: a policy trained on another robot, or a missing or corrupt policy.
         SpecError: an unknown robot or target.
     """
-    spec = load_robot(robot)
+    spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
     meta: dict[str, Any] = {"robot": spec.robot, "source": "simulator", "policy": str(policy), "seed": seed}
     if target is not None:
         name, target_spec = load_target(spec, target)

@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
-from simreal.envs.spec import load_target
+from simreal.envs.spec import load_target, robot_label
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import evaluate_run
 from simreal.evaluate.gap import reality_gap
@@ -261,7 +261,7 @@ class _Stages:
         settings = self.stages.sysid
         folder = self._fresh("sysid")
         folder.mkdir(parents=True)
-        robot = load_policy(self.source_run).robot
+        robot = load_policy(self.source_run).setup.spec  # a robot of one's own too, not only a shipped name
         recording = collect(self.source_run, robot, self.config.target, settings.episodes, self.config.seed)
         save_trajectories(recording, folder / "recording.npz")
         fitted, held_out = split_holdout(recording)
@@ -300,7 +300,7 @@ class _Stages:
         base = saved_config(run_dir)
         stage_at = self.origin.where("stages.identified")
         ranges_at = f"{stage_at}: randomization.ranges from {identified}"
-        ranges, _ = from_sysid_file(str(identified), base.robot, ranges_at)
+        ranges, _ = from_sysid_file(str(identified), robot_label(base.robot), ranges_at)
         effects: dict[str, Any] = {}
         if details["action_delay_steps"] is not None:
             effects["action_delay_steps"] = details["action_delay_steps"]
