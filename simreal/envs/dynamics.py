@@ -157,6 +157,11 @@ class DynamicsModel:
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         self._is_offset = np.array([spec.parameters[name].offset for name in self.names], dtype=bool)
         self._any_offset = bool(self._is_offset.any())
+        # an offset's elements take their scale from the unscaled slot, a multiplier's their shift from the
+        # unshifted one: both vectors then take the values as they are, with no choosing per reset
+        offset_rows = self._is_offset[np.minimum(self._source, unscaled - 1)] & (self._source < unscaled)
+        self._scale_source = np.where(offset_rows, unscaled, self._source)
+        self._offset_source = np.where(offset_rows, self._source, unscaled)
         self._multipliers = np.ones(unscaled + 1)
         self._offsets = np.zeros(unscaled + 1)
         #: each parameter's neutral value (1.0 for a multiplier, 0.0 for an offset), in catalogue order
@@ -210,9 +215,8 @@ class DynamicsModel:
                 order of :attr:`names`.
         """
         if self._any_offset:
-            self._multipliers[:-1] = np.where(self._is_offset, 1.0, multipliers)
-            self._offsets[:-1] = np.where(self._is_offset, multipliers, 0.0)
-            values = self._nominal * self._multipliers[self._source] + self._offsets[self._source]
+            self._multipliers[:-1] = self._offsets[:-1] = multipliers
+            values = self._nominal * self._multipliers[self._scale_source] + self._offsets[self._offset_source]
         else:
             self._multipliers[:-1] = multipliers
             values = self._nominal * self._multipliers[self._source]
