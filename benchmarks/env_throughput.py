@@ -1,11 +1,12 @@
 """Env throughput: simreal.make(robot) against plain gym.make(its gymnasium id), interleaved in one run, per robot.
 
 Each round times a block of steps (the same pre-drawn random actions; the resets at episode ends untimed) and a
-block of resets on every env, in an order that rotates from round to round, so drifts of the machine hit all envs alike. The
-figures are medians over rounds of the per-round ratios against plain Hopper-v5 measured in that same round.
-``simreal nominal`` (no randomization) is printed as a control: it separates the wrappers' cost from the cost of
-sampling and writing 12 parameters plus ``mj_setConst`` at each reset, and from the physics itself: randomized
-dynamics make MuJoCo do different work (the contacts and solver iterations per step are counted, untimed).
+block of resets on every env, in an order that rotates from round to round, so drifts of the machine hit all envs
+alike. The figures are medians over rounds of the per-round ratios against the plain env of the robot's gymnasium
+id measured in that same round. ``simreal ... nominal`` (no randomization) is printed as a control: it separates
+the wrappers' cost from the cost of sampling and writing the parameters plus ``mj_setConst`` at each reset, and
+from the physics itself: randomized dynamics make MuJoCo do different work (the contacts and solver iterations per
+step are counted, untimed).
 
 Every robot is measured on its own (its catalogue generated from the model); ``--robots`` picks them (default:
 every shipped robot).

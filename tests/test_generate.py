@@ -320,3 +320,20 @@ def test_offsets_are_scheduled_from_zero_and_mapped_around_it(tmp_path, trained_
     assert result.exit_code == 0, result.output
     written = json.loads(next(out.glob("*.json")).read_text())
     assert 0.0 in written["axes"][0]["values"]  # the grid holds the nominal (no shift)
+
+
+def test_the_privileged_critic_takes_ranges_from_zero(tmp_path):
+    from simreal.runs.setup import load_setup
+    from tests.test_training import tiny_config
+
+    config = tiny_config(
+        tmp_path,
+        "ppo",
+        randomization={"ranges": {"thigh_joint_damping": [0.0, 20.0], "torso_com_x": [-0.02, 0.02]}},
+        algorithm={"name": "ppo", "privileged_critic": True},
+    )
+    privileged = load_setup(config).privileged
+    assert privileged is not None and np.all(np.isfinite(privileged.mean)) and np.all(np.isfinite(privileged.variance))
+    assert dict(privileged.offsets) == {"torso_com_x": 0.1}
+    index = privileged.names.index("torso_com_x")
+    assert privileged.mean[index] == 0.0 and privileged.variance[index] == pytest.approx((0.4**2) / 12)

@@ -146,9 +146,11 @@ def test_every_stage_writes_the_report(source, tmp_path):
     # the identified simulator's training used the identified ranges and delay, and did not look at the target
     identified = yaml.safe_load((tmp_path / "out" / "identified" / "config.yaml").read_text())
     sysid = json.loads((tmp_path / "out" / "sysid" / "sysid.json").read_text())
-    assert identified["randomization"]["ranges"]["torso_mass"] == pytest.approx(
-        sysid["parameters"]["torso_mass"]["range"]
-    )
+    for name, entry in sysid["parameters"].items():  # an unidentifiable one keeps the source's range
+        if entry["identifiable"]:
+            assert identified["randomization"]["ranges"][name] == pytest.approx(entry["range"])
+        else:
+            assert name not in identified["randomization"]["ranges"]
     assert identified["randomization"]["effects"]["action_delay_steps"] == sysid["action_delay_steps"]
     assert identified["eval"]["targets"] == [] and identified["total_timesteps"] == 256
     # derived from the source config: the same but for what the identified simulator changes

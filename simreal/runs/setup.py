@@ -123,7 +123,9 @@ class TrainingSetup:
         if param.offset:  # divided by its scale, as if uniform
             low, high = low / param.scale, high / param.scale
             return float((low + high) / 2), max((high - low) ** 2 / 12, 1e-4)
-        log_low, log_high = math.log(low), math.log(high)
+        # a range from 0 (a damping's or an armature's limits, as an unidentifiable sysid result gives them): its
+        # logarithm from the floor system identification searches from
+        log_low, log_high = math.log(max(low, LOG_FLOOR)), math.log(max(high, LOG_FLOOR))
         return float((log_low + log_high) / 2), max((log_high - log_low) ** 2 / 12, 1e-4)
 
     def input_layout(self, source: DynamicsSource | None = None, estimator_history: int = 0) -> InputLayout:
@@ -166,6 +168,10 @@ class TrainingSetup:
             for offset, name in enumerate(layout.dynamics):
                 pinned[start + offset] = self._fixed_statistics(name)
         return pinned
+
+
+#: The smallest multiplier whose logarithm the fixed statistics take (system identification's floor too).
+LOG_FLOOR = 1e-3
 
 
 def load_setup(

@@ -51,8 +51,8 @@ with warnings.catch_warnings():
 
 #: Coverage of the reported intervals.
 CONFIDENCE = 0.90
-#: A parameter is identifiable when its interval lies within this factor of the estimate on both sides (and the
-#: model fits the data).
+#: A parameter is identifiable when its interval lies within this factor of the estimate on both sides (an offset:
+#: within this factor less 1 of its default range's width), and the model fits the data.
 IDENTIFIABLE_FACTOR = 1.1
 #: The model misfits when the median window error is this many times what the estimated noise alone leaves.
 MISFIT_RATIO = 3.0
@@ -458,10 +458,18 @@ def identify(
     if misfit is not None and misfit.flagged:
         misfit.cause = _likely_cause(spec, names, delays)
     estimate = dict(zip(names, from_coordinates(names, x, offsets).tolist(), strict=True))
+    # in coordinates: a multiplier's half-width within log(factor); an offset's within (factor - 1) of its default
+    # range's width (offsets have no estimate to be a factor of)
+    tolerance = [
+        (IDENTIFIABLE_FACTOR - 1) * (spec.parameters[n].range[1] - spec.parameters[n].range[0]) / offsets[n]
+        if n in offsets
+        else np.log(IDENTIFIABLE_FACTOR)
+        for n in names
+    ]
     identifiable = {
         n: bool(
             np.isfinite(log_std[i])
-            and quantiles[i] * log_std[i] + PRECISION <= np.log(IDENTIFIABLE_FACTOR)
+            and quantiles[i] * log_std[i] + PRECISION <= tolerance[i]
             and not (misfit is not None and misfit.flagged)
         )
         for i, n in enumerate(names)

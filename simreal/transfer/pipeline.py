@@ -301,13 +301,25 @@ class _Stages:
         stage_at = self.origin.where("stages.identified")
         ranges_at = f"{stage_at}: randomization.ranges from {identified}"
         ranges, _ = from_sysid_file(str(identified), robot_label(base.robot), ranges_at)
-        effects: dict[str, Any] = {}
+        # a parameter the data could not pin down keeps the source's training range (its interval may be its limits)
+        identifiable = {name: entry["identifiable"] for name, entry in details["parameters"].items()}
+        source_ranges = base.randomization.ranges if isinstance(base.randomization.ranges, dict) else {}
+        kept = {name: bounds for name, bounds in ranges.items() if identifiable.get(name, True)}
+        ranges = {**source_ranges, **kept}
+        identified_effects: dict[str, Any] = {}
         if details["action_delay_steps"] is not None:
-            effects["action_delay_steps"] = details["action_delay_steps"]
+            identified_effects["action_delay_steps"] = details["action_delay_steps"]
         if details["observation_noise"] is not None:
-            effects["obs_noise_std"] = details["observation_noise"]
+            identified_effects["obs_noise_std"] = details["observation_noise"]
+        # the effects the source drew stay drawn (an identified one over [value, value]), so that a privileged
+        # critic's inputs keep the source's layout; the rest are the identified values
+        drawn = base.randomization.effects.drawn()
+        effects: dict[str, Any] = {name: tuple(bounds) for name, bounds in drawn.items()}
+        for name, value in identified_effects.items():
+            effects[name] = (value, value) if name in drawn else value
         changes = {
-            # every parameter over its identified interval (the others over their defaults), the identified effects
+            # every identifiable parameter over its identified interval (the others over the source's ranges), the
+            # identified effects
             "randomization": {
                 "enabled": True,
                 "parameters": None,
