@@ -7,6 +7,7 @@ Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 
 
@@ -26,8 +27,33 @@ class DataError(SimrealError):
     """A data or model file is missing, corrupt or does not fit the robot."""
 
 
+class StorageError(SimrealError):
+    """The file system refused a write: a read-only or full disk, no permission, a folder or a file in the way."""
+
+
+class BusyError(SimrealError):
+    """A folder is held by another process (a run directory, a pipeline's or a sweep's folder)."""
+
+
 class SetupError(SimrealError):
     """The machine lacks something a command needs: a rendering library, an optional dependency."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A training stopped by SIGINT or SIGTERM after saving a checkpoint to resume from (a ``KeyboardInterrupt``,
+    so code that stops on Ctrl-C still does).
+
+    Attributes:
+        run_dir: the run directory to resume.
+        num_timesteps: the timesteps the saved checkpoint holds.
+        signal_name: ``SIGINT`` or ``SIGTERM``.
+        exit_code: the shell's status for that signal (130, 143).
+    """
+
+    def __init__(self, run_dir: object, num_timesteps: int, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"{run_dir}: stopped by {signal_name} at {num_timesteps} timesteps, checkpoint saved")
+        self.run_dir, self.num_timesteps = run_dir, num_timesteps
+        self.signal_name, self.exit_code = signal_name, exit_code
 
 
 def unknown_name(kind: str, name: object, known: Iterable[str], owner: str | None = None) -> str:
@@ -41,4 +67,17 @@ def unknown_name(kind: str, name: object, known: Iterable[str], owner: str | Non
     """
     listed = ", ".join(known) or "none"
     of = f" for {owner}" if owner else ""
-    return f"unknown {kind} {name!r}{of} (known: {listed})"
+    return f"unknown {kind} {shown(name)}{of} (known: {listed})"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a value quoted in an error stays one short line, whatever its
+    size."""
+    short = _SHORT.repr(value)
+    return short if len(short) <= limit else short[: limit - 3] + "..."

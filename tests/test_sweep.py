@@ -52,10 +52,10 @@ def test_a_failed_job_is_reported_the_other_finishes_and_a_rerun_skips_it(config
     blocker.write_text("in the way")
     first = sweep(str(config), "--seeds", "2", "--episodes", "2", "--out", str(out))
     assert first.returncode == 1, first.stderr
-    assert "failed  config seed 1" in first.stderr and "FileExistsError" in first.stderr
+    assert "failed  config seed 1" in first.stderr and "a file is in the way" in first.stderr
     assert "done  config seed 0" in first.stderr
     assert "1 of 2 jobs finished" in first.stdout and "Traceback" not in first.stdout
-    assert (out / "config" / "seed_1" / "error.txt").read_text().startswith("FileExistsError")
+    assert (out / "config" / "seed_1" / "error.txt").read_text().startswith("StorageError")
     result = json.loads((out / "config" / "seed_0" / "result.json").read_text())
     assert set(result["rows"]) == {"nominal", "randomized", "target: mild", "target: moderate", "target: severe"}
     assert all(len(returns) == 2 for returns in result["rows"].values())

@@ -476,9 +476,9 @@ def test_a_source_that_is_not_a_run_or_another_pipelines_folder_is_one_line_and_
     # a folder holding a pipeline with another config is not mixed with this one
     other = TransferConfig.model_validate({"target": "severe", "source": {"run": str(source)}})
     (tmp_path / "used").mkdir()
-    (tmp_path / "used" / "pipeline.json").write_text(
-        json.dumps({"schema": pipeline.SCHEMA, "config": {**other.model_dump(mode="json"), "seed": 9}, "stages": {}})
-    )
+    finished = {"source": {"policy": str(source), "target_steps": 0, "trained": False}}
+    state = {"schema": pipeline.SCHEMA, "config": {**other.model_dump(mode="json"), "seed": 9}, "stages": finished}
+    (tmp_path / "used" / "pipeline.json").write_text(json.dumps(state))
     with pytest.raises(ConfigError, match="seed differs"):
         run_pipeline(other, tmp_path / "used")
     with pytest.raises(ConfigError, match="run it with simreal transfer"):

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from simreal.errors import SetupError, SimrealError
+from simreal.errors import Interrupted, SetupError, SimrealError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,11 +29,27 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except SimrealError as exc:
-            # escaped: messages hold brackets ("range [0.5, 1.5]", "simreal[train]") that are not markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            error_line(str(exc))
+            raise typer.Exit(code=2) from None
+        except Interrupted as exc:
+            err_console.print(
+                f"{escape(str(exc))}: the same command continues from it", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(code=exc.exit_code) from None
+        except OSError as exc:
+            # what the file system refused outside the library's own writes (a library's save, a folder in the way)
+            if exc.errno is None or exc.filename is None:
+                raise
+            error_line(f"{exc.filename}: {exc.strerror}")
             raise typer.Exit(code=2) from None
 
     return run
+
+
+def error_line(message: str) -> None:
+    """Print ``error: message`` on one line of stderr."""
+    # escaped: messages hold brackets ("range [0.5, 1.5]", "simreal[train]") that are not markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def require_training(what: str) -> None:

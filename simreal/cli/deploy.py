@@ -9,6 +9,7 @@ import typer
 
 from simreal.cli.common import console, one_line_errors, require_training
 from simreal.errors import DataError
+from simreal.fileio import check_writable
 
 FORMATS = ("onnx", "torchscript")
 
@@ -26,6 +27,7 @@ def export(
     from simreal.deploy.export import export_policy
     from simreal.deploy.manifest import load_manifest
 
+    check_writable(out, folder=True)
     path = export_policy(source, format, out)  # type: ignore[arg-type]
     manifest = load_manifest(path.parent)
     layout = manifest.layout
@@ -50,6 +52,9 @@ def deploy(
     if record is not None and record.suffix not in (".npz", ".csv"):
         raise DataError(f"--record {record}: unknown data format (use .npz or .csv)")
     from simreal.deploy.deploy import deploy as run_deploy
+
+    if record is not None:
+        check_writable(record)  # before the episodes are spent
 
     made = run_deploy(export, env, episodes, seed, record)
     console.print(f"returns: {', '.join(f'{r:.1f}' for r in made.returns)}")

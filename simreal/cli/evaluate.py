@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from simreal.cli.common import console, one_line_errors, require_training
-from simreal.fileio import atomic_write_json
+from simreal.fileio import atomic_write_json, check_writable
 
 
 @one_line_errors
@@ -34,6 +34,8 @@ def evaluate(
     from simreal.evaluate.evaluator import evaluate_run
     from simreal.runs.algorithms import resolve_device
 
+    if json_out is not None:
+        check_writable(json_out)  # before the evaluation is spent
     report = evaluate_run(
         source, list(target or []) or None, episodes, seed, resolve_device(device), true_dynamics=true_dynamics
     )

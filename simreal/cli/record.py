@@ -30,13 +30,15 @@ def record(
 ) -> None:
     """Render a policy's episodes offscreen to an MP4 or GIF video, the camera following the robot."""
     require_training("simreal record")
-    from simreal.errors import DataError
-    from simreal.tools.video import record_video
+    from simreal.errors import DataError, shown
+    from simreal.tools.video import MAX_SIZE, MIN_SIZE, record_video
 
     try:
         width, height = (int(n) for n in size.lower().split("x"))
     except ValueError:
-        raise DataError(f"--size: expected WIDTHxHEIGHT (e.g. 480x480), got {size!r}") from None
+        raise DataError(f"--size: expected WIDTHxHEIGHT (e.g. 480x480), got {shown(size)}") from None
+    if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE):
+        raise DataError(f"--size: {size}: each side from {MIN_SIZE} to {MAX_SIZE} pixels")
     made = record_video(source, out, target, side_by_side, episodes, seed, max_steps, width, height, true_dynamics)
     for label, returns in made.panels.items():
         console.print(f"{label}: returns {', '.join(f'{r:.1f}' for r in returns)}")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from simreal.cli.common import console, one_line_errors, require_training
+from simreal.fileio import check_writable
 
 if TYPE_CHECKING:
     from simreal.tools.coverage import AxisCoverage, Coverage
@@ -45,6 +46,8 @@ def robustness(
     from simreal.tools.robustness import parse_span, robustness_map, write_map
 
     names = [name.strip() for name in params.split(",") if name.strip()]
+    if out is not None:
+        check_writable(out, folder=True)  # before the grid is spent
     result = robustness_map(
         source, names, grid, [parse_span(s) for s in span or []], episodes, seed, workers, against, true_dynamics
     )

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 from simreal.errors import DataError
-from simreal.fileio import atomic_write_json, atomic_write_text
+from simreal.fileio import atomic_write_json, atomic_write_text, check_writable
 from simreal.sysid.collect import collect as run_collect
 from simreal.sysid.identify import SysidProgress, identify
 from simreal.sysid.trajectories import load_trajectories, save_trajectories, split_holdout
@@ -36,6 +36,7 @@ def collect(
         require_training("simreal collect with a trained policy")
     if out.suffix not in (".npz", ".csv"):
         raise DataError(f"{out}: unknown data format (use .npz or .csv)")
+    check_writable(out)  # before the episodes are spent
     data = run_collect(policy, robot, target, episodes, seed)
     save_trajectories(data, out)
     console.print(f"recorded {len(data.episodes)} episodes, {len(data)} steps: {out}")
@@ -79,6 +80,9 @@ def sysid(
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
     """Identify simulator parameters from recorded trajectories, with 90% intervals and a misfit check."""
+    for path in (out, json_out):
+        if path is not None:
+            check_writable(path)  # before the fit is spent
     recording = load_trajectories(data, robot)
     try:
         fitted, held_out = split_holdout(recording, holdout)

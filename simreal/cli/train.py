@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 from simreal.cli.evaluate import evaluation_table
-from simreal.errors import ConfigError
+from simreal.errors import ConfigError, Interrupted
 
 
 @one_line_errors
@@ -33,7 +34,7 @@ def train(
     """Train PPO or SAC on randomized dynamics, evaluate on the targets, log everything to TensorBoard."""
     require_training("simreal train")
     from simreal.cli.progress import RichProgress
-    from simreal.runs.rundir import default_run_name
+    from simreal.runs.rundir import default_run_name, resume_point
     from simreal.runs.setup import load_setup, resume_setup
     from simreal.train.trainer import train as run_training
 
@@ -44,19 +45,32 @@ def train(
             raise ConfigError("--run-dir: --resume names the run directory already")
         setup = resume_setup(resume, config, settings, labels)
         folder = resume
+        point = resume_point(resume)
+        for line in point.passed_over:  # damaged checkpoints: said before the resume starts from an older one
+            err_console.print(f"[yellow]passed over:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        if point.folder is not None and point.passed_over:
+            err_console.print(f"resuming from {escape(str(point.folder))}", highlight=False, soft_wrap=True)
     elif config is None:
         raise ConfigError("CONFIG: missing (a config YAML or a shipped config name), or --resume RUN_DIR")
     else:
         setup = load_setup(config, settings, labels)
         folder = run_dir or Path("runs") / default_run_name(setup.config)
-    result = run_training(
-        setup,
-        folder,
-        device=device,
-        resume=resume is not None,
-        callbacks=[RichProgress(setup.config.total_timesteps, err_console)],
-        command=sys.argv,
-    )
+    try:
+        result = run_training(
+            setup,
+            folder,
+            device=device,
+            resume=resume is not None,
+            callbacks=[RichProgress(setup.config.total_timesteps, err_console)],
+            command=sys.argv,
+        )
+    except Interrupted as stopped:
+        err_console.print(
+            f"{escape(str(stopped))}: continue with simreal train --resume {escape(str(folder))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=stopped.exit_code) from None
     total = setup.config.total_timesteps
     if resume is not None:
         console.print(

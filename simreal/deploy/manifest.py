@@ -103,6 +103,8 @@ def load_manifest(folder: Path) -> Manifest:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise DataError(format_validation_error(path, exc)) from None
+    if Path(manifest.file).name != manifest.file or manifest.file.startswith("."):
+        raise DataError(f"{path}: file: {manifest.file!r} is not a file name inside {folder}")
     try:
         layout = manifest.layout
     except (TypeError, ValueError) as exc:

@@ -39,7 +39,7 @@ import yaml
 from gymnasium.envs.registration import EnvSpec
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from simreal.errors import SpecError
+from simreal.errors import SpecError, shown
 
 #: Every kind a catalogue can be generated with, in catalogue order.
 GENERATED_KINDS: tuple[str, ...] = (
@@ -362,7 +362,7 @@ def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
         raise SpecError(f"{source}: entry_point: give 'gym_id' or 'entry_point', not both")
     env_kwargs = data.get("env_kwargs", data.get("kwargs")) or {}
     if not isinstance(env_kwargs, Mapping):
-        raise SpecError(f"{source}: env_kwargs: expected a mapping, got {env_kwargs!r}")
+        raise SpecError(f"{source}: env_kwargs: expected a mapping, got {shown(env_kwargs)}")
     if isinstance(gym_id, str):
         if gym_id not in gym.registry and ":" not in gym_id:
             raise SpecError(f"{source}: gym_id: {gym_id!r} is not a registered gymnasium id")
@@ -412,10 +412,10 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
     generated = {block.rename.get(name, name): fields for name, fields in generated.items()}
     overrides = data.get("parameters") or {}
     if not isinstance(overrides, Mapping):
-        raise SpecError(f"{source}: parameters: expected a mapping of name -> fields, got {overrides!r}")
+        raise SpecError(f"{source}: parameters: expected a mapping of name -> fields, got {shown(overrides)}")
     for name, fields in overrides.items():
         if not isinstance(fields, Mapping):
-            raise SpecError(f"{source}: parameters.{name}: expected a mapping of fields, got {fields!r}")
+            raise SpecError(f"{source}: parameters.{name}: expected a mapping of fields, got {shown(fields)}")
         if name in generated:
             generated[name] = {**generated[name], **fields}
         elif "kind" in fields:

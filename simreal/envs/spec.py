@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simreal.envs.generate import GenerateSpec, expand_generated, robot_model
-from simreal.errors import SpecError, unknown_name
+from simreal.errors import SpecError, shown, unknown_name
 from simreal.fileio import read_yaml
 from simreal.resources import envs_dir
 
@@ -283,11 +283,11 @@ def effect_range(name: str, value: Any) -> ParameterRange:
     if isinstance(value, ParameterRange):
         value = [value.low, value.high]
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"expected a value or [low, high], got {value!r}")
+        raise ValueError(f"expected a value or [low, high], got {shown(value)}")
     try:
         low, high = float(value[0]), float(value[1])
     except (TypeError, ValueError):
-        raise ValueError(f"expected two numbers [low, high], got {value!r}") from None
+        raise ValueError(f"expected two numbers [low, high], got {shown(value)}") from None
     delay = name in STEP_EFFECTS
     if not (low >= 0 and high < float("inf")):  # also false for NaN
         raise ValueError(f"[{low:g}, {high:g}]: bounds must be finite and >= 0")
@@ -441,15 +441,17 @@ def load_robot(robot: str | os.PathLike[str] | Mapping[str, Any]) -> RobotSpec:
         try:
             key = json.dumps(dict(robot), sort_keys=True)
         except (TypeError, ValueError):
-            raise SpecError(f"robot: an inline robot holds plain values only, got {dict(robot)!r}") from None
+            raise SpecError(f"robot: an inline robot holds plain values only, got {shown(dict(robot))}") from None
         return _load_robot_data(key)
     if isinstance(robot, os.PathLike) or (isinstance(robot, str) and Path(robot).suffix in (".yaml", ".yml")):
         path = Path(robot)
         if not path.is_file():
             raise SpecError(f"{path}: no such robot file")
     else:
+        # a name is a shipped robot's file name, never a path that leads out of envs/
+        plain = isinstance(robot, str) and Path(robot).name == robot and not robot.startswith(".")
         path = envs_dir() / f"{robot}.yaml"
-        if not isinstance(robot, str) or not path.is_file():
+        if not plain or not path.is_file():
             raise SpecError(unknown_name("robot", robot, [*robot_names(), "or a robot YAML file"]))
     return _load_robot_file(str(path), os.stat(path).st_mtime_ns)
 
@@ -627,7 +629,7 @@ def parse_range(param: ParameterSpec, value: Any, where: str) -> ParameterRange:
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         fields = {"low": value[0], "high": value[1]}
     else:
-        raise SpecError(f"{where}: expected [low, high] or a mapping with low/high, got {value!r}")
+        raise SpecError(f"{where}: expected [low, high] or a mapping with low/high, got {shown(value)}")
     try:
         parsed = ParameterRange.model_validate(fields)
         check_multiplier(param.kind, parsed.low)

@@ -3,6 +3,9 @@ step between training and evaluation. Nothing here reads a config: callers pass 
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from simreal.envs.factory import make_env
 from simreal.envs.privileged import DynamicsInputSpec
+from simreal.envs.replay import EpisodeReplay
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec
 
 
@@ -42,9 +46,14 @@ class EnvFactory:
         self.history, self.dynamics_input = history, dynamics_input
 
     def __call__(self) -> gym.Env:
-        return make_env(
+        if multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread():
+            # a SubprocVecEnv worker: Ctrl-C reaches the whole process group, and the trainer, not each worker,
+            # decides what an interrupt does (a worker that died on it could not hand over its streams to save)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        env = make_env(
             self.spec, self.ranges, self.fixed, self.effects, history=self.history, dynamics_input=self.dynamics_input
         )
+        return EpisodeReplay(env)  # a checkpoint keeps the episode in progress (see simreal.envs.replay)
 
 
 def vectorize(factory: Callable[[], gym.Env], n_envs: int, seed: int, subprocesses: bool = False) -> VecEnv:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal.adaptation.rma import extractor_kwargs
 from simreal.envs.inputs import InputLayout
 from simreal.envs.vector import normalize
-from simreal.errors import ConfigError, DataError
+from simreal.errors import ConfigError, DataError, shown
 from simreal.runs.asymmetric import ASYMMETRIC_POLICIES
 from simreal.runs.config import TrainConfig
 
@@ -47,7 +48,7 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device: cuda requested, but torch sees no CUDA device (use --device cpu or auto)")
     if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device: expected auto, cpu or cuda, got {device!r}")
+        raise ConfigError(f"--device: expected auto, cpu or cuda, got {shown(device)}")
     return device
 
 
@@ -136,13 +137,48 @@ def load_model(
     """
     if not path.is_file():
         raise DataError(f"{path}: model file not found")
+    problem = model_file_problem(path)
+    if problem is not None:
+        raise DataError(f"{path}: not a readable {algorithm.upper()} model ({problem})")
     custom = None if for_training else {"learning_rate": 0.0, "lr_schedule": _no_learning}
     try:
         return ALGORITHMS[algorithm].load(path, env=env, device=device, custom_objects=custom)
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, pickle.UnpicklingError, RuntimeError) as exc:
-        raise DataError(f"{path}: not a readable {algorithm.upper()} model ({type(exc).__name__}: {exc})") from None
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+        RuntimeError,
+        AssertionError,
+        TypeError,
+        AttributeError,
+    ) as exc:
+        # a zip whole on disk whose content is not this algorithm's model: another algorithm's, another library's
+        raise DataError(
+            f"{path}: not a readable {algorithm.upper()} model ({type(exc).__name__}: {shown(str(exc))})"
+        ) from None
     except ModuleNotFoundError as exc:
         raise DataError(f"{path}: saved by another version of simreal, cannot continue training it ({exc})") from None
+
+
+def model_file_problem(path: Path) -> str | None:
+    """What is wrong with a stable-baselines3 model file on disk, or ``None``: it is a whole zip (every member's
+    checksum) holding the members a model has (``data``, the policy's weights ``policy.pth``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            members = set(archive.namelist())
+    except zipfile.BadZipFile:
+        return "not a zip file, or a truncated one"
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"damaged zip ({type(exc).__name__})"
+    if damaged is not None:
+        return f"damaged zip member {damaged}"
+    missing = sorted({"data", "policy.pth"} - members)
+    if missing:
+        return f"a zip without a model's {', '.join(missing)}"
+    return None
 
 
 def warm_start(
@@ -190,5 +226,16 @@ def load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
     """
     try:
         return VecNormalize.load(str(path), venv)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, AssertionError, AttributeError) as exc:
-        raise DataError(f"{path}: not readable VecNormalize statistics for this env ({exc})") from None
+    except (
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        AssertionError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        IndexError,
+        ImportError,
+    ) as exc:
+        raise DataError(f"{path}: not readable VecNormalize statistics for this env ({shown(str(exc))})") from None

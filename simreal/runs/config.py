@@ -25,8 +25,8 @@ from simreal.envs.spec import (
     robot_label,
     validation_problem,
 )
-from simreal.errors import ConfigError, SpecError, unknown_name
-from simreal.fileio import read_yaml
+from simreal.errors import ConfigError, SpecError, shown, unknown_name
+from simreal.fileio import parse_yaml, read_yaml
 from simreal.resources import configs_dir
 
 
@@ -112,12 +112,12 @@ class EffectsConfig(_Strict):
             checked = effect_range(info.field_name, value)
             return (checked.low, checked.high)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number or [low, high], got {value!r}")
+            raise ValueError(f"expected a number or [low, high], got {shown(value)}")
         if not value >= 0:
-            raise ValueError(f"must be >= 0, got {value!r}")
+            raise ValueError(f"must be >= 0, got {shown(value)}")
         if info.field_name in STEP_EFFECTS:
             if not float(value).is_integer():
-                raise ValueError(f"a delay is a whole number of control steps, got {value!r}")
+                raise ValueError(f"a delay is a whole number of control steps, got {shown(value)}")
             effect_range(info.field_name, [value, value])  # within the maximum
         return value
 
@@ -413,7 +413,7 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r}: expected key=value with a dotted key, e.g. algorithm.name=sac")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = parse_yaml(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         parsed.append((key.strip(), value))
@@ -445,7 +445,7 @@ def shipped_configs(kind: ConfigKind | None = None) -> list[str]:
     (``kind: transfer`` in the file)."""
     names = []
     for path in configs_dir().glob("*.yaml"):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
         found: ConfigKind = "transfer" if isinstance(data, dict) and data.get("kind") == "transfer" else "train"
         if kind is None or found == kind:
             names.append(path.stem)

@@ -20,10 +20,14 @@ Model zips and ``vecnormalize.pkl`` hold pickles: load only run directories you 
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import re
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from simreal.envs.spec import robot_label
-from simreal.errors import ConfigError, DataError
+from simreal.errors import ConfigError, DataError, shown
 from simreal.fileio import (
     atomic_write,
     atomic_write_json,
@@ -43,7 +47,7 @@ from simreal.fileio import (
     replace_dir,
     staging_dir,
 )
-from simreal.runs.algorithms import VECNORMALIZE
+from simreal.runs.algorithms import VECNORMALIZE, model_file_problem
 from simreal.runs.config import TrainConfig, load_config
 
 CONFIG = "config.yaml"
@@ -190,17 +194,108 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     """The latest complete checkpoint folder, or ``None`` (leftovers of a killed write are cleaned up first).
 
     Raises:
-        DataError: ``latest.json`` names a checkpoint that is not there.
+        DataError: ``latest.json`` is damaged, names something that is not a checkpoint of this run, or a
+            checkpoint that is not there.
     """
     folder = run_dir / CHECKPOINTS
     pointer = read_json(folder / LATEST)
     if pointer is None:
         return None
-    checkpoint = folder / str(pointer.get("checkpoint", ""))
+    name = pointer.get("checkpoint")
+    if not _is_checkpoint_name(name):
+        raise DataError(f"{folder / LATEST}: checkpoint: {shown(name)} is not a checkpoint of this run")
+    checkpoint = folder / name
     recover_dir(checkpoint)
     if not (checkpoint / MODEL).exists():
         raise DataError(f"{folder / LATEST}: checkpoint: {checkpoint.name} is missing")
     return checkpoint
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a resume starts from, and the newer ones it passed over.
+
+    Attributes:
+        folder: the newest intact checkpoint (``None``: there is none).
+        passed_over: one line per checkpoint (or ``latest.json``) found damaged, newest first: what is wrong.
+    """
+
+    folder: Path | None
+    passed_over: list[str] = field(default_factory=list)
+
+
+def resume_point(run_dir: Path) -> ResumePoint:
+    """The newest intact checkpoint of a run: the one ``latest.json`` names when it is intact, else the newest
+    older one that is (see :func:`checkpoint_problem`), saying what was passed over and why.
+
+    A ``latest.json`` that is damaged, or that names anything but a checkpoint folder of this run, is passed over
+    too: then every complete checkpoint folder is a candidate.
+    """
+    folder = run_dir / CHECKPOINTS
+    passed: list[str] = []
+    newest: str | None = None
+    try:
+        pointer = read_json(folder / LATEST)
+    except DataError as exc:
+        pointer, passed = None, [str(exc)]
+    if pointer is not None:
+        name = pointer.get("checkpoint")
+        if _is_checkpoint_name(name):
+            newest = name
+        else:
+            passed.append(f"{folder / LATEST}: checkpoint: {shown(name)} is not a checkpoint of this run")
+    elif not passed and not folder.is_dir():
+        return ResumePoint(None)
+    if newest is not None:
+        recover_dir(folder / newest)
+    names = sorted((p.name for p in folder.iterdir() if p.is_dir() and _is_checkpoint_name(p.name)), reverse=True)
+    for name in names:
+        if newest is not None and name > newest:
+            continue  # written by a killed run that never pointed latest.json at it
+        problem = checkpoint_problem(folder / name)
+        if problem is None:
+            return ResumePoint(folder / name, passed)
+        passed.append(f"{folder / name}: {problem}")
+    if newest is not None and newest not in names:
+        passed.insert(0, f"{folder / LATEST}: checkpoint: {newest} is missing")
+    return ResumePoint(None, passed)
+
+
+def _is_checkpoint_name(name: object) -> bool:
+    """A checkpoint folder's name: its timesteps, 12 digits (never a path that could leave the run)."""
+    return isinstance(name, str) and re.fullmatch(r"\d{12}", name) is not None
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint folder, or ``None`` when it is intact: every file it needs is there and
+    whole (the model zip's checksums and members, the pickles' end, ``state.json`` an object with the env streams).
+    """
+    model = checkpoint / MODEL
+    if not model.is_file():
+        return f"{MODEL} is missing"
+    problem = model_file_problem(model)
+    if problem is not None:
+        return f"{MODEL}: {problem}"
+    for pickled in (VECNORMALIZE, REPLAY_BUFFER):
+        if (checkpoint / pickled).exists() and not _pickle_is_whole(checkpoint / pickled):
+            return f"{pickled} is truncated"
+    try:
+        state = read_json(checkpoint / "state.json")
+    except DataError as exc:
+        return f"state.json is damaged ({str(exc).split(': ', 1)[-1]})"
+    if state is None or not isinstance(state.get("streams"), list) or not isinstance(state.get("num_timesteps"), int):
+        return "state.json: no env streams or timesteps"
+    return None
+
+
+def _pickle_is_whole(path: Path) -> bool:
+    """A pickle ends with the STOP opcode; a truncated file almost never does (and a load would fail on it)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == pickle.STOP
 
 
 def clean_leftovers(run_dir: Path) -> None:

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from simreal.envs.spec import RobotSpec, load_robot
-from simreal.errors import DataError
+from simreal.errors import DataError, shown
 from simreal.fileio import atomic_write
 
 REQUIRED = ("episode", "observations", "actions")
@@ -56,6 +57,8 @@ class Trajectories:
     qpos: np.ndarray | None = None
     qvel: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the file it was read from (``None``: recorded in this process), to name in errors
+    path: str | None = None
 
     def __len__(self) -> int:
         return len(self.episode)
@@ -84,6 +87,7 @@ class Trajectories:
             pick(self.qpos),
             pick(self.qvel),
             dict(self.meta),
+            self.path,
         )
 
 
@@ -197,9 +201,12 @@ def load_trajectories(path: str | os.PathLike[str], robot: str | RobotSpec | Non
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: not an .npz archive of named arrays (a single .npy array)")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
         # a 0-byte file is "no data" to numpy; a truncated one fails inside zipfile
         problem = "empty file" if path.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
         raise DataError(f"{path}: not a readable .npz file ({problem})") from None
@@ -227,6 +234,9 @@ def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if not rows:
         raise DataError(f"{path}: no header row")
     header, body = rows[0], rows[1:]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: header: column {repeated[0]!r} appears more than once")
     try:
         table = np.array([[float(v) for v in row] for row in body], dtype=np.float64).reshape(len(body), -1)
     except ValueError as exc:
@@ -237,6 +247,10 @@ def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     def columns(prefix: str) -> np.ndarray | None:
         index = [i for i, name in enumerate(header) if name.startswith(prefix) and name[len(prefix) :].isdigit()]
         index.sort(key=lambda i: int(header[i][len(prefix) :]))
+        numbers = [int(header[i][len(prefix) :]) for i in index]
+        if numbers != list(range(len(numbers))):
+            gap = next(n for n in range(len(numbers) + 1) if n not in numbers)
+            raise DataError(f"{path}: header: column {prefix}{gap} is missing ({prefix}0 to {prefix}N, each once)")
         return table[:, index] if index else None
 
     arrays: dict[str, np.ndarray] = {}
@@ -256,22 +270,34 @@ def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, meta
 
 
-def _checked(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Trajectories:
+#: Arrays with one value per step, and arrays with a row of values per step.
+PER_STEP = ("episode", "step", "rewards", "terminated", "truncated")
+PER_STEP_ROWS = ("observations", "actions", "qpos", "qvel")
+
+
+def _checked(path: Path, arrays: dict[str, np.ndarray], meta: Any) -> Trajectories:
     for name in REQUIRED:
         if name not in arrays:
             raise DataError(f"{path}: {name}: missing")
+    for name, values in arrays.items():
+        if values.dtype.kind not in "biuf":
+            raise DataError(f"{path}: {name}: expected numbers, got {values.dtype} values")
+        wanted = 1 if name in PER_STEP else 2 if name in PER_STEP_ROWS else values.ndim
+        if values.ndim != wanted:
+            shape = "one value per step" if wanted == 1 else "a 2-D array (rows x values)"
+            raise DataError(f"{path}: {name}: expected {shape}, got shape {values.shape}")
+    _check_meta(path, meta)
     n = len(arrays["episode"])
     if n == 0:
         raise DataError(f"{path}: episode: no steps recorded")
+    if not np.array_equal(arrays["episode"], np.round(arrays["episode"])):
+        raise DataError(f"{path}: episode: expected whole numbers")
     for name, values in arrays.items():
         if len(values) != n:
             raise DataError(f"{path}: {name}: {len(values)} rows, but episode has {n}")
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
             row = int(np.argwhere(~np.isfinite(values.reshape(n, -1)))[0][0])
             raise DataError(f"{path}: {name}: NaN or inf at row {row}")
-    for name in ("observations", "actions", "qpos", "qvel"):
-        if name in arrays and arrays[name].ndim != 2:
-            raise DataError(f"{path}: {name}: expected a 2-D array (rows x values), got shape {arrays[name].shape}")
     if ("qpos" in arrays) != ("qvel" in arrays):
         raise DataError(f"{path}: {'qvel' if 'qpos' in arrays else 'qpos'}: missing (qpos and qvel come together)")
     episode = arrays["episode"].astype(np.int64)
@@ -288,7 +314,22 @@ def _checked(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
         qpos=arrays["qpos"].astype(np.float64) if "qpos" in arrays else None,
         qvel=arrays["qvel"].astype(np.float64) if "qvel" in arrays else None,
         meta=meta,
+        path=str(path),
     )
+
+
+def _check_meta(path: Path, meta: Any) -> None:
+    """``meta`` is a JSON object; its ``dynamics``, when there, maps parameter names to numbers."""
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: meta: expected a JSON object, got {type(meta).__name__}")
+    dynamics = meta.get("dynamics")
+    if dynamics is None:
+        return
+    if not isinstance(dynamics, dict):
+        raise DataError(f"{path}: meta.dynamics: expected an object of parameter -> number")
+    for name, value in dynamics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise DataError(f"{path}: meta.dynamics.{name}: expected a finite number, got {shown(value)}")
 
 
 def _steps_within(episode: np.ndarray) -> np.ndarray:

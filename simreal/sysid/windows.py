@@ -52,7 +52,10 @@ def make_windows(
     qpos, qvel = states.qpos, states.qvel
     starts = window_starts(data, states, horizon)
     if not starts:
-        raise DataError(f"no episode has more than {horizon} steps: shorten --horizon or record longer episodes")
+        raise DataError(
+            f"{data.path or 'recording'}: no episode has more than {horizon} steps (the fit's horizon): "
+            "shorten the horizon or record longer episodes"
+        )
     if len(starts) > max_windows:
         starts = [starts[i] for i in sorted(rng.choice(len(starts), max_windows, replace=False))]
     act_dim = data.actions.shape[1]

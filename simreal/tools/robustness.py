@@ -32,7 +32,7 @@ from typing import Any, cast
 import numpy as np
 
 from simreal.envs.spec import EFFECT_NAMES, MAX_DELAY, STEP_EFFECTS, Effects, RobotSpec, check_multiplier
-from simreal.errors import ConfigError, unknown_name
+from simreal.errors import ConfigError, shown, unknown_name
 from simreal.fileio import atomic_write_json, replace_dir, staging_dir
 from simreal.tools.coverage import map_coverage
 
@@ -243,7 +243,7 @@ def parse_span(text: str) -> tuple[float, float]:
             raise ValueError
         return float(pieces[0]), float(pieces[1])
     except ValueError:
-        raise ConfigError(f"--range: expected LOW:HIGH (e.g. 0.5:1.5), got {text!r}") from None
+        raise ConfigError(f"--range: expected LOW:HIGH (e.g. 0.5:1.5), got {shown(text)}") from None
 
 
 def training_ranges(setup: Any) -> dict[str, tuple[float, float]]:

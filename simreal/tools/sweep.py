@@ -12,12 +12,14 @@ each transfer stage): the mean return over seeds with a two-stage bootstrap 95% 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import itertools
 import os
 import re
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import numpy as np
 
 from simreal.errors import ConfigError, SetupError
 from simreal.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, read_yaml
+from simreal.locks import hold
 from simreal.runs.config import resolve_config_path
 
 RESULT = "result.json"
@@ -175,14 +178,14 @@ def _train_and_evaluate(job: SweepJob, folder: Path, device: str) -> dict[str, l
     import shutil
 
     from simreal.evaluate.evaluator import evaluate_run
-    from simreal.runs.rundir import MODEL, latest_checkpoint
+    from simreal.runs.rundir import MODEL, resume_point
     from simreal.runs.setup import load_setup
     from simreal.train.trainer import train
 
     run_dir = folder / "run"
     setup = load_setup(job.config, list(job.overrides))
     if not (run_dir / MODEL).exists():
-        resume = run_dir.is_dir() and latest_checkpoint(run_dir) is not None
+        resume = run_dir.is_dir() and resume_point(run_dir).folder is not None
         if run_dir.is_dir() and not resume:
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to continue from
         train(setup, run_dir, device=device, resume=resume, command=["simreal", "sweep", job.name])
@@ -225,16 +228,30 @@ def run_sweep(
     Raises:
         SetupError: Ray is not installed.
     """
-    try:
-        import ray
-    except ImportError:
-        raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'") from None
+    if importlib.util.find_spec("ray") is None:
+        raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'")
     outcomes: list[JobOutcome] = []
 
     def tell(outcome: JobOutcome) -> None:
         outcomes.append(outcome)
         if on_event:
             on_event(outcome)
+
+    folders = {Path(job.folder).parents[1] for job in jobs}
+    with ExitStack() as held:
+        for folder in sorted(folders):  # one, for a plan_sweep plan: the sweep's folder
+            held.enter_context(hold(folder, "sweep folder"))
+        _run_pending(jobs, address, cpus_per_job, device, tell)
+    order = {job.folder: index for index, job in enumerate(jobs)}
+    outcomes.sort(key=lambda o: order[o.job.folder])
+    return SweepResult(outcomes, aggregate(jobs))
+
+
+def _run_pending(
+    jobs: list[SweepJob], address: str | None, cpus_per_job: float, device: str, tell: Callable[[JobOutcome], None]
+) -> None:
+    """Run the jobs without a result as Ray tasks, telling each outcome."""
+    import ray
 
     pending = []
     for job in jobs:
@@ -262,9 +279,6 @@ def run_sweep(
         finally:
             if started_here:
                 ray.shutdown()
-    order = {job.folder: index for index, job in enumerate(jobs)}
-    outcomes.sort(key=lambda o: order[o.job.folder])
-    return SweepResult(outcomes, aggregate(jobs))
 
 
 def aggregate(jobs: list[SweepJob], seed: int = 0) -> list[dict[str, Any]]:

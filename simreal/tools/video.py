@@ -14,11 +14,14 @@ import numpy as np
 
 from simreal.envs.spec import Effects, load_target
 from simreal.errors import DataError, SetupError
-from simreal.fileio import atomic_write
+from simreal.fileio import atomic_write, check_writable
 
 #: Height of the caption band above each panel, in pixels.
 CAPTION = 22
 FORMATS = (".mp4", ".gif")
+#: Panel sizes accepted, in pixels: H.264 needs at least 16 (and even sizes); MuJoCo's offscreen buffer is sized
+#: to the panel, and beyond 4096 it is memory, not a video.
+MIN_SIZE, MAX_SIZE = 16, 4096
 
 
 @dataclass
@@ -78,6 +81,10 @@ def record_video(
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise DataError(f"{out}: unknown video format {out.suffix or '(none)'!r} (use {' or '.join(FORMATS)})")
+    for name, pixels in (("width", width), ("height", height)):
+        if not MIN_SIZE <= pixels <= MAX_SIZE:
+            raise DataError(f"{name}: {pixels} pixels, expected {MIN_SIZE} to {MAX_SIZE}")
+    check_writable(out)  # before the episodes are spent
     if side_by_side and target is None:
         raise DataError("--side-by-side: name the --target to show beside nominal dynamics")
     if width % 2 or height % 2:

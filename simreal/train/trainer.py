@@ -7,10 +7,12 @@ callbacks it passes in.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,9 +28,10 @@ from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
 from simreal.adaptation.rma import train_adapter
 from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
-from simreal.errors import ConfigError, DataError
+from simreal.errors import ConfigError, DataError, Interrupted
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.fileio import atomic_write_json, read_json
+from simreal.locks import hold
 from simreal.runs.algorithms import (
     load_model,
     load_vecnormalize,
@@ -44,9 +47,9 @@ from simreal.runs.rundir import (
     REPLAY_BUFFER,
     VECNORMALIZE,
     clean_leftovers,
-    latest_checkpoint,
     record_end,
     record_start,
+    resume_point,
     save_model,
     write_config,
 )
@@ -71,12 +74,14 @@ class TrainResult:
         start_timesteps: where this call started (0 for a new run, the checkpoint's count for a resumed one).
         num_timesteps: where the run stands now.
         final_eval: the final evaluation (also in ``eval.json``).
+        passed_over: a resume's damaged checkpoints, newer than the one it started from: what is wrong with each.
     """
 
     run_dir: Path
     start_timesteps: int
     num_timesteps: int
     final_eval: dict[str, Any]
+    passed_over: list[str] = field(default_factory=list)
 
     @property
     def trained(self) -> int:
@@ -112,17 +117,46 @@ def train(
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.
 
+    SIGINT and SIGTERM (a cluster's preemption) stop the training at its next step and save a checkpoint there;
+    :class:`~simreal.errors.Interrupted` then says where to resume from. (A run resumed from that checkpoint goes on
+    from the interrupted rollout's steps: it matches an uninterrupted run less exactly than a resume from a periodic
+    checkpoint, which is taken between rollouts.)
+
     Raises:
         ConfigError: a new run into a folder that already holds a run.
-        DataError: nothing to resume, or a corrupt checkpoint.
+        DataError: nothing to resume, or no intact checkpoint.
+        BusyError: another process holds the run directory.
         SetupError: ``eval.video_steps`` set where this process cannot render (``MUJOCO_GL``).
+        Interrupted: SIGINT or SIGTERM stopped the training (a checkpoint was saved).
     """
-    config = setup.config
     run_dir = Path(run_dir)
     device = resolve_device(device)
-    if config.eval.video_steps:
+    if setup.config.eval.video_steps:
         require_rendering()  # before anything is written: a missing GL setup is one line, not a failed run
-    checkpoint = _resume_point(run_dir) if resume else _new_run_dir(run_dir)
+    if resume and not (run_dir / CONFIG).is_file():
+        raise DataError(f"{run_dir}: nothing to resume: not a simreal run directory (no {CONFIG})")
+    with hold(run_dir, "run directory"), _StopOnSignal() as stop:
+        return _train(setup, run_dir, device, resume, [*callbacks, stop], command, init)
+
+
+def _train(
+    setup: TrainingSetup,
+    run_dir: Path,
+    device: str,
+    resume: bool,
+    callbacks: Sequence[BaseCallback],
+    command: list[str] | None,
+    init: str | Path | None,
+) -> TrainResult:
+    """:func:`train` in a run directory this process holds."""
+    config = setup.config
+    passed_over: list[str] = []
+    if resume:
+        checkpoint, passed_over = _resume_point(run_dir)
+    else:
+        checkpoint = _new_run_dir(run_dir)
+    # a run stopped before its first checkpoint starts over: with the same seed it reaches the same numbers
+    restarted = resume and checkpoint is None
     state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
     if config.total_timesteps < start:
@@ -159,7 +193,8 @@ def train(
     write_config(run_dir, config)
     record_start(run_dir, command, device, start)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
-    model.set_logger(_tensorboard(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None))
+    purge = start + 1 if checkpoint is not None else 0 if restarted else None
+    model.set_logger(_tensorboard(run_dir / "tb", purge_step=purge))
 
     evaluator = _evaluator(setup)
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
@@ -170,6 +205,11 @@ def train(
             **evaluation.state(),
             "schedule": schedule.state(),
             "streams": venv.env_method("get_stream_state"),
+            # the episodes in progress, to replay on resume (see simreal.envs.replay), and what the algorithm
+            # and the reward normalization carry between rollouts
+            "episodes": venv.env_method("episode_log"),
+            "episode_starts": model._last_episode_starts.tolist(),
+            "returns": venv.returns.tolist() if isinstance(venv, VecNormalize) else None,
             "global_rng": _global_rng_state(),
         }
 
@@ -185,6 +225,10 @@ def train(
             model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
         else:
             everything.init_callback(model)
+        stop = next(c for c in callbacks if isinstance(c, _StopOnSignal))
+        if stop.signal_name is not None:
+            checkpoints.save()
+            raise Interrupted(run_dir, model.num_timesteps, stop.signal_name, stop.exit_code)
         if config.adaptation.kind == "rma":
             _train_adapter(setup, model, run_dir)  # the policy now acts on the adaptation module's estimate
         elif setup.adaptive:
@@ -202,7 +246,7 @@ def train(
     finally:
         evaluator.close()
         venv.close()
-    return TrainResult(run_dir, start, model.num_timesteps, final)
+    return TrainResult(run_dir, start, model.num_timesteps, final, passed_over)
 
 
 def _videos(setup: TrainingSetup) -> EvalVideo:
@@ -294,14 +338,51 @@ def _new_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _resume_point(run_dir: Path) -> Path:
-    if not (run_dir / CONFIG).is_file():
-        raise DataError(f"{run_dir}: --resume: not a simreal run directory (no {CONFIG})")
+def _resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint (``None``: the run never wrote one), and what was wrong with the newer ones
+    passed over.
+
+    Raises:
+        DataError: every checkpoint the run wrote is damaged.
+    """
     clean_leftovers(run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise DataError(f"{run_dir}: --resume: no checkpoint to resume from")
-    return checkpoint
+    point = resume_point(run_dir)
+    if point.folder is None and point.passed_over:
+        raise DataError(f"{run_dir}: no intact checkpoint to resume from ({'; '.join(point.passed_over)})")
+    return point.folder, point.passed_over
+
+
+class _StopOnSignal(BaseCallback):
+    """While training, SIGINT and SIGTERM ask the training to stop at its next step (a second SIGINT stops at once,
+    as Python's default does). A context manager: installs the handlers on entry in the main thread (signals reach
+    no other), puts the previous ones back on exit."""
+
+    EXIT_CODES: ClassVar[dict[int, int]] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signal_name: str | None = None
+        self.exit_code = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.EXIT_CODES:
+                self._previous[number] = signal.signal(number, self._asked)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _asked(self, number: int, frame: object) -> None:
+        self.signal_name, self.exit_code = signal.Signals(number).name, self.EXIT_CODES[number]
+        if number == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_step(self) -> bool:
+        return self.signal_name is None
 
 
 def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
@@ -315,17 +396,46 @@ def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[s
         model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
     # loading queued the run's seeds for every env's next reset: spend them, then put the streams back
     raw.reset()
-    for index, env_state in enumerate(streams):
-        raw.env_method("set_stream_state", env_state, indices=[index])
-    # stable-baselines3's load() clears the last observation, and learn() would then reset every env with its
-    # initial seed, replaying the streams from their start: start the episodes here, from the restored streams
-    model._last_obs = venv.reset()
-    model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
-    if isinstance(venv, VecNormalize):
-        model._last_original_obs = venv.get_original_obs()
+    episodes = state.get("episodes")
+    if episodes and all(log is not None for log in episodes):
+        _replay_episodes(model, venv, raw, episodes, state)
+    else:
+        # a checkpoint without its episodes (written before they were kept, or an episode too long to keep):
+        # begin new episodes from the restored streams
+        for index, env_state in enumerate(streams):
+            raw.env_method("set_stream_state", env_state, indices=[index])
+        # stable-baselines3's load() clears the last observation, and learn() would then reset every env with its
+        # initial seed, replaying the streams from their start: start the episodes here, from the restored streams
+        model._last_obs = venv.reset()
+        model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
+        if isinstance(venv, VecNormalize):
+            model._last_original_obs = venv.get_original_obs()
     # loading also reseeded torch and numpy with the run's seed: the policy's sampling continues where it stood
     _restore_global_rng(state.get("global_rng"))
     return model
+
+
+def _replay_episodes(
+    model: BaseAlgorithm, venv: VecEnv, raw: VecEnv, episodes: list[dict[str, Any]], state: dict[str, Any]
+) -> None:
+    """Put every env back in the middle of the episode it was in at the checkpoint, by replaying the episode, and
+    give the algorithm the observations, episode starts and return statistics it had there: the resumed run then
+    takes exactly the steps the interrupted one would have taken."""
+    observations = []
+    for index, log in enumerate(episodes):
+        obs, rewards = raw.env_method("replay_episode", log, indices=[index])[0]
+        raw.set_attr("rewards", rewards, indices=[index])  # the Monitor's return of the episode so far
+        observations.append(obs)
+    original = np.stack(observations)
+    if isinstance(venv, VecNormalize):
+        venv.old_obs = original
+        if state.get("returns") is not None:
+            venv.returns = np.asarray(state["returns"], dtype=np.float64)
+        model._last_obs = venv.normalize_obs(original)
+        model._last_original_obs = original
+    else:
+        model._last_obs = original
+    model._last_episode_starts = np.asarray(state.get("episode_starts", [False] * raw.num_envs), dtype=bool)
 
 
 def _global_rng_state() -> dict[str, Any]:

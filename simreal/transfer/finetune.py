@@ -46,6 +46,7 @@ from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
+from simreal.locks import hold
 from simreal.runs.algorithms import new_model, normalized_for, resolve_device, warm_start
 from simreal.runs.config import AdaptationConfig, TrainConfig
 from simreal.runs.policy import LoadedPolicy, load_policy
@@ -115,7 +116,23 @@ def finetune(
         DataError: the source or baseline is not a usable run.
         ConfigError: ``run_dir`` already holds a run, or a baseline that does not fit.
         SpecError: an unknown target.
+        BusyError: another process holds ``run_dir``.
     """
+    with hold(run_dir, "run directory"):
+        return _finetune(source, target, settings, Path(run_dir), device, baseline, callbacks, command)
+
+
+def _finetune(
+    source: str | Path,
+    target: str,
+    settings: FinetuneSettings,
+    run_dir: Path,
+    device: str,
+    baseline: str | Path | None,
+    callbacks: Sequence[BaseCallback],
+    command: list[str] | None,
+) -> FinetuneResult:
+    """:func:`finetune` into a run directory this process holds."""
     started = time.perf_counter()
     device = resolve_device(device)
     policy = load_policy(source, device=device)
@@ -123,7 +140,6 @@ def finetune(
     target_name, target_spec = load_target(setup.spec, target)
     scratch = settings.strategy == "scratch"
     against = _read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
-    run_dir = Path(run_dir)
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (use another --run-dir)")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,12 @@ import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
-from simreal.envs.spec import load_target, robot_label
-from simreal.errors import ConfigError, DataError
+from simreal.envs.spec import load_robot, load_target, robot_label
+from simreal.errors import ConfigError, DataError, SpecError, shown
 from simreal.evaluate.evaluator import evaluate_run
 from simreal.evaluate.gap import reality_gap
 from simreal.fileio import atomic_write_json, atomic_write_text, read_json
+from simreal.locks import LOCK, hold
 from simreal.runs.config import (
     ConfigSource,
     FixedScheduleConfig,
@@ -50,7 +51,7 @@ from simreal.runs.config import (
     parse_overrides,
 )
 from simreal.runs.policy import load_policy
-from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, latest_checkpoint, saved_config
+from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, resume_point, saved_config
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify
 from simreal.sysid.trajectories import save_trajectories, split_holdout
@@ -106,9 +107,23 @@ def run_pipeline(
         DataError: the source run is missing or corrupt.
     """
     out = Path(out)
+    origin = ConfigSource(origin) if isinstance(origin, str) else origin
+    _check_target(config, origin)  # before anything is written: a wrong target leaves no state behind
+    with hold(out, "pipeline folder"):
+        return _run_stages(config, out, device, progress, on_stage, origin)
+
+
+def _run_stages(
+    config: TransferConfig,
+    out: Path,
+    device: str,
+    progress: Progress | None,
+    on_stage: OnStage | None,
+    origin: ConfigSource,
+) -> PipelineResult:
+    """:func:`run_pipeline` in an output folder this process holds."""
     state = _state(config, out)
     told = on_stage or (lambda stage, event: None)
-    origin = ConfigSource(origin) if isinstance(origin, str) else origin
     runner = _Stages(config, out, state, device, progress or (lambda stage, total: []), told, origin)
     for name in STAGES:
         if not runner.enabled(name):
@@ -131,18 +146,46 @@ def run_pipeline(
     return PipelineResult(out, report)
 
 
+def _check_target(config: TransferConfig, origin: ConfigSource) -> None:
+    """The target is one of the source robot's (a name or a YAML file that fits it).
+
+    Raises:
+        ConfigError: naming the pipeline config's ``target`` field.
+    """
+    source = config.source
+    try:
+        if source.run is not None:
+            spec = load_policy(source.run).setup.spec
+        else:
+            robot = load_config_with_source(source.config, source.overrides)[0].robot
+            spec = load_robot(robot)
+    except (ConfigError, DataError, SpecError):
+        return  # the source stage reports its own problem, naming its own field
+    try:
+        load_target(spec, config.target)
+    except SpecError as exc:
+        raise ConfigError(f"{origin.where('target')}: {exc}") from None
+
+
 def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
     wanted = config.model_dump(mode="json")
     state = read_json(out / STATE)
     if state is None:
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != LOCK for p in out.iterdir()):
             raise ConfigError(f"{out}: not empty and not a pipeline's folder (use another --out)")
         out.mkdir(parents=True, exist_ok=True)
         state = {"schema": SCHEMA, "config": wanted, "stages": {}}
         atomic_write_json(out / STATE, state)
         return state
-    if not isinstance(state, dict) or state.get("schema") != SCHEMA or not isinstance(state.get("stages"), dict):
+    if state.get("schema") != SCHEMA or not isinstance(state.get("stages"), dict):
         raise DataError(f"{out / STATE}: not a simreal pipeline state")
+    _check_state_paths(state, out, config.source.run)
+    started = state["stages"] or any(p.name not in (STATE, LOCK) for p in out.iterdir())
+    if state.get("config") != wanted and not started:
+        # nothing started under the old config: nothing to mix, the new one starts afresh
+        state = {"schema": SCHEMA, "config": wanted, "stages": {}}
+        atomic_write_json(out / STATE, state)
+        return state
     if state.get("config") != wanted:
         differing = _first_difference(state.get("config"), wanted)
         raise ConfigError(
@@ -150,6 +193,32 @@ def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
             "config, or use another --out"
         )
     return state
+
+
+#: The fields of a stage's record that hold a path.
+PATH_FIELDS = ("policy", "identified")
+
+
+def _check_state_paths(state: dict[str, Any], out: Path, source_run: str | None) -> None:
+    """Every path a stage recorded is inside the pipeline's folder, or is the config's own source run: a state
+    edited to point elsewhere never makes a stage read another folder's files.
+
+    Raises:
+        DataError: naming the stage's field.
+    """
+    inside = out.resolve()
+    for stage, record in state["stages"].items():
+        if not isinstance(record, dict):
+            raise DataError(f"{out / STATE}: stages.{stage}: expected an object")
+        nested = [(f"candidates.{name}.", c) for name, c in (record.get("candidates") or {}).items()]
+        for prefix, fields in [("", record), *nested]:
+            for key in PATH_FIELDS:
+                value = fields.get(key) if isinstance(fields, dict) else None
+                if value is None:
+                    continue
+                allowed = source_run is not None and value == str(Path(source_run))  # zero-shot's policy too
+                if not isinstance(value, str) or not (allowed or Path(value).resolve().is_relative_to(inside)):
+                    raise DataError(f"{out / STATE}: stages.{stage}.{prefix}{key}: {shown(value)} is outside {out}")
 
 
 def _first_difference(before: Any, after: Any, prefix: str = "") -> str:
@@ -201,7 +270,7 @@ class _Stages:
         """A training stage's run directory, and whether an interrupted attempt left a checkpoint to resume from
         (else it starts empty)."""
         folder = self.out / name
-        if folder.exists() and latest_checkpoint(folder) is not None:
+        if folder.exists() and resume_point(folder).folder is not None:
             return folder, True
         return self._fresh(name), False
 
