@@ -26,7 +26,16 @@ guard_mujoco_import()
 from simreal.envs.factory import get_dynamics, make, set_dynamics, wrap  # noqa: E402
 from simreal.envs.mujoco_base import MujocoWarning  # noqa: E402
 from simreal.envs.registration import register_envs  # noqa: E402
-from simreal.errors import ConfigError, DataError, SetupError, SimrealError, SpecError  # noqa: E402
+from simreal.errors import (  # noqa: E402
+    BusyError,
+    ConfigError,
+    DataError,
+    Interrupted,
+    SetupError,
+    SimrealError,
+    SpecError,
+    StorageError,
+)
 
 try:
     __version__ = version("simreal")
@@ -36,12 +45,15 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 register_envs()
 
 __all__ = [
+    "BusyError",
     "ConfigError",
     "DataError",
+    "Interrupted",
     "MujocoWarning",
     "SetupError",
     "SimrealError",
     "SpecError",
+    "StorageError",
     "__version__",
     "get_dynamics",
     "make",

@@ -276,9 +276,14 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     problem = model_file_problem(model)
     if problem is not None:
         return f"{MODEL}: {problem}"
-    for pickled in (VECNORMALIZE, REPLAY_BUFFER):
-        if (checkpoint / pickled).exists() and not _pickle_is_whole(checkpoint / pickled):
-            return f"{pickled} is truncated"
+    if (checkpoint / VECNORMALIZE).exists():
+        try:
+            with open(checkpoint / VECNORMALIZE, "rb") as handle:
+                pickle.load(handle)  # small: the statistics of one run, written by this run
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises, the checkpoint is not intact
+            return f"{VECNORMALIZE} is damaged ({type(exc).__name__})"
+    if (checkpoint / REPLAY_BUFFER).exists() and not _pickle_is_whole(checkpoint / REPLAY_BUFFER):
+        return f"{REPLAY_BUFFER} is truncated"
     try:
         state = read_json(checkpoint / "state.json")
     except DataError as exc:
@@ -289,7 +294,8 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
 
 
 def _pickle_is_whole(path: Path) -> bool:
-    """A pickle ends with the STOP opcode; a truncated file almost never does (and a load would fail on it)."""
+    """A pickle ends with the STOP opcode; a truncated file almost never does (and a load would fail on it). For
+    the replay buffer, which can be gigabytes, this is the check: loading it twice would double a resume's cost."""
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() == 0:

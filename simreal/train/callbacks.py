@@ -250,7 +250,8 @@ class ScheduleCallback(BaseCallback):
         self._push()
 
     def _progress(self) -> float:
-        total = self.locals.get("total_timesteps") or self.model._total_timesteps
+        # the whole run's budget: learn()'s own total_timesteps is what is left of it after a resume
+        total = self.model._total_timesteps
         return self.num_timesteps / total if total else 1.0
 
     def _push(self) -> None:

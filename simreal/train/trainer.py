@@ -227,6 +227,8 @@ def _train(
             everything.init_callback(model)
         stop = next(c for c in callbacks if isinstance(c, _StopOnSignal))
         if stop.signal_name is not None:
+            if stop.dones is not None:  # stopped between a step and its bookkeeping: the episodes as they stand
+                model._last_episode_starts = np.asarray(stop.dones, dtype=bool)
             checkpoints.save()
             raise Interrupted(run_dir, model.num_timesteps, stop.signal_name, stop.exit_code)
         if config.adaptation.kind == "rma":
@@ -363,6 +365,7 @@ class _StopOnSignal(BaseCallback):
         super().__init__()
         self.signal_name: str | None = None
         self.exit_code = 0
+        self.dones: Any = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
@@ -382,7 +385,10 @@ class _StopOnSignal(BaseCallback):
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _on_step(self) -> bool:
-        return self.signal_name is None
+        if self.signal_name is None:
+            return True
+        self.dones = self.locals.get("dones")  # the step just taken: whether it began new episodes
+        return False
 
 
 def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
