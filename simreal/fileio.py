@@ -180,8 +180,7 @@ def storage_errors(path: str | os.PathLike[str]) -> Iterator[None]:
 def check_writable(path: str | os.PathLike[str], folder: bool = False) -> Path:
     """Check, before any work is spent, that ``path`` can be written: a file (``folder=False``) or a folder.
 
-    Creates the missing parent folders (a folder path itself, for ``folder=True``) and writes and removes a probe
-    file there.
+    Nothing is created: a probe file is written and removed in the nearest folder that exists on the way.
 
     Raises:
         StorageError: a folder where a file should go or the reverse, a read-only or full file system, no
@@ -192,10 +191,13 @@ def check_writable(path: str | os.PathLike[str], folder: bool = False) -> Path:
         raise StorageError(f"{path}: cannot write (a folder is in the way)")
     if folder and path.exists() and not path.is_dir():
         raise StorageError(f"{path}: cannot write (a file is in the way, not a folder)")
-    where = path if folder else path.parent
-    with storage_errors(where):
-        where.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".simreal-probe.", dir=where)
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"{path}: cannot write ({existing} is a file, not a folder)")
+    with storage_errors(existing):
+        fd, probe = tempfile.mkstemp(prefix=".simreal-probe.", dir=existing)
         try:
             os.write(fd, b"probe")
         finally:

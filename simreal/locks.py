@@ -39,6 +39,7 @@ def hold(folder: str | os.PathLike[str], what: str = "folder") -> Iterator[Path]
     """
     folder = check_writable(folder, folder=True)
     with storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
         lock = _lock_of(folder)
         try:
             lock.acquire(timeout=0)

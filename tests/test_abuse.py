@@ -281,6 +281,24 @@ def test_a_pipeline_state_that_points_outside_its_folder_is_refused(runs, tmp_pa
     refused(["transfer", str(config), "--out", str(out)], str(out / STATE), "stages.zero_shot.policy", "is outside")
 
 
+def test_an_unknown_target_writes_nothing_and_the_corrected_config_runs_in_the_same_folder(runs, tmp_path):
+    from simreal.transfer.config import load_transfer_config
+    from simreal.transfer.pipeline import SCHEMA, STATE, _state
+
+    config = tmp_path / "transfer.yaml"
+    config.write_text(yaml.safe_dump({"target": "mild", "source": {"run": str(runs["whole"])}}))
+    out = tmp_path / "out"
+    wrong = ["transfer", str(config), "--out", str(out), "--set", "target=nowhere"]
+    refused(wrong, "--set target: unknown target 'nowhere' for inverted_pendulum")
+    assert not out.exists()
+    # a folder left by a pipeline that never began a stage takes the corrected config (nothing to mix)
+    out.mkdir()
+    stale = load_transfer_config(str(config), ["seed=7"]).model_dump(mode="json")
+    (out / STATE).write_text(json.dumps({"schema": SCHEMA, "config": stale, "stages": {}}))
+    corrected = load_transfer_config(str(config))
+    assert _state(corrected, out)["config"] == corrected.model_dump(mode="json")
+
+
 # -- files that are not what they claim -------------------------------------------------------------------------------
 
 

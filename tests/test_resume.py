@@ -140,9 +140,12 @@ class _EpisodeDynamics(BaseCallback):
         return True
 
 
-def test_a_resumed_run_takes_the_very_steps_of_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("schedule", ["fixed", "curriculum"])
+def test_a_resumed_run_takes_the_very_steps_of_an_uninterrupted_one(schedule, tmp_path):
+    # a curriculum has moved the ranges between an episode's start and the checkpoint: the replay needs its draw
     effects = {"obs_noise_std": 0.01, "action_noise_std": 0.05, "action_delay_steps": [0, 2]}
-    config = tiny_config(tmp_path, randomization={"effects": effects}, env={"n_envs": 2})
+    randomization = {"effects": effects, "schedule": {"kind": schedule}}
+    config = tiny_config(tmp_path, randomization=randomization, env={"n_envs": 2})
     setup = load_setup(config)
     checkpoint = 512
 

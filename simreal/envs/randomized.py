@@ -68,6 +68,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._episode_info: dict[str, Any] = {}
         self._effects: dict[str, float] = {}  # the effects drawn for this episode, by name
         self._rng: np.random.Generator | None = None
+        self._forced: dict[str, Any] | None = None
         self._env_spec: EnvSpec | None = None
         self.set_sampler(DynamicsSampler(ranges) if ranges else None)
         self._apply()
@@ -109,6 +110,11 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             }
             self._current = current
             self._apply()
+        if self._forced is not None:
+            forced, self._forced = self._forced, None
+            self._current = np.asarray(forced["multipliers"], dtype=np.float64)
+            self._effects, self._episode_info = dict(forced["effects"]), dict(forced["info"])
+            self._apply()
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
         info["dynamics"] = self.get_dynamics()
@@ -132,6 +138,16 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
                 info["effects"] = dict(self._effects)
             info.update(self._episode_info)
         return obs, reward, terminated, truncated, info
+
+    def episode_draw(self) -> dict[str, Any]:
+        """What this episode's reset drew, JSON-ready: the multipliers in force, the drawn effects, and what the
+        episode reports beside its return (see :meth:`force_next_draw`)."""
+        return {"multipliers": self._current.tolist(), "effects": dict(self._effects), "info": dict(self._episode_info)}
+
+    def force_next_draw(self, draw: dict[str, Any]) -> None:
+        """Make the next reset use ``draw`` (:meth:`episode_draw`'s) instead of what it draws: replaying an episode
+        begun under ranges a schedule has changed since (:mod:`simreal.envs.replay`)."""
+        self._forced = dict(draw)
 
     def _next_draw(self) -> np.ndarray:
         # uniform numbers come in blocks (numpy's per-call cost dominates at this size), turned into multipliers a

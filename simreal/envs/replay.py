@@ -2,9 +2,10 @@
 
 A checkpoint falls between two rollouts, usually in the middle of every env's episode. Rather than snapshot every
 piece of state (MuJoCo's, each effect's queue, the histories, the time limit), :class:`EpisodeReplay` keeps how the
-episode began (the random streams before its reset, and the reset's seed) and every action since: replayed into a
-fresh env of the same stack, they lead to the same state, bit for bit, because MuJoCo and every simreal wrapper are
-deterministic given their streams.
+episode began (the random streams before its reset, the reset's seed, what it drew and the streams after it) and
+every action since: replayed into a fresh env of the same stack, they lead to the same state, bit for bit, because
+MuJoCo and every simreal wrapper are deterministic given their streams. The draw is kept because a schedule may
+have moved the ranges since the episode began.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ class EpisodeReplay(PartOfTheEnv, gym.Wrapper):
         self._actions: list[np.ndarray] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        streams = self.env.get_wrapper_attr("get_stream_state")()
-        self._start = {"streams": streams, "seed": seed, "options": options}
+        streams = self.env.get_wrapper_attr("get_stream_state")
+        before = streams()
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._start = {
+            "streams": before,
+            "seed": seed,
+            "options": options,
+            # what the reset drew, and the streams after it: the replay uses both, so that it needs neither the
+            # ranges in force when the episode began (a curriculum has moved them since) nor the draws they made
+            "draw": self.env.get_wrapper_attr("episode_draw")(),
+            "streams_after_reset": streams(),
+        }
         self._actions = []
-        return self.env.reset(seed=seed, options=options)
+        return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         if self._start is not None:
@@ -60,8 +71,11 @@ class EpisodeReplay(PartOfTheEnv, gym.Wrapper):
             The last observation and the rewards of the replayed steps (the env now stands where the recorded one
             did, its streams included).
         """
-        self.env.get_wrapper_attr("set_stream_state")(log["streams"])
+        restore = self.env.get_wrapper_attr("set_stream_state")
+        restore(log["streams"])
+        self.env.get_wrapper_attr("force_next_draw")(log["draw"])
         obs, _ = self.reset(seed=log["seed"], options=log["options"])
+        restore(log["streams_after_reset"])
         rewards = []
         for action in log["actions"]:
             obs, reward, _, _, _ = self.step(np.asarray(action, dtype=np.dtype(log["dtype"])))
