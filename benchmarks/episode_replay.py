@@ -1,7 +1,7 @@
 """What keeping the episode in progress costs (``simreal.envs.replay.EpisodeReplay``, in every training env so that a
 resume replays the episodes a checkpoint cut): steps and resets of the main job's env with the wrapper against the
-same env without it, interleaved round by round in one run; and, for a checkpoint of the main job's 8 envs, the size
-of what it keeps and the time the resume spends replaying it.
+same env without it, timed separately, interleaved round by round in one run; and, for a checkpoint of the main
+job's 8 envs, the size of what it keeps and the time the resume spends replaying it.
 
     python benchmarks/episode_replay.py [--robot hopper] [--rounds 30] [--steps 2000]
 """
@@ -20,13 +20,23 @@ from simreal.envs.vector import EnvFactory
 from simreal.runs.setup import load_setup
 
 
-def time_block(env, actions: np.ndarray) -> float:
-    """Seconds for ``actions`` stepped, with the resets at episode ends (both are what the wrapper adds to)."""
-    start = time.perf_counter()
+def time_steps(env, actions: np.ndarray) -> float:
+    """Seconds spent in ``step`` over ``actions`` (the resets at episode ends untimed)."""
+    env.reset()
+    spent = 0.0
     for action in actions:
+        start = time.perf_counter()
         _, _, terminated, truncated, _ = env.step(action)
+        spent += time.perf_counter() - start
         if terminated or truncated:
             env.reset()
+    return spent
+
+
+def time_resets(env, count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        env.reset()
     return time.perf_counter() - start
 
 
@@ -48,13 +58,16 @@ def main() -> None:
     kept.reset(seed=0)
     other = factory().env  # the same stack without the EpisodeReplay on top
     other.reset(seed=0)
-    ratios = []
+    step_ratios, reset_ratios, reset_extra = [], [], []
     for round_ in range(args.rounds):
         pair = [("kept", kept), ("plain", other)]
         if round_ % 2:
             pair.reverse()
-        seconds = {name: time_block(env, actions) for name, env in pair}
-        ratios.append(seconds["kept"] / seconds["plain"])
+        steps = {name: time_steps(env, actions) for name, env in pair}
+        resets = {name: time_resets(env, 200) for name, env in pair}
+        step_ratios.append(steps["kept"] / steps["plain"])
+        reset_ratios.append(resets["kept"] / resets["plain"])
+        reset_extra.append((resets["kept"] - resets["plain"]) / 200 / (steps["plain"] / len(actions)))
 
     # a checkpoint's share: 8 envs each in the middle of an episode of the robot's typical length
     envs = [factory() for _ in range(8)]
@@ -74,10 +87,11 @@ def main() -> None:
     replay = time.perf_counter() - start
     steps = sum(len(log["actions"]) for log in logs)
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(
-        f"{args.config}: step+reset time with the episode kept / without, median of {args.rounds} rounds: "
-        f"{np.median(ratios):.3f} (quartiles {np.percentile(ratios, 25):.3f}-{np.percentile(ratios, 75):.3f})"
-    )
+    print(f"{args.config}, median of {args.rounds} rounds, with the episode kept / without:")
+    quartiles = f"{np.percentile(step_ratios, 25):.3f}-{np.percentile(step_ratios, 75):.3f}"
+    print(f"  step time {np.median(step_ratios):.3f} (quartiles {quartiles}); reset time {np.median(reset_ratios):.3f}")
+    extra = np.median(reset_extra)
+    print(f"  a reset adds what {extra:.2f} steps cost: over an episode of L steps, {extra:.2f} / L more")
     print(f"checkpoint of 8 envs: {steps} steps in progress, {size / 1e6:.2f} MB of JSON, replayed in {replay:.2f} s")
 
 

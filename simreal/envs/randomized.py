@@ -114,6 +114,8 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             forced, self._forced = self._forced, None
             self._current = np.asarray(forced["multipliers"], dtype=np.float64)
             self._effects, self._episode_info = dict(forced["effects"]), dict(forced["info"])
+            # a sampler other than the episode's may have drawn more or fewer numbers: continue where it did
+            self._rng = generator_from(forced["rng_after"], self._rng)
             self._apply()
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
@@ -140,9 +142,14 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def episode_draw(self) -> dict[str, Any]:
-        """What this episode's reset drew, JSON-ready: the multipliers in force, the drawn effects, and what the
-        episode reports beside its return (see :meth:`force_next_draw`)."""
-        return {"multipliers": self._current.tolist(), "effects": dict(self._effects), "info": dict(self._episode_info)}
+        """What this episode's reset drew, JSON-ready: the multipliers in force, the drawn effects, what the episode
+        reports beside its return, and where the dynamics stream stood after it (see :meth:`force_next_draw`)."""
+        return {
+            "multipliers": self._current.tolist(),
+            "effects": dict(self._effects),
+            "info": dict(self._episode_info),
+            "rng_after": generator_state(self._rng),
+        }
 
     def force_next_draw(self, draw: dict[str, Any]) -> None:
         """Make the next reset use ``draw`` (:meth:`episode_draw`'s) instead of what it draws: replaying an episode
