@@ -42,3 +42,10 @@ def test_every_module_imports_only_earlier_stages(path):
         other = stage(imported)
         if other is not None:
             assert ORDER.index(other) <= ORDER.index(own), f"{module} imports {imported}"
+
+
+@pytest.mark.parametrize("package", sorted(p.parent for p in PACKAGE.glob("*/__init__.py")), ids=lambda p: p.name)
+def test_every_package_docstring_names_each_of_its_modules(package):
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    missing = [m.stem for m in package.glob("*.py") if m.stem != "__init__" and f".{m.stem}`" not in doc]
+    assert not missing, f"{package.name}/__init__.py does not name {missing}"

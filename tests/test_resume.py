@@ -207,3 +207,23 @@ def test_drawn_effects_and_the_sensor_bias_continue_after_a_stream_round_trip():
         obs_b, info_b = other.reset()
         assert info_a["effects"] == info_b["effects"] and info_a["dynamics"] == info_b["dynamics"]
         assert (obs_a == obs_b).all()
+
+
+def test_resuming_a_complete_run_says_so_and_how_to_extend_it(tmp_path):
+    # PPO stops at the end of the rollout that reaches the budget: 100 asked, 128 trained
+    config = tiny_config(tmp_path, total_timesteps=100, env={"n_envs": 1}, checkpoint={"frequency": 0})
+    config_data = yaml.safe_load(config.read_text())
+    config_data["algorithm"]["hyperparameters"]["n_steps"] = 64
+    config.write_text(yaml.safe_dump(config_data))
+    run_dir = tmp_path / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(load_setup(config), run_dir, device="cpu")  # the run trains on config.torch_threads (1)
+        assert torch.get_num_threads() == 2  # and gives the caller's setting back
+    finally:
+        torch.set_num_threads(before)
+    result = runner.invoke(app, ["train", "--resume", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "the run is complete: 128 of 100 timesteps" in result.stdout and "--set total_timesteps=N" in result.stdout
+    assert "--set" not in result.stderr  # no flag the user did not type

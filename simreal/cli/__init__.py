@@ -1,5 +1,16 @@
 """The ``simreal`` command line: one module per command group, each parsing arguments, calling the library and
-printing. Nothing else lives here."""
+printing. Nothing else lives here.
+
+- :mod:`~simreal.cli.envs`: ``simreal envs`` (robots, parameters, targets, starter robot files).
+- :mod:`~simreal.cli.train`: ``simreal train`` (and ``--resume``); :mod:`~simreal.cli.progress`: its progress bar.
+- :mod:`~simreal.cli.evaluate`: ``simreal evaluate`` and the evaluation table other commands print.
+- :mod:`~simreal.cli.sysid`: ``simreal collect`` and ``simreal sysid``.
+- :mod:`~simreal.cli.finetune`: ``simreal finetune``; :mod:`~simreal.cli.transfer`: ``simreal transfer``.
+- :mod:`~simreal.cli.robustness`: ``simreal robustness``; :mod:`~simreal.cli.record`: ``simreal record``.
+- :mod:`~simreal.cli.sweep`: ``simreal sweep``; :mod:`~simreal.cli.deploy`: ``simreal export`` and ``simreal deploy``.
+- :mod:`~simreal.cli.common`: the consoles, one-line errors with exit status 2, the optional dependencies check.
+- :mod:`~simreal.cli.__main__`: ``python -m simreal.cli``.
+"""
 
 from __future__ import annotations
 

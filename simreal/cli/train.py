@@ -72,7 +72,13 @@ def train(
         )
         raise typer.Exit(code=stopped.exit_code) from None
     total = setup.config.total_timesteps
-    if resume is not None:
+    if resume is not None and result.trained == 0:
+        console.print(
+            f"the run is complete: {result.num_timesteps} of {total} timesteps in {result.run_dir} (trained 0 more; to "
+            f"train on: simreal train --resume {result.run_dir} --set total_timesteps=N, N > {result.num_timesteps})",
+            soft_wrap=True,
+        )
+    elif resume is not None:
         console.print(
             f"resumed at {result.start_timesteps} timesteps, trained {result.trained} more: "
             f"{result.num_timesteps} of {total} in {result.run_dir}"

@@ -2,7 +2,7 @@
 
 Two pure pieces, kept apart from any env so that training, schedules and system identification share them:
 
-* :func:`sample_dynamics` draws one multiplier per parameter from its :class:`~simreal.envs.spec.ParameterRange`;
+* :class:`DynamicsSampler` draws one multiplier per parameter from its :class:`~simreal.envs.spec.ParameterRange`;
 * :class:`DynamicsModel` binds a robot's catalogue to a compiled ``MjModel`` by element *names* and writes
   values into it: multipliers, and the offsets of :data:`~simreal.envs.spec.OFFSET_KINDS`. Every write scales (or
   shifts) the nominal values cached when the binding was made, never the current ones, so thousands of resets never
@@ -102,15 +102,6 @@ class DynamicsSampler:
         parameter to a boundary of its range (:class:`simreal.train.schedules.BoundarySampler`).
         """
         return values, {}
-
-    def sample(self, rng: np.random.Generator) -> dict[str, float]:
-        """One draw: name -> multiplier, each inside its ``[low, high]``."""
-        return dict(zip(self.names, self.sample_array(rng).tolist(), strict=True))
-
-
-def sample_dynamics(ranges: Mapping[str, ParameterRange], rng: np.random.Generator) -> dict[str, float]:
-    """Draw one multiplier per parameter of ``ranges`` from ``rng`` (see :class:`DynamicsSampler`)."""
-    return DynamicsSampler(ranges).sample(rng)
 
 
 @dataclass(frozen=True)

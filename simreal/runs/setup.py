@@ -55,7 +55,6 @@ class TrainingSetup:
         history: the policy's input holds the last this many observations and actions (0: the observation only).
         targets: the evaluation targets by name (the config's, else every target the robot ships).
         schedule_limits: ADR's hard limits per parameter (empty for other schedules).
-        source: the config file, for messages.
         adaptive: the parameters an adaptive policy sees (empty: a plain policy).
     """
 
@@ -65,7 +64,6 @@ class TrainingSetup:
     effects: Effects
     targets: dict[str, TargetSpec]
     schedule_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
-    source: str = "config"
     adaptive: tuple[str, ...] = ()
 
     @property
@@ -296,7 +294,6 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         effects=randomization.effects.fixed(),
         targets=targets,
         schedule_limits=limits,
-        source=source.path,
         adaptive=_adaptive(config, ranges, source),
     )
 

@@ -51,6 +51,7 @@ from simreal.runs.rundir import (
     record_start,
     resume_point,
     save_model,
+    saved_config,
     write_config,
 )
 from simreal.runs.setup import TrainingSetup
@@ -135,8 +136,12 @@ def train(
         require_rendering()  # before anything is written: a missing GL setup is one line, not a failed run
     if resume and not (run_dir / CONFIG).is_file():
         raise DataError(f"{run_dir}: nothing to resume: not a simreal run directory (no {CONFIG})")
-    with hold(run_dir, "run directory"), _StopOnSignal() as stop:
-        return _train(setup, run_dir, device, resume, [*callbacks, stop], command, init)
+    threads = torch.get_num_threads()
+    try:
+        with hold(run_dir, "run directory"), _StopOnSignal() as stop:
+            return _train(setup, run_dir, device, resume, [*callbacks, stop], command, init)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
 def _train(
@@ -159,8 +164,9 @@ def _train(
     restarted = resume and checkpoint is None
     state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
-    if config.total_timesteps < start:
-        raise ConfigError(f"--set total_timesteps={config.total_timesteps}: the run already trained {start} timesteps")
+    if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
+        # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)
+        raise ConfigError(f"total_timesteps: {config.total_timesteps}: the run already trained {start} timesteps")
     if checkpoint is not None and len(state.get("streams") or []) != config.env.n_envs:
         raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({config.env.n_envs})")
     torch.set_num_threads(config.torch_threads or 1)

@@ -118,8 +118,12 @@ def finetune(
         SpecError: an unknown target.
         BusyError: another process holds ``run_dir``.
     """
-    with hold(run_dir, "run directory"):
-        return _finetune(source, target, settings, Path(run_dir), device, baseline, callbacks, command)
+    threads = torch.get_num_threads()
+    try:
+        with hold(run_dir, "run directory"):
+            return _finetune(source, target, settings, Path(run_dir), device, baseline, callbacks, command)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
 def _finetune(
