@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -90,3 +93,26 @@ def test_every_command_summary_is_one_whole_line_and_flags_show_no_type():
         assert flag_lines == [], flag_lines
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and version.stdout.strip() == f"simreal {__version__}"
+
+
+def test_no_library_message_names_a_command_line_flag():
+    # the library names its arguments; each command maps those it fills from a flag (simreal.cli.common.as_flags)
+    package = Path(__file__).resolve().parents[1] / "simreal"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.parts[-2] == "cli":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            if isinstance(text, str) and re.search(r"(^|[\s(])--[a-z]", text):
+                found.append(f"{path.relative_to(package)}:{node.lineno}: {text}")
+    assert not found, found

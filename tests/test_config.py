@@ -39,7 +39,7 @@ def test_overrides_are_yaml_values_at_dotted_paths():
     assert data["algorithm"] == {"name": "ppo", "hyperparameters": {"batch_size": 512}}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["batch_size"])
-    with pytest.raises(ConfigError, match="--set algorithm.name.x: name is not a mapping"):
+    with pytest.raises(ConfigError, match="override algorithm.name.x: name is not a mapping"):
         apply_overrides({"algorithm": {"name": "ppo"}}, [("algorithm.name.x", 1)])
 
 

@@ -93,7 +93,7 @@ def test_a_grid_is_every_combination_with_every_seed(config, tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--grid", "algorithm.hyperparameters.learning_rate"], "--grid 'algorithm.hyperparameters.learning_rate'"),
+        (["--grid", "algorithm.hyperparameters.learning_rate"], "--grid: 'algorithm.hyperparameters.learning_rate'"),
         (["--grid", "env.n_envs=2,0"], "env.n_envs=0: --set env.n_envs"),
         (["--set", "robot=octopus"], "--set robot"),
     ],
@@ -106,7 +106,7 @@ def test_bad_grids_and_configs_are_one_line_before_anything_runs(config, tmp_pat
 
 
 def test_parse_grid_rejects_a_key_given_twice():
-    with pytest.raises(ConfigError, match="--grid seed: given twice"):
+    with pytest.raises(ConfigError, match="grid: seed: given twice"):
         parse_grid(["seed=1,2", "seed=3"])
 
 

@@ -226,7 +226,7 @@ def test_the_hold_out_rule_lives_in_the_library(pendulum_data):
     assert held.episodes == episodes[-2:] and fitted.episodes == episodes[:-2]  # a fifth, rounded down
     assert split_holdout(pendulum_data.select(episodes[:4]))[1] is None  # fewer than 5: none held out
     assert split_holdout(pendulum_data, 3)[1].episodes == episodes[-3:]
-    with pytest.raises(DataError, match="--holdout 12 leaves no episode to fit"):
+    with pytest.raises(DataError, match="holdout: 12 leaves no episode to fit"):
         split_holdout(pendulum_data, 12)
 
 

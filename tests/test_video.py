@@ -175,9 +175,9 @@ def test_identical_gif_frames_are_merged_and_keep_their_time(tmp_path):
     ("options", "message"),
     [
         (["--out", "clip.avi"], "clip.avi: unknown video format '.avi'"),
-        (["--out", "clip.mp4", "--size", "63x64"], "--size 63x64: width and height must be even"),
+        (["--out", "clip.mp4", "--size", "63x64"], "--size: 63x64: width and height must be even"),
         (["--out", "clip.mp4", "--size", "big"], "--size: expected WIDTHxHEIGHT"),
-        (["--out", "clip.mp4", "--side-by-side"], "--side-by-side: name the --target"),
+        (["--out", "clip.mp4", "--side-by-side"], "--side-by-side: name the target"),
         (["--out", "clip.mp4", "--target", "nowhere"], "unknown target 'nowhere'"),
     ],
 )

@@ -4,7 +4,8 @@ check."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -21,29 +22,59 @@ err_console = Console(stderr=True)
 TRAIN_EXTRA = ("stable_baselines3", "torch", "tensorboard", "matplotlib")
 
 
-def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the package's errors into one line on stderr and exit status 2."""
+#: The library's arguments that every command takes as these flags.
+COMMON_FLAGS = {"override": "--set", "device": "--device"}
 
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except SimrealError as exc:
-            error_line(str(exc))
-            raise typer.Exit(code=2) from None
-        except Interrupted as exc:
-            err_console.print(
-                f"{escape(str(exc))}: the same command continues from it", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(code=exc.exit_code) from None
-        except OSError as exc:
-            # what the file system refused outside the library's own writes (a library's save, a folder in the way)
-            if exc.errno is None or exc.filename is None:
-                raise
-            error_line(f"{exc.filename}: {exc.strerror}")
-            raise typer.Exit(code=2) from None
 
-    return run
+def one_line_errors(
+    command: Callable[..., Any] | None = None, *, flags: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
+    """Turn the package's errors into one line on stderr and exit status 2.
+
+    The library names its own arguments in its errors (``points: at least 2 points``); ``flags`` maps those the
+    command fills from a flag to the flag (``{"points": "--grid"}``, besides :data:`COMMON_FLAGS`), so the user
+    reads the flag they typed. Use as ``@one_line_errors`` or ``@one_line_errors(flags={...})``.
+    """
+    mapping = {**COMMON_FLAGS, **(flags or {})}
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except SimrealError as exc:
+                error_line(as_flags(str(exc), mapping))
+                raise typer.Exit(code=2) from None
+            except Interrupted as exc:
+                err_console.print(
+                    f"{escape(str(exc))}: the same command continues from it", highlight=False, soft_wrap=True
+                )
+                raise typer.Exit(code=exc.exit_code) from None
+            except OSError as exc:
+                # what the file system refused outside the library's own writes (a library's save, a folder in
+                # the way)
+                if exc.errno is None or exc.filename is None:
+                    raise
+                error_line(f"{exc.filename}: {exc.strerror}")
+                raise typer.Exit(code=2) from None
+
+        return run
+
+    return decorate(command) if command is not None else decorate
+
+
+def as_flags(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with the first library argument it names (at its start, or after a file's ``path: ``) written
+    as the command's flag."""
+    found = [
+        (match.start(2), -len(name), match, name)
+        for name in flags
+        if (match := re.search(rf"(^|: )({re.escape(name)})(?=[: ])", message)) is not None
+    ]
+    if not found:
+        return message
+    _, _, match, name = min(found)
+    return message[: match.start(2)] + flags[name] + message[match.end(2) :]
 
 
 def error_line(message: str) -> None:

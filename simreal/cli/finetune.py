@@ -14,7 +14,7 @@ from simreal.cli.common import console, err_console, one_line_errors, require_tr
 from simreal.errors import ConfigError
 
 
-@one_line_errors
+@one_line_errors(flags={"baseline": "--baseline"})
 def finetune(
     run: Path = typer.Argument(..., help="The sim-trained run directory (or a model file inside one)."),
     target: str = typer.Option(..., "--target", "-t", help="Target name or YAML to fine-tune on."),

@@ -9,7 +9,7 @@ import typer
 from simreal.cli.common import console, one_line_errors, require_training
 
 
-@one_line_errors
+@one_line_errors(flags={"side_by_side": "--side-by-side", "size": "--size", "width": "--size", "height": "--size"})
 def record(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     out: Path = typer.Option(..., "--out", help="The video: .mp4 or .gif."),

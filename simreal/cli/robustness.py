@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from simreal.tools.coverage import AxisCoverage, Coverage
 
 
-@one_line_errors
+@one_line_errors(flags={"params": "--params", "points": "--grid", "spans": "--range", "against": "--against"})
 def robustness(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     params: str = typer.Option(..., "--params", help="One or two axes, comma-separated: parameters or effects."),

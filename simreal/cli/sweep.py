@@ -12,7 +12,7 @@ from rich.table import Table
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 
 
-@one_line_errors
+@one_line_errors(flags={"grid": "--grid", "seeds": "--seeds"})
 def sweep(
     config: str = typer.Argument(..., help="A training or transfer config YAML, or a shipped config's name."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point: first-seed .. first-seed + N - 1."),

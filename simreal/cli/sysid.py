@@ -42,7 +42,7 @@ def collect(
     console.print(f"recorded {len(data.episodes)} episodes, {len(data)} steps: {out}")
 
 
-@one_line_errors
+@one_line_errors(flags={"params": "--params", "holdout": "--holdout"})
 def sysid(
     data: Path = typer.Argument(..., help="Recorded trajectories: .npz or .csv (see simreal collect)."),
     robot: str = typer.Option(..., "--robot", help="The robot the data comes from."),

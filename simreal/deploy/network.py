@@ -64,7 +64,7 @@ class DeployedPolicy(torch.nn.Module):
         if layout.source == "true":
             raise DataError(
                 f"{policy.path}: the policy reads the true dynamics, which no robot reports (a universal policy "
-                "without its trained estimator, or --true-dynamics): it cannot be exported"
+                "without its trained estimator, or one given the true dynamics): it cannot be exported"
             )
         self.layout = layout
         model = policy.model

@@ -46,9 +46,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device: cuda requested, but torch sees no CUDA device (use --device cpu or auto)")
+        raise ConfigError("device: cuda requested, but torch sees no CUDA device (use cpu or auto)")
     if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device: expected auto, cpu or cuda, got {shown(device)}")
+        raise ConfigError(f"device: expected auto, cpu or cuda, got {shown(device)}")
     return device
 
 

@@ -411,7 +411,7 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected key=value with a dotted key, e.g. algorithm.name=sac")
+            raise ConfigError(f"override {pair!r}: expected key=value with a dotted key, e.g. algorithm.name=sac")
         try:
             value = parse_yaml(text) if text.strip() else ""
         except yaml.YAMLError:
@@ -431,7 +431,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> d
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part} is not a mapping")
+                raise ConfigError(f"override {key}: {part} is not a mapping")
             node = child
         node[parts[-1]] = value
     return data
@@ -496,7 +496,7 @@ class ConfigSource:
     def where(self, field: str) -> str:
         """``--set key: field`` when an override set ``field`` (or a mapping holding it), else ``file: field``."""
         for key in reversed(self.keys):  # the last override of a field wins
-            shown = self.labels.get(key, f"--set {key}")
+            shown = self.labels.get(key, f"override {key}")
             if field == key:
                 return shown
             if field.startswith(f"{key}.") or key.startswith(f"{field}."):

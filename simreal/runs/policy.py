@@ -99,7 +99,7 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
         elif not bool(extractor.adapting):
             raise DataError(
                 f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
-                "are): evaluate the run's final model.zip, or pass --true-dynamics"
+                "are): evaluate the run's final model.zip, or give the policy the true dynamics"
             )
         source = "true" if true_dynamics else "unread"
     if dynamics_input is not None and dynamics_input.adaptive and not true_dynamics and (run_dir / OSI_FILE).exists():

@@ -226,7 +226,7 @@ def resume_setup(
         if before.get(key) != after.get(key):
             raise ConfigError(
                 f"{source.where(key)}: {after.get(key)!r} differs from the run's {before.get(key)!r} "
-                "(a resumed run keeps its config; extend its budget with --set total_timesteps=N)"
+                "(a resumed run keeps its config; only its total_timesteps may grow)"
             )
     return resolve(candidate, source)
 

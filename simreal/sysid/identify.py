@@ -355,7 +355,7 @@ def identify(
     spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
     names = list(params) if params else default_parameters(spec)
     for name in names:
-        check_parameter(spec, name, "--params")
+        check_parameter(spec, name, "params")
     budget = BUDGET_PER_PARAMETER * len(names) if budget is None else budget
     local = Simulator(spec, names, threads=threads)
     offsets = local.offsets
@@ -665,9 +665,9 @@ def _misfit(
 def _likely_cause(spec: RobotSpec, names: list[str], delays: Sequence[int] | None) -> str:
     left_out = [n for n in spec.parameters if n not in names]
     if left_out:
-        return f"parameters left out of the fit ({', '.join(left_out)}): identify them too (drop --params)"
+        return f"parameters left out of the fit ({', '.join(left_out)}): identify them too (every parameter: name none)"
     if delays is None:
-        return "an effect the fit does not model: an action delay (try --delay), or dynamics outside the catalogue"
+        return "an effect the fit does not model: an action delay (identify the delays too), or unlisted dynamics"
     return "an effect or dynamics outside the parameter catalogue (the model cannot reproduce the data)"
 
 

@@ -105,7 +105,7 @@ def split_holdout(data: Trajectories, holdout: int | None = None) -> tuple[Traje
     if holdout is None:
         holdout = len(episodes) // HOLDOUT_FRACTION if len(episodes) >= HOLDOUT_MIN_EPISODES else 0
     if holdout >= len(episodes):
-        raise DataError(f"--holdout {holdout} leaves no episode to fit ({len(episodes)} recorded)")
+        raise DataError(f"holdout: {holdout} leaves no episode to fit ({len(episodes)} recorded)")
     if holdout == 0:
         return data, None
     cut = len(episodes) - holdout

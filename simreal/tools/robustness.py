@@ -163,22 +163,20 @@ def grid_axes(
             limits).
 
     Raises:
-        ConfigError: naming the option at fault (``--params``, ``--grid``, ``--range``).
+        ConfigError: naming the argument at fault (``params``, ``points``, ``spans``).
     """
     if not 1 <= len(names) <= 2:
-        raise ConfigError(f"--params: one or two axes, got {len(names)}")
+        raise ConfigError(f"params: one or two axes, got {len(names)}")
     if len(set(names)) != len(names):
-        raise ConfigError(f"--params: {', '.join(names)}: an axis appears twice")
+        raise ConfigError(f"params: {', '.join(names)}: an axis appears twice")
     if points < 2:
-        raise ConfigError(f"--grid: at least 2 points per axis, got {points}")
+        raise ConfigError(f"points: at least 2 points per axis, got {points}")
     if len(spans) not in (0, 1, len(names)):
-        raise ConfigError(f"--range: give one range for every axis or one per axis ({len(names)}), got {len(spans)}")
+        raise ConfigError(f"spans: give one range for every axis or one per axis ({len(names)}), got {len(spans)}")
     axes = []
     for index, name in enumerate(names):
         if name not in spec.parameters and name not in EFFECT_NAMES:
-            raise ConfigError(
-                "--params: " + unknown_name("parameter or effect", name, [*spec.parameters, *EFFECT_NAMES])
-            )
+            raise ConfigError("params: " + unknown_name("parameter or effect", name, [*spec.parameters, *EFFECT_NAMES]))
         targets = {
             target: float(getattr(t.effects, name))
             if name in EFFECT_NAMES
@@ -220,30 +218,30 @@ def _default_span(
 
 def _check_span(spec: RobotSpec, name: str, low: float, high: float) -> None:
     if not low < high:
-        raise ConfigError(f"--range: {name}: low {low:g} must be below high {high:g}")
+        raise ConfigError(f"spans: {name}: low {low:g} must be below high {high:g}")
     if name in EFFECT_NAMES:
         if low < 0 or (name in STEP_EFFECTS and high > MAX_DELAY):
             top = f"{MAX_DELAY}" if name in STEP_EFFECTS else "inf"
-            raise ConfigError(f"--range: {name}: [{low:g}, {high:g}] is outside [0, {top}]")
+            raise ConfigError(f"spans: {name}: [{low:g}, {high:g}] is outside [0, {top}]")
         return
     limit_low, limit_high = spec.parameters[name].hard_limits
     try:
         check_multiplier(spec.parameters[name].kind, low)
     except ValueError as exc:
-        raise ConfigError(f"--range: {name}: {exc}") from None
+        raise ConfigError(f"spans: {name}: {exc}") from None
     if low < limit_low or high > limit_high:
-        raise ConfigError(f"--range: {name}: [{low:g}, {high:g}] is outside its limits [{limit_low:g}, {limit_high:g}]")
+        raise ConfigError(f"spans: {name}: [{low:g}, {high:g}] is outside its limits [{limit_low:g}, {limit_high:g}]")
 
 
 def parse_span(text: str) -> tuple[float, float]:
-    """``LOW:HIGH`` as two floats (raises :class:`ConfigError` naming ``--range``)."""
+    """``LOW:HIGH`` as two floats (raises :class:`ConfigError` naming ``spans``)."""
     pieces = text.split(":")
     try:
         if len(pieces) != 2:
             raise ValueError
         return float(pieces[0]), float(pieces[1])
     except ValueError:
-        raise ConfigError(f"--range: expected LOW:HIGH (e.g. 0.5:1.5), got {shown(text)}") from None
+        raise ConfigError(f"spans: expected LOW:HIGH (e.g. 0.5:1.5), got {shown(text)}") from None
 
 
 def training_ranges(setup: Any) -> dict[str, tuple[float, float]]:
@@ -402,7 +400,7 @@ def robustness_map(
     if against is not None:
         other = load_policy(against, true_dynamics=true_dynamics)
         if other.robot != spec.robot:
-            raise ConfigError(f"--against {against}: a {other.robot} policy, not {spec.robot}")
+            raise ConfigError(f"against: {against}: a {other.robot} policy, not {spec.robot}")
     axes = grid_axes(spec, params, training_ranges(policy.setup), points, spans)
     cells = list(itertools.product(*(axis.values for axis in axes)))
     nominal_index = _nominal_index(axes)

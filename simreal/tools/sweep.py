@@ -81,9 +81,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
         key, sep, text = item.partition("=")
         values = [v.strip() for v in re.split(r",(?![^\[]*\])", text) if v.strip()]
         if not sep or not key.strip() or not values:
-            raise ConfigError(f"--grid {item!r}: expected key=v1,v2 with a dotted key, e.g. algorithm.name=ppo,sac")
+            raise ConfigError(f"grid: {item!r}: expected key=v1,v2 with a dotted key, e.g. algorithm.name=ppo,sac")
         if key.strip() in grid:
-            raise ConfigError(f"--grid {key.strip()}: given twice")
+            raise ConfigError(f"grid: {key.strip()}: given twice")
         grid[key.strip()] = values
     return grid
 
@@ -113,7 +113,7 @@ def plan_sweep(
     path = resolve_config_path(config)
     kind = "transfer" if read_yaml(path, ConfigError).get("kind") == "transfer" else "train"
     if not seeds:
-        raise ConfigError("--seeds: at least one seed")
+        raise ConfigError("seeds: at least one seed")
     grid = grid or {}
     points = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     jobs = []

@@ -86,9 +86,9 @@ def record_video(
             raise DataError(f"{name}: {pixels} pixels, expected {MIN_SIZE} to {MAX_SIZE}")
     check_writable(out)  # before the episodes are spent
     if side_by_side and target is None:
-        raise DataError("--side-by-side: name the --target to show beside nominal dynamics")
+        raise DataError("side_by_side: name the target to show beside nominal dynamics")
     if width % 2 or height % 2:
-        raise DataError(f"--size {width}x{height}: width and height must be even")
+        raise DataError(f"size: {width}x{height}: width and height must be even")
     if out.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise SetupError("MP4 videos need imageio-ffmpeg: pip install 'simreal[video]' (or write a .gif)")
     policy = load_policy(source, true_dynamics=true_dynamics)

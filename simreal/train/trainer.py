@@ -340,9 +340,7 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
 
 def _new_run_dir(run_dir: Path) -> None:
     if (run_dir / CONFIG).exists():
-        raise ConfigError(
-            f"{run_dir}: already holds a run (continue it with --resume {run_dir}, or use another --run-dir)"
-        )
+        raise ConfigError(f"{run_dir}: already holds a run (resume it, or choose another run directory)")
     run_dir.mkdir(parents=True, exist_ok=True)
 
 

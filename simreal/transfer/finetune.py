@@ -145,7 +145,7 @@ def _finetune(
     scratch = settings.strategy == "scratch"
     against = _read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
-        raise ConfigError(f"{run_dir}: already holds a run (use another --run-dir)")
+        raise ConfigError(f"{run_dir}: already holds a run (choose another run directory)")
     run_dir.mkdir(parents=True, exist_ok=True)
     # a fresh policy is a plain one: an adaptive source's estimator belongs to the source's policy, and on the
     # target nothing is privileged for an asymmetric critic to read
@@ -397,7 +397,7 @@ def _summary(returns: list[float], rng: np.random.Generator) -> dict[str, Any]:
 def _read_baseline(path: str | Path, setup: TrainingSetup, target: str, settings: FinetuneSettings) -> dict[str, Any]:
     report = read_json(Path(path) / REPORT)
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-        raise DataError(f"{path}: --baseline: not a fine-tuning run (no readable {REPORT})")
+        raise DataError(f"{path}: baseline: not a fine-tuning run (no readable {REPORT})")
     checks = {
         "robot": (report.get("robot"), setup.spec.robot),
         "target": (report.get("target"), target),

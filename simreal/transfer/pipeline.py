@@ -172,7 +172,7 @@ def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
     state = read_json(out / STATE)
     if state is None:
         if out.exists() and any(p.name != LOCK for p in out.iterdir()):
-            raise ConfigError(f"{out}: not empty and not a pipeline's folder (use another --out)")
+            raise ConfigError(f"{out}: not empty and not a pipeline's folder (choose another output folder)")
         out.mkdir(parents=True, exist_ok=True)
         state = {"schema": SCHEMA, "config": wanted, "stages": {}}
         atomic_write_json(out / STATE, state)
@@ -190,7 +190,7 @@ def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
         differing = _first_difference(state.get("config"), wanted)
         raise ConfigError(
             f"{out}: holds a pipeline run with another config ({differing} differs); continue it with the same "
-            "config, or use another --out"
+            "config, or choose another output folder"
         )
     return state
 
