@@ -273,7 +273,7 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
 
     venv = DummyVecEnv([lambda: simreal.make("hopper", nominal=True)])
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, policy_kwargs={"net_arch": [8]}, device="cpu")
-    first = rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
+    first = rundir.save_checkpoint(model, venv, tmp_path, {"streams": []}, keep=2)
     model.num_timesteps = 64
 
     def killed(model, venv, folder):
@@ -283,8 +283,8 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
 
     monkeypatch.setattr(rundir, "save_model", killed)
     with pytest.raises(KeyboardInterrupt):
-        rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
-    assert rundir.latest_checkpoint(tmp_path) == first
+        rundir.save_checkpoint(model, venv, tmp_path, {"streams": []}, keep=2)
+    assert rundir.resume_point(tmp_path).folder == first
     assert load_model(first / "model.zip", "ppo").num_timesteps == 0
 
 
@@ -302,8 +302,9 @@ def test_pruning_keeps_the_latest_and_drops_what_a_killed_run_left_past_it(tmp_p
     stale.mkdir(parents=True)
     for steps in (100, 200, 300):
         model.num_timesteps = steps
-        rundir.save_checkpoint(model, venv, tmp_path, {}, keep=2)
+        rundir.save_checkpoint(model, venv, tmp_path, {"streams": []}, keep=2)
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [f"{200:012d}", f"{300:012d}"]
-    assert rundir.latest_checkpoint(tmp_path).name == f"{300:012d}"
-    rundir.save_checkpoint(model, venv, tmp_path, {"again": True}, keep=2)  # the same step, saved again in place
-    assert json.loads((rundir.latest_checkpoint(tmp_path) / "state.json").read_text())["again"] is True
+    assert rundir.resume_point(tmp_path).folder.name == f"{300:012d}"
+    again = {"streams": [], "again": True}
+    rundir.save_checkpoint(model, venv, tmp_path, again, keep=2)  # the same step, saved again in place
+    assert json.loads((rundir.resume_point(tmp_path).folder / "state.json").read_text())["again"] is True

@@ -190,27 +190,6 @@ def save_checkpoint(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, state: di
     return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The latest complete checkpoint folder, or ``None`` (leftovers of a killed write are cleaned up first).
-
-    Raises:
-        DataError: ``latest.json`` is damaged, names something that is not a checkpoint of this run, or a
-            checkpoint that is not there.
-    """
-    folder = run_dir / CHECKPOINTS
-    pointer = read_json(folder / LATEST)
-    if pointer is None:
-        return None
-    name = pointer.get("checkpoint")
-    if not _is_checkpoint_name(name):
-        raise DataError(f"{folder / LATEST}: checkpoint: {shown(name)} is not a checkpoint of this run")
-    checkpoint = folder / name
-    recover_dir(checkpoint)
-    if not (checkpoint / MODEL).exists():
-        raise DataError(f"{folder / LATEST}: checkpoint: {checkpoint.name} is missing")
-    return checkpoint
-
-
 @dataclass
 class ResumePoint:
     """The checkpoint a resume starts from, and the newer ones it passed over.

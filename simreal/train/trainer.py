@@ -118,10 +118,10 @@ def train(
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.
 
-    SIGINT and SIGTERM (a cluster's preemption) stop the training at its next step and save a checkpoint there;
-    :class:`~simreal.errors.Interrupted` then says where to resume from. (A run resumed from that checkpoint goes on
-    from the interrupted rollout's steps: it matches an uninterrupted run less exactly than a resume from a periodic
-    checkpoint, which is taken between rollouts.)
+    While the policy learns, SIGINT and SIGTERM (a cluster's preemption) stop the training at its next step and save
+    a checkpoint there; :class:`~simreal.errors.Interrupted` then says where to resume from. (A run resumed from that
+    checkpoint goes on from there: it differs from an uninterrupted run by the rollout the signal cut short, which a
+    periodic checkpoint, taken between rollouts, never does.)
 
     Raises:
         ConfigError: a new run into a folder that already holds a run.
@@ -138,8 +138,8 @@ def train(
         raise DataError(f"{run_dir}: nothing to resume: not a simreal run directory (no {CONFIG})")
     threads = torch.get_num_threads()
     try:
-        with hold(run_dir, "run directory"), _StopOnSignal() as stop:
-            return _train(setup, run_dir, device, resume, [*callbacks, stop], command, init)
+        with hold(run_dir, "run directory"):
+            return _train(setup, run_dir, device, resume, [*callbacks, _StopOnSignal()], command, init)
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
@@ -225,13 +225,14 @@ def _train(
     everything = CallbackList(
         [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks]
     )
+    stop = next(c for c in callbacks if isinstance(c, _StopOnSignal))
     try:
         remaining = config.total_timesteps - model.num_timesteps
         if remaining > 0:
-            model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
+            with stop:  # signals during the learning only: later phases stop as Python's defaults say
+                model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
         else:
             everything.init_callback(model)
-        stop = next(c for c in callbacks if isinstance(c, _StopOnSignal))
         if stop.signal_name is not None:
             if stop.dones is not None:  # stopped between a step and its bookkeeping: the episodes as they stand
                 model._last_episode_starts = np.asarray(stop.dones, dtype=bool)
