@@ -270,8 +270,8 @@ def test_the_rma_adaptation_module_learns_the_latent_on_policy(rma_run):
 
 def test_an_rma_policy_saves_loads_evaluates_and_runs_in_the_pipeline(rma_run, tmp_path):
     policy = load_policy(rma_run)
-    assert bool(policy.model.policy.features_extractor.adapting)
-    assert not bool(load_policy(rma_run, true_dynamics=True).model.policy.features_extractor.adapting)
+    assert policy.model.policy.features_extractor.is_adapting
+    assert not load_policy(rma_run, true_dynamics=True).model.policy.features_extractor.is_adapting
     for flags, estimated in (([], True), (["--true-dynamics"], False)):
         out = tmp_path / f"eval_{estimated}.json"
         result = runner.invoke(

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simreal"
 # adaptation (the estimators an adaptive policy carries) comes right after envs: loading, evaluating and training a
 # policy all need it
 ORDER = ["base", "envs", "adaptation", "runs", "evaluate", "train", "sysid", "transfer", "deploy", "tools", "cli"]
-BASE = {"errors", "fileio", "locks", "resources", "seeding"}
+BASE = {"compat", "errors", "fileio", "locks", "resources", "seeding"}
 
 
 def stage(module: str) -> str | None:

@@ -86,9 +86,22 @@ class RMAExtractor(BaseFeaturesExtractor):
         actions = flat[:, self.history * self.obs_dim :].reshape(-1, self.history, self.act_dim)
         return x, e, torch.cat([observations, actions], dim=2).transpose(1, 2)
 
+    @property
+    def is_adapting(self) -> bool:
+        """Whether ``z`` comes from the adaptation module (phase 2 and deployment), not from the true dynamics."""
+        return bool(self.adapting)
+
+    def use_adapter(self) -> None:
+        """``z`` from the history from now on (phase 2 trains the module; a deployed policy has only the history)."""
+        self.adapting.fill_(True)
+
+    def use_encoder(self) -> None:
+        """``z`` from the true dynamics from now on (phase 1; the base policy given the truth, a reference)."""
+        self.adapting.fill_(False)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x, e, history = self.parts(obs)
-        z = self.adapter(history) if bool(self.adapting) else self.encoder(e)
+        z = self.adapter(history) if self.is_adapting else self.encoder(e)
         return torch.cat([x, z], dim=1)
 
     def latent_error(self, obs: torch.Tensor) -> torch.Tensor:
@@ -126,7 +139,7 @@ def train_adapter(
     ``settings.steps`` steps with the policy acting on the adaptation module's estimate, then fits the module to the
     frozen encoder's latent on them. Returns the per-round reports (loss, relative latent error before the fit)."""
     extractor: RMAExtractor = model.policy.features_extractor
-    extractor.adapting.fill_(True)
+    extractor.use_adapter()
     venv = model.get_env()
     training = getattr(venv, "training", None)
     if training is not None:

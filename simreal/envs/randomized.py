@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.error import ResetNeeded
 
+from simreal.compat import env_rng, set_env_rng
 from simreal.envs.dynamics import DynamicsModel, DynamicsSampler
 from simreal.envs.spec import EFFECT_NAMES, ParameterRange, check_multiplier, check_parameter
 from simreal.envs.streams import SALT_DYNAMICS, StreamOwner, generator_from, generator_state, seeded_rng
@@ -170,7 +171,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
 
     def own_streams(self) -> dict[str, Any]:
         # the env's own initial-state noise is part of the physics' streams
-        inner = self.env.unwrapped._np_random
+        inner = env_rng(self.env)
         return {
             "dynamics": generator_state(self._rng),
             "dynamics_pending": None if self._block is None else self._block[self._block_row :].tolist(),
@@ -184,8 +185,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._block_row = 0
         if self._block is not None and self._sampler is not None:
             self._values = self._sampler.transform(self._block)
-        unwrapped = self.env.unwrapped
-        unwrapped._np_random = generator_from(state.get("initial_state"), unwrapped._np_random)
+        set_env_rng(self.env, generator_from(state.get("initial_state"), env_rng(self.env)))
 
     def get_dynamics(self) -> dict[str, float]:
         """The multipliers in force, name -> multiplier of nominal."""

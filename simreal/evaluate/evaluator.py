@@ -12,6 +12,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from simreal.adaptation.rma import RMAExtractor
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
@@ -142,7 +143,7 @@ def episode_returns(runner: PolicyRunner, venv: VecEnv, episodes: int, seed: int
     inputs it acted on)."""
     model = runner.model
     extractor = getattr(model.policy, "features_extractor", None)
-    latent = hasattr(extractor, "latent_error") and bool(extractor.adapting)
+    latent = isinstance(extractor, RMAExtractor) and extractor.is_adapting
     stats = run_episodes(runner, venv, episodes, seed, keep_inputs=latent)
     estimator_error = None
     if latent and stats.inputs:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simreal import compat
 from simreal.envs.factory import make_env
 from simreal.envs.runner import PolicyRunner
 from simreal.envs.spec import Effects, RobotSpec
@@ -107,5 +108,5 @@ def add_video(writer: object, tag: str, frames: list[np.ndarray], step: int, fps
 
     height, width = frames[0].shape[:2]
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encode_gif(frames, fps))
-    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)  # type: ignore[attr-defined]
+    compat.add_summary(writer, Summary(value=[Summary.Value(tag=tag, image=image)]), step)
     writer.flush()  # type: ignore[attr-defined]

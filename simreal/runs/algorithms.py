@@ -15,6 +15,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from simreal import compat
 from simreal.adaptation.rma import extractor_kwargs
 from simreal.envs.inputs import InputLayout
 from simreal.envs.vector import normalize
@@ -207,7 +208,7 @@ def warm_start(
     hyper = config.algorithm.hyperparameters
     rate = hyper.learning_rate * lr_scale
     model.learning_rate = LinearDecay(rate) if getattr(hyper, "linear_lr_decay", False) else rate
-    model._setup_lr_schedule()
+    compat.restart_learning_rate(model)
     model.num_timesteps = 0  # the budget and the schedules count from here, not from the saved run's count
     if isinstance(model, SAC):
         model.learning_starts = 0

@@ -95,8 +95,8 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
     extractor = getattr(model.policy, "features_extractor", None)
     if isinstance(extractor, RMAExtractor):
         if true_dynamics:
-            extractor.adapting.fill_(False)  # the base policy on the encoded true parameters
-        elif not bool(extractor.adapting):
+            extractor.use_encoder()  # the base policy on the encoded true parameters
+        elif not extractor.is_adapting:
             raise DataError(
                 f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
                 "are): evaluate the run's final model.zip, or give the policy the true dynamics"

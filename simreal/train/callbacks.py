@@ -19,6 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
+from simreal import compat
 from simreal.envs.inputs import InputLayout
 from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.spec import Effects, RobotSpec, TargetSpec
@@ -34,7 +35,7 @@ def tensorboard_writer(callback: BaseCallback) -> Any:
     """The SummaryWriter behind the model's logger, or ``None`` when TensorBoard is not among its outputs."""
     for output in callback.logger.output_formats:
         if isinstance(output, TensorBoardOutputFormat):
-            return output.writer
+            return compat.tensorboard_writer(output)
     return None
 
 
@@ -251,7 +252,7 @@ class ScheduleCallback(BaseCallback):
 
     def _progress(self) -> float:
         # the whole run's budget: learn()'s own total_timesteps is what is left of it after a resume
-        total = self.model._total_timesteps
+        total = compat.total_timesteps(self.model)
         return self.num_timesteps / total if total else 1.0
 
     def _push(self) -> None:

@@ -23,7 +23,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch.utils.tensorboard import SummaryWriter
 
-from simreal import seeding
+from simreal import compat, seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
 from simreal.adaptation.rma import train_adapter
 from simreal.envs.rendering import require_rendering
@@ -195,7 +195,7 @@ def _train(
     venv = model.get_env()
     if config.adaptation.kind == "rma":
         # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
-        model.policy.features_extractor.adapting.fill_(False)
+        model.policy.features_extractor.use_encoder()
     write_config(run_dir, config)
     record_start(run_dir, command, device, start)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
@@ -214,7 +214,7 @@ def _train(
             # the episodes in progress, to replay on resume (see simreal.envs.replay), and what the algorithm
             # and the reward normalization carry between rollouts
             "episodes": venv.env_method("episode_log"),
-            "episode_starts": model._last_episode_starts.tolist(),
+            "episode_starts": compat.rollout_state(model)[1].tolist(),
             "returns": venv.returns.tolist() if isinstance(venv, VecNormalize) else None,
             "global_rng": _global_rng_state(),
         }
@@ -235,7 +235,8 @@ def _train(
             everything.init_callback(model)
         if stop.signal_name is not None:
             if stop.dones is not None:  # stopped between a step and its bookkeeping: the episodes as they stand
-                model._last_episode_starts = np.asarray(stop.dones, dtype=bool)
+                obs, _, original = compat.rollout_state(model)
+                compat.set_rollout_state(model, obs, stop.dones, original)
             checkpoints.save()
             raise Interrupted(run_dir, model.num_timesteps, stop.signal_name, stop.exit_code)
         if config.adaptation.kind == "rma":
@@ -417,10 +418,9 @@ def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[s
             raw.env_method("set_stream_state", env_state, indices=[index])
         # stable-baselines3's load() clears the last observation, and learn() would then reset every env with its
         # initial seed, replaying the streams from their start: start the episodes here, from the restored streams
-        model._last_obs = venv.reset()
-        model._last_episode_starts = np.ones((venv.num_envs,), dtype=bool)
-        if isinstance(venv, VecNormalize):
-            model._last_original_obs = venv.get_original_obs()
+        obs = venv.reset()
+        original = venv.get_original_obs() if isinstance(venv, VecNormalize) else None
+        compat.set_rollout_state(model, obs, np.ones((venv.num_envs,), dtype=bool), original)
     # loading also reseeded torch and numpy with the run's seed: the policy's sampling continues where it stood
     _restore_global_rng(state.get("global_rng"))
     return model
@@ -438,15 +438,14 @@ def _replay_episodes(
         raw.set_attr("rewards", rewards, indices=[index])  # the Monitor's return of the episode so far
         observations.append(obs)
     original = np.stack(observations)
+    starts = state.get("episode_starts", [False] * raw.num_envs)
     if isinstance(venv, VecNormalize):
         venv.old_obs = original
         if state.get("returns") is not None:
             venv.returns = np.asarray(state["returns"], dtype=np.float64)
-        model._last_obs = venv.normalize_obs(original)
-        model._last_original_obs = original
+        compat.set_rollout_state(model, venv.normalize_obs(original), starts, original)
     else:
-        model._last_obs = original
-    model._last_episode_starts = np.asarray(state.get("episode_starts", [False] * raw.num_envs), dtype=bool)
+        compat.set_rollout_state(model, original, starts)
 
 
 def _global_rng_state() -> dict[str, Any]:
@@ -473,8 +472,7 @@ class _TensorBoard(TensorBoardOutputFormat):
     def __init__(self, folder: str, purge_step: int | None) -> None:
         super().__init__(folder)
         if purge_step is not None:
-            self.writer.close()
-            self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+            compat.set_tensorboard_writer(self, SummaryWriter(log_dir=folder, purge_step=purge_step))
 
 
 def _tensorboard(folder: Path, purge_step: int | None) -> Logger:

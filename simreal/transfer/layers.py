@@ -9,12 +9,13 @@ layer below it, and so on. "The top k layers" means depths 0..k-1 of every tower
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 
 import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
+
+from simreal import compat
 
 #: Parameter-group key holding a layer's learning-rate factor (its rate = the schedule's rate x this factor).
 LR_FACTOR = "lr_factor"
@@ -133,18 +134,16 @@ def standard_optimizers(model: BaseAlgorithm) -> None:
         merged = type(old)(parameters, **{**old.defaults, "lr": old.param_groups[0]["lr"]})
         merged.state.update(old.state)
         holder.optimizer = merged
-    model.__dict__.pop("_update_learning_rate", None)
+    compat.unwrap_learning_rate_update(model)
 
 
 def _keep_layer_rates(model: BaseAlgorithm) -> None:
     """stable-baselines3 sets every parameter group to the schedule's rate on each update: scale each group by its
     factor right after."""
-    update = type(model)._update_learning_rate
 
-    def update_with_factors(self: BaseAlgorithm, optimizers: list | torch.optim.Optimizer) -> None:
-        update(self, optimizers)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+    def scale_by_factors(optimizers: list[torch.optim.Optimizer]) -> None:
+        for optimizer in optimizers:
             for group in optimizer.param_groups:
                 group["lr"] *= group.get(LR_FACTOR, 1.0)
 
-    model._update_learning_rate = types.MethodType(update_with_factors, model)
+    compat.wrap_learning_rate_update(model, scale_by_factors)

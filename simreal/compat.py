@@ -1,0 +1,94 @@
+"""Every place simreal reaches past a library's public API, in one module, each hook tested
+(``tests/test_compat.py``) so that an upgrade of stable-baselines3, Gymnasium or TensorBoard breaks one tested place.
+
+- stable-baselines3 keeps what a rollout hands to the next one (the last observation, the episode starts, the
+  unnormalized observation) in private attributes that ``load()`` clears: a resume sets them back
+  (:func:`rollout_state`, :func:`set_rollout_state`).
+- Its whole-run budget after a resume lives only in ``_total_timesteps`` (:func:`total_timesteps`).
+- A warm-started model gets a new learning-rate schedule through ``_setup_lr_schedule``
+  (:func:`restart_learning_rate`); per-layer rates wrap ``_update_learning_rate``
+  (:func:`wrap_learning_rate_update`, :func:`unwrap_learning_rate_update`).
+- Its TensorBoard output keeps its ``SummaryWriter`` in ``writer`` (:func:`tensorboard_writer`,
+  :func:`set_tensorboard_writer`).
+- Gymnasium's ``env.np_random`` seeds a generator when read before any reset; a checkpoint must read the one there is
+  (or none) without creating one: ``_np_random`` (:func:`env_rng`, :func:`set_env_rng`).
+- torch's ``SummaryWriter`` writes a raw summary (an animated image) only through its file writer
+  (:func:`add_summary`).
+
+Nothing here imports those libraries: the functions take their objects.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def rollout_state(model: Any) -> tuple[Any, np.ndarray, Any]:
+    """A stable-baselines3 model's ``(last observation, episode starts, last unnormalized observation)``."""
+    return model._last_obs, model._last_episode_starts, getattr(model, "_last_original_obs", None)
+
+
+def set_rollout_state(model: Any, obs: Any, episode_starts: np.ndarray, original_obs: Any = None) -> None:
+    """Give a model the observation its next rollout starts from, which envs begin an episode there, and (with
+    VecNormalize) the unnormalized observation."""
+    model._last_obs = obs
+    model._last_episode_starts = np.asarray(episode_starts, dtype=bool)
+    if original_obs is not None:
+        model._last_original_obs = original_obs
+
+
+def total_timesteps(model: Any) -> int:
+    """The timesteps the model's current ``learn()`` runs to, counted from the run's start (``learn``'s own argument
+    is what is left of the budget after a resume)."""
+    return int(model._total_timesteps)
+
+
+def restart_learning_rate(model: Any) -> None:
+    """Rebuild the model's learning-rate schedule from its ``learning_rate`` (set just before)."""
+    model._setup_lr_schedule()
+
+
+def wrap_learning_rate_update(model: Any, after: Callable[[list[Any]], None]) -> None:
+    """Run ``after(optimizers)`` each time stable-baselines3 sets the schedule's rate on the model's optimizers."""
+    update = type(model)._update_learning_rate
+
+    def update_then(self: Any, optimizers: Any) -> None:
+        update(self, optimizers)
+        after(optimizers if isinstance(optimizers, list) else [optimizers])
+
+    model._update_learning_rate = types.MethodType(update_then, model)
+
+
+def unwrap_learning_rate_update(model: Any) -> None:
+    """Undo :func:`wrap_learning_rate_update` (the class's own update again)."""
+    model.__dict__.pop("_update_learning_rate", None)
+
+
+def tensorboard_writer(output_format: Any) -> Any:
+    """The ``SummaryWriter`` of a stable-baselines3 ``TensorBoardOutputFormat``."""
+    return output_format.writer
+
+
+def set_tensorboard_writer(output_format: Any, writer: Any) -> None:
+    """Make a stable-baselines3 ``TensorBoardOutputFormat`` write through ``writer`` (its own one closed)."""
+    output_format.writer.close()
+    output_format.writer = writer
+
+
+def env_rng(env: Any) -> np.random.Generator | None:
+    """The generator of a Gymnasium env's own randomness (initial states), or ``None`` before it is seeded."""
+    return env.unwrapped._np_random
+
+
+def set_env_rng(env: Any, rng: np.random.Generator | None) -> None:
+    """Give a Gymnasium env's own randomness this generator."""
+    env.unwrapped._np_random = rng
+
+
+def add_summary(writer: Any, summary: Any, step: int) -> None:
+    """Write a TensorBoard ``Summary`` protobuf through a torch ``SummaryWriter``."""
+    writer._get_file_writer().add_summary(summary, step)
