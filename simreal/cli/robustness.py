@@ -41,7 +41,7 @@ def robustness(
 ) -> None:
     """Evaluate a policy over a 1-D or 2-D grid of parameter multipliers or effects (others nominal)."""
     require_training("simreal robustness")
-    from simreal.runs.rundir import find_run_dir
+    from simreal.runs.rundir import run_dir_of
     from simreal.tools.coverage import map_coverage
     from simreal.tools.robustness import parse_span, robustness_map, write_map
 
@@ -52,8 +52,7 @@ def robustness(
         source, names, grid, [parse_span(s) for s in span or []], episodes, seed, workers, against, true_dynamics
     )
     if out is None:
-        run_dir = source if source.is_dir() else find_run_dir(source) or source.parent
-        out = run_dir / "robustness" / "_".join(names)
+        out = run_dir_of(source) / "robustness" / "_".join(names)
     write_map(result, out)
     rows = result.rows(seed)
     table = Table(title=f"{result.meta['robot']}: {result.meta['policy']}", title_justify="left")

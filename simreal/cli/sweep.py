@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import typer
@@ -34,11 +33,9 @@ def sweep(
     every env are printed and written to the sweep's folder.
     """
     require_training("simreal sweep")
-    from simreal.errors import SetupError
+    from simreal.tools.sweep import JobOutcome, parse_grid, plan_sweep, require_ray, run_sweep, write_aggregate
 
-    if importlib.util.find_spec("ray") is None:
-        raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'")
-    from simreal.tools.sweep import JobOutcome, parse_grid, plan_sweep, run_sweep, write_aggregate
+    require_ray()
 
     folder = out or Path("runs") / f"sweep_{Path(config).stem}"
     chosen = list(range(first_seed, first_seed + seeds))

@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from simreal.envs.inputs import InputLayout
 from simreal.envs.spec import format_validation_error
 from simreal.errors import DataError
+from simreal.runs.config import StrictModel
 
 SCHEMA = "simreal.export/1"
 MANIFEST = "manifest.json"
@@ -28,11 +29,7 @@ FILES = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
 Format = Literal["onnx", "torchscript"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Space(_Strict):
+class Space(StrictModel):
     """A flat box: its size and bounds (``None`` where unbounded)."""
 
     size: int = Field(ge=1)
@@ -40,7 +37,7 @@ class Space(_Strict):
     high: list[float | None]
 
 
-class Manifest(_Strict):
+class Manifest(StrictModel):
     """``manifest.json``.
 
     Attributes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -554,6 +554,35 @@ def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, A
         raise SpecError(f"{source}: base: target is for {robot_label(parsed.base)!r}, not {spec.robot!r}")
     validate_target_values(spec, parsed, source)
     return name, parsed
+
+
+def load_targets(
+    spec: RobotSpec,
+    targets: Sequence[str | os.PathLike[str] | Mapping[str, Any]] | None,
+    where: Callable[[int], str] | None = None,
+) -> dict[str, TargetSpec]:
+    """Several targets by name (see :func:`load_target`); ``None``: every target the robot ships.
+
+    Args:
+        spec: the robot.
+        targets: target names, YAML files or mappings.
+        where: how to name the ``index``-th target in errors (a config's ``eval.targets.<index>``); default: the
+            target itself.
+
+    Raises:
+        SpecError: an unknown or invalid target, or two targets of the same name.
+    """
+    chosen: dict[str, TargetSpec] = {}
+    for index, target in enumerate(targets if targets is not None else list(spec.targets)):
+        try:
+            name, target_spec = load_target(spec, target)
+        except SpecError as exc:
+            raise SpecError(f"{where(index)}: {exc}" if where else str(exc)) from None
+        if name in chosen:
+            at = where(index) if where else f"target {shown(target)}"
+            raise SpecError(f"{at}: another target is already called {name!r}")
+        chosen[name] = target_spec
+    return chosen
 
 
 def load_target_file(path: str | os.PathLike[str]) -> tuple[RobotSpec, str, TargetSpec]:

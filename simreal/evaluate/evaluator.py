@@ -16,9 +16,8 @@ from simreal.adaptation.rma import RMAExtractor
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, estimate_errors, load_target
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, estimate_errors, load_targets
 from simreal.envs.vector import EnvFactory, vectorize
-from simreal.errors import SpecError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.runs.policy import load_policy
 
@@ -191,12 +190,7 @@ def evaluate_run(
     """
     policy = load_policy(source, device=device, true_dynamics=true_dynamics)
     spec = policy.setup.spec
-    chosen: dict[str, TargetSpec] = {}
-    for target in targets or list(spec.targets):
-        name, target_spec = load_target(spec, target)
-        if name in chosen:
-            raise SpecError(f"target {target}: another target is already called {name!r}")
-        chosen[name] = target_spec
+    chosen = load_targets(spec, targets or None)
     setup = policy.setup
     evaluator = TransferEvaluator(
         spec, chosen, episodes, seed, policy.layout, setup.ranges, setup.effects, policy.estimator

@@ -219,6 +219,11 @@ def _no_learning(progress_remaining: float) -> float:
     return 0.0
 
 
+def statistics_of(venv: VecEnv | None) -> VecNormalize | None:
+    """The VecNormalize statistics a (training) env is wrapped in, or ``None`` when it is not normalized."""
+    return venv if isinstance(venv, VecNormalize) else None
+
+
 def load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
     """Load VecNormalize statistics (a pickle: load only files you trust) around ``venv``.
 

@@ -30,17 +30,19 @@ from simreal.fileio import parse_yaml, read_yaml
 from simreal.resources import configs_dir
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A config's section: unknown fields refused (a typo is an error, not a default), values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FixedScheduleConfig(_Strict):
+class FixedScheduleConfig(StrictModel):
     """The configured ranges all run long."""
 
     kind: Literal["fixed"] = "fixed"
 
 
-class CurriculumConfig(_Strict):
+class CurriculumConfig(StrictModel):
     """Ranges widen from ``initial_fraction`` of their width around nominal to all of it over ``ramp_fraction`` of
     training, ``linear``-ly or in ``steps`` equal increments."""
 
@@ -51,7 +53,7 @@ class CurriculumConfig(_Strict):
     steps: int = Field(default=5, gt=0)
 
 
-class Thresholds(_Strict):
+class Thresholds(StrictModel):
     """ADR thresholds: returns, or, when ``relative``, fractions of the mean return of recent non-boundary episodes
     (the policy's return under its current ranges, which ADR keeps close to nominal)."""
 
@@ -66,7 +68,7 @@ class Thresholds(_Strict):
         return self
 
 
-class ADRConfig(_Strict):
+class ADRConfig(StrictModel):
     """Automatic Domain Randomization (see :class:`simreal.train.schedules.ADRSchedule`).
 
     Attributes:
@@ -92,7 +94,7 @@ Delay = Annotated[int, Field(ge=0, le=MAX_DELAY)]
 Std = Annotated[float, Field(ge=0)]
 
 
-class EffectsConfig(_Strict):
+class EffectsConfig(StrictModel):
     """Unmodeled effects during training (:class:`~simreal.envs.spec.Effects`): each a fixed value, or
     ``[low, high]`` drawn anew every episode (the delay over whole control steps). Drawn effects follow the
     schedule like the parameters: their nominal value, where curriculum and ADR start, is 0 (no effect)."""
@@ -134,7 +136,7 @@ ScheduleConfig = Annotated[FixedScheduleConfig | CurriculumConfig | ADRConfig, F
 SCHEDULE_KINDS = ("fixed", "curriculum", "adr")
 
 
-class Randomization(_Strict):
+class Randomization(StrictModel):
     """What is randomized during training.
 
     Attributes:
@@ -155,7 +157,7 @@ class Randomization(_Strict):
     schedule: ScheduleConfig = Field(default_factory=FixedScheduleConfig)
 
 
-class Network(_Strict):
+class Network(StrictModel):
     """Network sizes and activation. ``pi`` is the actor; ``vf`` the PPO critic; ``qf`` the SAC critics."""
 
     pi: list[int] = Field(default_factory=lambda: [64, 64])
@@ -174,7 +176,7 @@ class Network(_Strict):
         return self
 
 
-class PPOHyperparameters(_Strict):
+class PPOHyperparameters(StrictModel):
     """stable-baselines3 PPO arguments (same names, same meaning)."""
 
     learning_rate: float = Field(default=3e-4, gt=0)
@@ -191,7 +193,7 @@ class PPOHyperparameters(_Strict):
     linear_lr_decay: bool = False
 
 
-class SACHyperparameters(_Strict):
+class SACHyperparameters(StrictModel):
     """stable-baselines3 SAC arguments (same names, same meaning)."""
 
     learning_rate: float = Field(default=3e-4, gt=0)
@@ -205,7 +207,7 @@ class SACHyperparameters(_Strict):
     ent_coef: str | float = "auto"
 
 
-class PPOAlgorithm(_Strict):
+class PPOAlgorithm(StrictModel):
     """PPO from stable-baselines3.
 
     Attributes:
@@ -219,7 +221,7 @@ class PPOAlgorithm(_Strict):
     privileged_critic: bool = False
 
 
-class SACAlgorithm(_Strict):
+class SACAlgorithm(StrictModel):
     """SAC from stable-baselines3.
 
     Attributes:
@@ -236,7 +238,7 @@ class SACAlgorithm(_Strict):
 Algorithm = Annotated[PPOAlgorithm | SACAlgorithm, Field(discriminator="name")]
 
 
-class Normalize(_Strict):
+class Normalize(StrictModel):
     """VecNormalize: running mean/std of observations and returns."""
 
     observations: bool = True
@@ -245,7 +247,7 @@ class Normalize(_Strict):
     clip_reward: float = Field(default=10.0, gt=0)
 
 
-class EnvConfig(_Strict):
+class EnvConfig(StrictModel):
     """The vectorized training envs.
 
     Attributes:
@@ -263,7 +265,7 @@ class EnvConfig(_Strict):
     history: int = Field(default=0, ge=0, le=1000)
 
 
-class Evaluation(_Strict):
+class Evaluation(StrictModel):
     """Periodic evaluation during training.
 
     Attributes:
@@ -283,14 +285,14 @@ class Evaluation(_Strict):
     video_size: int = Field(default=128, ge=16, le=1024)
 
 
-class Checkpoint(_Strict):
+class Checkpoint(StrictModel):
     """Checkpoints: every this many total timesteps (summed over envs); 0 saves only at the end."""
 
     frequency: int = Field(default=100_000, ge=0)
     keep: int = Field(default=2, gt=0)
 
 
-class OSIConfig(_Strict):
+class OSIConfig(StrictModel):
     """UP-OSI's online system identification network and how it is trained after the universal policy.
 
     Attributes:
@@ -312,7 +314,7 @@ class OSIConfig(_Strict):
     batch_size: int = Field(default=256, gt=0)
 
 
-class RMAConfig(_Strict):
+class RMAConfig(StrictModel):
     """RMA's latent, encoder and adaptation module, and how the module is trained after the base policy.
 
     Attributes:
@@ -338,7 +340,7 @@ class RMAConfig(_Strict):
     batch_size: int = Field(default=256, gt=0)
 
 
-class AdaptationConfig(_Strict):
+class AdaptationConfig(StrictModel):
     """Online adaptation: a policy that adapts to the dynamics from what it observes. ``uposi``: the policy sees the
     log-multipliers, true while training, estimated from the last ``history`` observations and actions when
     deployed; ``rma``: the policy sees a latent encoded from them, later estimated from the history by an
@@ -360,7 +362,7 @@ class AdaptationConfig(_Strict):
     rma: RMAConfig = Field(default_factory=RMAConfig)
 
 
-class RobustObjective(_Strict):
+class RobustObjective(StrictModel):
     """The training objective over the randomized dynamics: ``none``, plain domain randomization (every episode drawn
     from the training distribution, the average return maximized), or ``weakest``: draw more often where the policy
     is weakest (see :class:`simreal.train.schedules.WeakestRegionSchedule`), so it cannot buy average return by
@@ -385,7 +387,7 @@ class RobustObjective(_Strict):
     window: int = Field(default=50, ge=2)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A training experiment."""
 
     robot: str | dict[str, Any]
@@ -524,11 +526,25 @@ def load_config_with_source(
 ) -> tuple[TrainConfig, ConfigSource]:
     """:func:`load_config`, and where each field came from (for the errors of later checks; ``labels``: see
     :class:`ConfigSource`)."""
-    path = resolve_config_path(config, "train")
-    parsed_overrides = parse_overrides(overrides or [])
-    source = ConfigSource(path, parsed_overrides, labels)
-    data = apply_overrides(read_yaml(path, ConfigError), parsed_overrides)
+    data, source = read_config(config, "train", overrides, labels)
     return validate_config(data, source), source
+
+
+def read_config(
+    config: str | os.PathLike[str],
+    kind: ConfigKind,
+    overrides: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], ConfigSource]:
+    """A config's raw mapping with its ``key=value`` overrides applied (validation is the caller's, by kind), and
+    where each field came from.
+
+    Raises:
+        ConfigError: an unknown shipped name, a missing or malformed file, a malformed override.
+    """
+    path = resolve_config_path(config, kind)
+    pairs = parse_overrides(overrides or [])
+    return apply_overrides(read_yaml(path, ConfigError), pairs), ConfigSource(path, pairs, labels)
 
 
 def validate_config(data: dict[str, Any], source: ConfigSource) -> TrainConfig:

@@ -298,3 +298,9 @@ def find_run_dir(model_path: Path) -> Path | None:
         if (folder / CONFIG).exists():
             return folder
     return None
+
+
+def run_dir_of(source: Path) -> Path:
+    """The run directory of a run directory or of a model file inside one (a loose model file: its folder)."""
+    source = Path(source)
+    return source if source.is_dir() else find_run_dir(source) or source.parent

@@ -26,7 +26,7 @@ from simreal.envs.spec import (
     TargetSpec,
     effect_ranges,
     load_robot,
-    load_target,
+    load_targets,
     offset_scales,
     resolve_ranges,
 )
@@ -270,16 +270,10 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
     ranges = {**ranges, **drawn}
     limits = _adr_limits(config, spec, ranges, source) if randomization.schedule.kind == "adr" else {}
 
-    targets: dict[str, TargetSpec] = {}
-    chosen = config.eval.targets if config.eval.targets is not None else list(spec.targets)
-    for index, target in enumerate(chosen):
-        try:
-            name, target_spec = load_target(spec, target)
-        except SpecError as exc:
-            raise ConfigError(f"{source.where(f'eval.targets.{index}')}: {exc}") from None
-        if name in targets:
-            raise ConfigError(f"{source.where(f'eval.targets.{index}')}: another target is already called {name!r}")
-        targets[name] = target_spec
+    try:
+        targets = load_targets(spec, config.eval.targets, lambda index: source.where(f"eval.targets.{index}"))
+    except SpecError as exc:
+        raise ConfigError(str(exc)) from None
 
     _check_objective(config, source)
     if config.algorithm.name == "ppo":

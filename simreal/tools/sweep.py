@@ -207,6 +207,12 @@ def _transfer_rows(report: dict[str, Any], folder: Path) -> dict[str, list[float
     return rows
 
 
+def require_ray() -> None:
+    """Raise :class:`SetupError` naming the extra to install when Ray is missing."""
+    if importlib.util.find_spec("ray") is None:
+        raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'")
+
+
 def run_sweep(
     jobs: list[SweepJob],
     address: str | None = None,
@@ -228,8 +234,7 @@ def run_sweep(
     Raises:
         SetupError: Ray is not installed.
     """
-    if importlib.util.find_spec("ray") is None:
-        raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'")
+    require_ray()
     outcomes: list[JobOutcome] = []
 
     def tell(outcome: JobOutcome) -> None:

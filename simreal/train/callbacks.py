@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal import compat
 from simreal.envs.inputs import InputLayout
@@ -26,6 +25,7 @@ from simreal.envs.spec import Effects, RobotSpec, TargetSpec
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.evaluate.video import add_video, render_episode
 from simreal.fileio import read_json
+from simreal.runs.algorithms import statistics_of
 from simreal.runs.config import TrainConfig, config_table
 from simreal.runs.rundir import BEST, EVAL, save_best, save_checkpoint
 from simreal.train.schedules import Schedule
@@ -134,7 +134,7 @@ class TransferEvalCallback(_Periodic):
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now and log; returns the report as a mapping."""
-        statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
+        statistics = statistics_of(self.training_env)
         report = self.evaluator.evaluate(self.model, statistics)
         # the model's count: the callback's own is stale outside learn() (the final evaluation)
         steps = self.model.num_timesteps
@@ -196,7 +196,7 @@ class EvalVideo(_Periodic):
         writer = tensorboard_writer(self)
         if writer is None:
             return
-        statistics = self.training_env if isinstance(self.training_env, VecNormalize) else None
+        statistics = statistics_of(self.training_env)
         runner = PolicyRunner(self.model, self.layout, ObservationScaling.of(statistics))
         for name, (fixed, effects) in self.envs.items():
             episode = render_episode(

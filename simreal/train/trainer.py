@@ -38,6 +38,7 @@ from simreal.runs.algorithms import (
     new_model,
     normalized_for,
     resolve_device,
+    statistics_of,
     warm_start,
 )
 from simreal.runs.rundir import (
@@ -323,7 +324,7 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
     try:
         estimator, reports = train_osi(
             model,
-            env if isinstance(env, VecNormalize) else None,
+            statistics_of(env),
             setup.spec,
             setup.ranges,
             setup.effects,

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from simreal.envs.spec import format_validation_error, validation_problem
 from simreal.errors import ConfigError
-from simreal.fileio import read_yaml
-from simreal.runs.config import ConfigSource, apply_overrides, parse_overrides, resolve_config_path
+from simreal.runs.config import ConfigSource, StrictModel, read_config
 from simreal.transfer.strategies import DEFAULT_LR_SCALE
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FinetuneSettings(_Strict):
+class FinetuneSettings(StrictModel):
     """How to fine-tune on the target.
 
     Attributes:
@@ -80,7 +75,7 @@ def finetune_settings(source: str, **values: object) -> FinetuneSettings:
         raise ConfigError(format_validation_error(source, exc)) from None
 
 
-class SourceStage(_Strict):
+class SourceStage(StrictModel):
     """The sim-trained policy: an existing run (``run``), or a training config to train first (``config`` with
     ``overrides``, ``--set`` strings). Exactly one of the two."""
 
@@ -97,13 +92,13 @@ class SourceStage(_Strict):
         return self
 
 
-class ZeroShotStage(_Strict):
+class ZeroShotStage(StrictModel):
     """Evaluate the sim policy on the target as it is."""
 
     enabled: bool = True
 
 
-class SysidStage(_Strict):
+class SysidStage(StrictModel):
     """Record ``episodes`` target episodes with the sim policy, identify the parameters (``params``, default all;
     ``delay``: the action delay too), and report the dynamics gap before and after (``simreal sysid``'s options)."""
 
@@ -116,7 +111,7 @@ class SysidStage(_Strict):
     min_width: float = Field(default=0.1, ge=0, le=1.9)
 
 
-class IdentifiedStage(_Strict):
+class IdentifiedStage(StrictModel):
     """Train in the identified simulator (randomization over the identified intervals, the identified delay) for
     ``timesteps`` simulator steps: ``finetune`` continues the sim policy there, ``retrain`` starts a fresh one.
     Needs the sysid stage."""
@@ -156,7 +151,7 @@ class FinetuneStage(FinetuneSettings):
 ORACLE_CANDIDATES = ("finetuned", "scratch")
 
 
-class OracleStage(_Strict):
+class OracleStage(StrictModel):
     """The best target return the pipeline can train: the better, by mean target return on the pipeline's
     evaluation episodes, of its ``candidates``, each trained on the target for ``timesteps`` target steps (default:
     the sim budget, the source config's ``total_timesteps``):
@@ -199,7 +194,7 @@ class OracleStage(_Strict):
         return value
 
 
-class Stages(_Strict):
+class Stages(StrictModel):
     zero_shot: ZeroShotStage = Field(default_factory=ZeroShotStage)
     sysid: SysidStage = Field(default_factory=SysidStage)
     identified: IdentifiedStage = Field(default_factory=IdentifiedStage)
@@ -213,7 +208,7 @@ class Stages(_Strict):
         return self
 
 
-class TransferConfig(_Strict):
+class TransferConfig(StrictModel):
     """``simreal transfer``'s config: the sim policy, the target, which stages run, and how every stage's policy is
     evaluated on the target (``episodes`` from seed ``eval_seed``, the same episodes for every stage).
 
@@ -249,10 +244,7 @@ def load_transfer_config_with_source(
 ) -> tuple[TransferConfig, ConfigSource]:
     """:func:`load_transfer_config`, and where each field came from: the pipeline names it in the errors of the
     stage configs it derives (:func:`~simreal.transfer.pipeline.run_pipeline`'s ``origin``)."""
-    resolved = resolve_config_path(path, "transfer")
-    pairs = parse_overrides(overrides or [])
-    source = ConfigSource(resolved, pairs)
-    data = apply_overrides(read_yaml(resolved, ConfigError), pairs)
+    data, source = read_config(path, "transfer", overrides)
     try:
         return TransferConfig.model_validate(data), source
     except ValidationError as exc:

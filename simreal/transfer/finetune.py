@@ -47,7 +47,7 @@ from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
 from simreal.locks import hold
-from simreal.runs.algorithms import new_model, normalized_for, resolve_device, warm_start
+from simreal.runs.algorithms import new_model, normalized_for, resolve_device, statistics_of, warm_start
 from simreal.runs.config import AdaptationConfig, TrainConfig
 from simreal.runs.policy import LoadedPolicy, load_policy
 from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
@@ -184,7 +184,7 @@ def _finetune(
             tracker.close()
             penalty.remove()
             standard_optimizers(model)
-        statistics = _statistics(model)
+        statistics = statistics_of(model.get_env())
         final = evaluation.target(model, statistics, final=True)
         source_after = None if scratch else evaluation.source(model, statistics)
         save_model(model, model.get_env(), run_dir)
@@ -248,11 +248,6 @@ def _model(
         scale, update = settings.learning_rate_scale, settings.update_normalization
         return warm_start(policy.path, config, venv, device, lr_scale=scale, update_normalization=update)
     return new_model(config, normalized_for(venv, config), device, layout)
-
-
-def _statistics(model: BaseAlgorithm) -> VecNormalize | None:
-    env = model.get_env()
-    return env if isinstance(env, VecNormalize) else None
 
 
 class _Evaluations:
@@ -352,9 +347,8 @@ class _FinetuneCallback(BaseCallback):
         self._evaluate()
 
     def _evaluate(self) -> None:
-        env = self.model.get_env()
         spent = self.budget.used  # the target experience behind the evaluated policy
-        result = self.evaluation.target(self.model, env if isinstance(env, VecNormalize) else None)
+        result = self.evaluation.target(self.model, statistics_of(self.model.get_env()))
         self.budget.eval_steps += result["steps"]
         returns = result["returns"]
         low, high = mean_return_ci([returns], self._rng)

@@ -51,7 +51,7 @@ from simreal.runs.config import (
     parse_overrides,
 )
 from simreal.runs.policy import load_policy
-from simreal.runs.rundir import CONFIG, MODEL, find_run_dir, resume_point, saved_config
+from simreal.runs.rundir import CONFIG, MODEL, resume_point, run_dir_of, saved_config
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify
 from simreal.sysid.trajectories import save_trajectories, split_holdout
@@ -365,7 +365,7 @@ class _Stages:
         settings, sysid = self.stages.identified, self.state["stages"]["sysid"]
         identified = Path(sysid["identified"]).resolve()
         details = read_json(identified.parent / "sysid.json")
-        run_dir = self._run_dir_of(self.source_run)
+        run_dir = run_dir_of(self.source_run)
         base = saved_config(run_dir)
         stage_at = self.origin.where("stages.identified")
         ranges_at = f"{stage_at}: randomization.ranges from {identified}"
@@ -440,11 +440,11 @@ class _Stages:
             finetuned = read_json(run / "finetune.json", default={}) if run.is_dir() else {}
             steps = (finetuned.get("budget") or {}).get("train_steps")
             if steps is None:
-                steps = read_json(self._run_dir_of(run) / "run.json", default={}).get("num_timesteps", 0)
+                steps = read_json(run_dir_of(run) / "run.json", default={}).get("num_timesteps", 0)
             record = self._policy_record("oracle", run, steps, steps, trained=False, winner="run", won_by=None)
             record["candidates"] = {"run": {key: record[key] for key in ("policy", "target_steps", "evaluation")}}
             return record
-        budget = stage.timesteps or saved_config(self._run_dir_of(self.source_run)).total_timesteps
+        budget = stage.timesteps or saved_config(run_dir_of(self.source_run)).total_timesteps
         # each finished candidate is recorded at once: a killed pipeline does not train it again
         finished = self.state.setdefault("partial", {}).setdefault("oracle", {})
         for name in stage.candidates:
@@ -518,6 +518,3 @@ class _Stages:
 
     def _model_of(self, policy: Path) -> Path:
         return policy / MODEL if policy.is_dir() else policy
-
-    def _run_dir_of(self, policy: Path) -> Path:
-        return policy if policy.is_dir() else find_run_dir(policy) or policy.parent
