@@ -79,18 +79,7 @@ def record_video(
     from simreal.runs.policy import load_policy
 
     out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise DataError(f"{out}: unknown video format {out.suffix or '(none)'!r} (use {' or '.join(FORMATS)})")
-    for name, pixels in (("width", width), ("height", height)):
-        if not MIN_SIZE <= pixels <= MAX_SIZE:
-            raise DataError(f"{name}: {pixels} pixels, expected {MIN_SIZE} to {MAX_SIZE}")
-    check_writable(out)  # before the episodes are spent
-    if side_by_side and target is None:
-        raise DataError("side_by_side: name the target to show beside nominal dynamics")
-    if width % 2 or height % 2:
-        raise DataError(f"size: {width}x{height}: width and height must be even")
-    if out.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise SetupError("MP4 videos need imageio-ffmpeg: pip install 'simreal[video]' (or write a .gif)")
+    _check_request(out, target, side_by_side, width, height)
     policy = load_policy(source, true_dynamics=true_dynamics)
     setup, runner = policy.setup, policy.runner()
     panels: dict[str, tuple[dict[str, float], Effects]] = {}
@@ -130,6 +119,23 @@ def record_video(
             returns[label].append(run.total)
     written, shown_fps, seconds = _write(out, frames, fps)
     return Recording(returns, written, shown_fps, seconds, len(frames), fps)
+
+
+def _check_request(out: Path, target: str | None, side_by_side: bool, width: int, height: int) -> None:
+    """Everything about a video that can be wrong before an episode is spent: its format, its size, where it goes,
+    a side-by-side without a target, MP4 without ffmpeg."""
+    if out.suffix.lower() not in FORMATS:
+        raise DataError(f"{out}: unknown video format {out.suffix or '(none)'!r} (use {' or '.join(FORMATS)})")
+    for name, pixels in (("width", width), ("height", height)):
+        if not MIN_SIZE <= pixels <= MAX_SIZE:
+            raise DataError(f"{name}: {pixels} pixels, expected {MIN_SIZE} to {MAX_SIZE}")
+    check_writable(out)
+    if side_by_side and target is None:
+        raise DataError("side_by_side: name the target to show beside nominal dynamics")
+    if width % 2 or height % 2:
+        raise DataError(f"size: {width}x{height}: width and height must be even")
+    if out.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise SetupError("MP4 videos need imageio-ffmpeg: pip install 'simreal[video]' (or write a .gif)")
 
 
 def _captioned(frame: np.ndarray, text: str) -> np.ndarray:

@@ -64,7 +64,7 @@ from simreal.train.callbacks import (
     ScheduleCallback,
     TransferEvalCallback,
 )
-from simreal.train.schedules import build_schedule
+from simreal.train.schedules import Schedule, build_schedule
 
 
 @dataclass
@@ -145,6 +145,83 @@ def train(
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
+@dataclass
+class _StartingPoint:
+    """Where a training call starts: the checkpoint (``None``: a new run, or one killed before its first), its
+    state, the timesteps it holds, what a resume passed over, and whether a killed run starts over."""
+
+    checkpoint: Path | None
+    state: dict[str, Any]
+    timesteps: int
+    passed_over: list[str]
+    restarted: bool
+
+
+def _starting_point(setup: TrainingSetup, run_dir: Path, resume: bool) -> _StartingPoint:
+    config = setup.config
+    passed_over: list[str] = []
+    if resume:
+        checkpoint, passed_over = _resume_point(run_dir)
+    else:
+        checkpoint = _new_run_dir(run_dir)
+    state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
+    start = int(state.get("num_timesteps", 0))
+    if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
+        # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)
+        raise ConfigError(f"total_timesteps: {config.total_timesteps}: the run already trained {start} timesteps")
+    if checkpoint is not None and len(state.get("streams") or []) != config.env.n_envs:
+        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({config.env.n_envs})")
+    # a run stopped before its first checkpoint starts over: with the same seed it reaches the same numbers
+    return _StartingPoint(checkpoint, state, start, passed_over, restarted=resume and checkpoint is None)
+
+
+def _build(
+    setup: TrainingSetup, point: _StartingPoint, device: str, init: str | Path | None
+) -> tuple[BaseAlgorithm, Schedule]:
+    """The training envs, the schedule and the model: new, warm-started from ``init``, or the checkpoint's."""
+    config = setup.config
+    factory = EnvFactory(
+        setup.spec, setup.ranges, effects=setup.effects, history=setup.history, dynamics_input=setup.training_input
+    )
+    venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
+    try:
+        schedule = build_schedule(setup)
+        schedule.restore(point.state.get("schedule", {}))
+        if config.randomization.enabled:
+            venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
+        if point.checkpoint is None and init is not None:
+            model = warm_start(Path(init), config, venv, device)
+            set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
+        elif point.checkpoint is None:
+            layout = setup.input_layout()
+            model = new_model(config, normalized_for(venv, config, setup.pinned(layout)), device, layout)
+        else:
+            model = _restore(setup, venv, point.checkpoint, point.state, device)
+    except BaseException:
+        venv.close()
+        raise
+    if config.adaptation.kind == "rma":
+        # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
+        model.policy.features_extractor.use_encoder()
+    return model, schedule
+
+
+def _checkpoint_state(model: BaseAlgorithm, evaluation: TransferEvalCallback, schedule: Schedule) -> dict[str, Any]:
+    """What a checkpoint keeps beside the model: the evaluation's and the schedule's state, every env's streams,
+    the episodes in progress (replayed on resume, see :mod:`simreal.envs.replay`), what the algorithm and the reward
+    normalization carry between rollouts, and the global generators."""
+    venv = model.get_env()
+    return {
+        **evaluation.state(),
+        "schedule": schedule.state(),
+        "streams": venv.env_method("get_stream_state"),
+        "episodes": venv.env_method("episode_log"),
+        "episode_starts": compat.rollout_state(model)[1].tolist(),
+        "returns": venv.returns.tolist() if isinstance(venv, VecNormalize) else None,
+        "global_rng": _global_rng_state(),
+    }
+
+
 def _train(
     setup: TrainingSetup,
     run_dir: Path,
@@ -156,90 +233,33 @@ def _train(
 ) -> TrainResult:
     """:func:`train` in a run directory this process holds."""
     config = setup.config
-    passed_over: list[str] = []
-    if resume:
-        checkpoint, passed_over = _resume_point(run_dir)
-    else:
-        checkpoint = _new_run_dir(run_dir)
-    # a run stopped before its first checkpoint starts over: with the same seed it reaches the same numbers
-    restarted = resume and checkpoint is None
-    state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
-    start = int(state.get("num_timesteps", 0))
-    if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
-        # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)
-        raise ConfigError(f"total_timesteps: {config.total_timesteps}: the run already trained {start} timesteps")
-    if checkpoint is not None and len(state.get("streams") or []) != config.env.n_envs:
-        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({config.env.n_envs})")
+    point = _starting_point(setup, run_dir, resume)
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
-
-    factory = EnvFactory(
-        setup.spec, setup.ranges, effects=setup.effects, history=setup.history, dynamics_input=setup.training_input
-    )
-    venv = vectorize(factory, config.env.n_envs, config.seed, subprocesses=config.env.vec_env == "subproc")
-    try:
-        schedule = build_schedule(setup)
-        schedule.restore(state.get("schedule", {}))
-        if config.randomization.enabled:
-            venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
-        if checkpoint is None and init is not None:
-            model = warm_start(Path(init), config, venv, device)
-            set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
-        elif checkpoint is None:
-            layout = setup.input_layout()
-            model = new_model(config, normalized_for(venv, config, setup.pinned(layout)), device, layout)
-        else:
-            model = _restore(setup, venv, checkpoint, state, device)
-    except BaseException:
-        venv.close()
-        raise
+    model, schedule = _build(setup, point, device, init)
     venv = model.get_env()
-    if config.adaptation.kind == "rma":
-        # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
-        model.policy.features_extractor.use_encoder()
     write_config(run_dir, config)
-    record_start(run_dir, command, device, start)
+    record_start(run_dir, command, device, point.timesteps)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
-    purge = start + 1 if checkpoint is not None else 0 if restarted else None
+    purge = point.timesteps + 1 if point.checkpoint is not None else 0 if point.restarted else None
     model.set_logger(_tensorboard(run_dir / "tb", purge_step=purge))
 
     evaluator = _evaluator(setup)
     evaluation = TransferEvalCallback(evaluator, config.eval.frequency, run_dir)
-    evaluation.restore(state)
-
-    def checkpoint_state() -> dict[str, Any]:
-        return {
-            **evaluation.state(),
-            "schedule": schedule.state(),
-            "streams": venv.env_method("get_stream_state"),
-            # the episodes in progress, to replay on resume (see simreal.envs.replay), and what the algorithm
-            # and the reward normalization carry between rollouts
-            "episodes": venv.env_method("episode_log"),
-            "episode_starts": compat.rollout_state(model)[1].tolist(),
-            "returns": venv.returns.tolist() if isinstance(venv, VecNormalize) else None,
-            "global_rng": _global_rng_state(),
-        }
-
-    checkpoints = CheckpointEvery(config.checkpoint.frequency, run_dir, config.checkpoint.keep, checkpoint_state)
+    evaluation.restore(point.state)
+    checkpoints = CheckpointEvery(
+        config.checkpoint.frequency,
+        run_dir,
+        config.checkpoint.keep,
+        lambda: _checkpoint_state(model, evaluation, schedule),
+    )
     scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
     videos = [_videos(setup)] if config.eval.video_steps else []
     everything = CallbackList(
         [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks]
     )
-    stop = next(c for c in callbacks if isinstance(c, _StopOnSignal))
     try:
-        remaining = config.total_timesteps - model.num_timesteps
-        if remaining > 0:
-            with stop:  # signals during the learning only: later phases stop as Python's defaults say
-                model.learn(remaining, callback=everything, reset_num_timesteps=checkpoint is None, tb_log_name="")
-        else:
-            everything.init_callback(model)
-        if stop.signal_name is not None:
-            if stop.dones is not None:  # stopped between a step and its bookkeeping: the episodes as they stand
-                obs, _, original = compat.rollout_state(model)
-                compat.set_rollout_state(model, obs, stop.dones, original)
-            checkpoints.save()
-            raise Interrupted(run_dir, model.num_timesteps, stop.signal_name, stop.exit_code)
+        _learn(model, everything, config.total_timesteps, point.checkpoint is None, checkpoints, run_dir)
         if config.adaptation.kind == "rma":
             _train_adapter(setup, model, run_dir)  # the policy now acts on the adaptation module's estimate
         elif setup.adaptive:
@@ -249,7 +269,7 @@ def _train(
             evaluator = _evaluator(setup, estimator)
             evaluation.evaluator = evaluator
         final = evaluation.evaluate()
-        if model.num_timesteps > start or checkpoint is None:
+        if model.num_timesteps > point.timesteps or point.checkpoint is None:
             checkpoints.save()
         save_model(model, venv, run_dir)
         atomic_write_json(run_dir / EVAL, final)
@@ -257,7 +277,35 @@ def _train(
     finally:
         evaluator.close()
         venv.close()
-    return TrainResult(run_dir, start, model.num_timesteps, final, passed_over)
+    return TrainResult(run_dir, point.timesteps, model.num_timesteps, final, point.passed_over)
+
+
+def _learn(
+    model: BaseAlgorithm,
+    callbacks: CallbackList,
+    total: int,
+    new: bool,
+    checkpoints: CheckpointEvery,
+    run_dir: Path,
+) -> None:
+    """Learn up to ``total`` timesteps; a signal stops it at its next step with a checkpoint saved there.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM stopped the learning.
+    """
+    stop = next(c for c in callbacks.callbacks if isinstance(c, _StopOnSignal))
+    remaining = total - model.num_timesteps
+    if remaining <= 0:
+        callbacks.init_callback(model)
+        return
+    with stop:  # signals during the learning only: later phases stop as Python's defaults say
+        model.learn(remaining, callback=callbacks, reset_num_timesteps=new, tb_log_name="")
+    if stop.signal_name is not None:
+        if stop.dones is not None:  # stopped between a step and its bookkeeping: the episodes as they stand
+            obs, _, original = compat.rollout_state(model)
+            compat.set_rollout_state(model, obs, stop.dones, original)
+        checkpoints.save()
+        raise Interrupted(run_dir, model.num_timesteps, stop.signal_name, stop.exit_code)
 
 
 def _videos(setup: TrainingSetup) -> EvalVideo:

@@ -77,6 +77,10 @@ class Budget:
     def affords(self, steps: int) -> bool:
         return self.used + steps <= self.steps
 
+    def as_dict(self) -> dict[str, int]:
+        """The report's ``budget``: the steps allowed, spent training, spent evaluating, counted."""
+        return {"steps": self.steps, "train_steps": self.train_steps, "eval_steps": self.eval_steps, "used": self.used}
+
 
 @dataclass
 class FinetuneResult:
@@ -203,14 +207,7 @@ def _finetune(
         "algorithm": config.algorithm.name,
         "target": target_name,
         "settings": {**settings.model_dump(), "lr_scale": settings.learning_rate_scale},
-        "budget": {
-            "steps": settings.steps,
-            "train_steps": budget.train_steps,
-            "eval_steps": budget.eval_steps,
-            "used": budget.used,
-            "eval_counted": settings.count_eval,
-            "final_eval_steps": final["steps"],
-        },
+        "budget": {**budget.as_dict(), "eval_counted": settings.count_eval, "final_eval_steps": final["steps"]},
         "curve": tracker.curve,
         # counted evaluations are skipped when their episodes could run past the budget
         "curve_evaluations_skipped": tracker.skipped,
@@ -220,19 +217,23 @@ def _finetune(
         "seconds": time.perf_counter() - started,
     }
     if not scratch:
-        before, after = source_before["returns"], source_after["returns"]
-        drop = reality_gap(before, after, rng)
-        report["forgetting"] = {
-            "source_before": _summary(before, rng),
-            "source_after": _summary(after, rng),
-            "drop": drop.gap,
-            "drop_ci95": list(drop.gap_ci),
-            "relative_drop": drop.relative_gap,
-        }
+        report["forgetting"] = _forgetting(source_before["returns"], source_after["returns"], rng)
     if against is not None:
         report["against_scratch"] = _against(final["returns"], against, str(baseline), rng)
     atomic_write_json(run_dir / REPORT, report)
     return FinetuneResult(run_dir, report)
+
+
+def _forgetting(before: list[float], after: list[float], rng: np.random.Generator) -> dict[str, Any]:
+    """The source's return before and after fine-tuning, and the drop with its 95% bootstrap interval."""
+    drop = reality_gap(before, after, rng)
+    return {
+        "source_before": _summary(before, rng),
+        "source_after": _summary(after, rng),
+        "drop": drop.gap,
+        "drop_ci95": list(drop.gap_ci),
+        "relative_drop": drop.relative_gap,
+    }
 
 
 def _model(
