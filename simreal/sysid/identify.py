@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -368,128 +368,48 @@ def identify(
     held_states = None
     if holdout is not None:
         held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
-
-    def windows_for(recording: Trajectories, recorded: States, delay: int, count: int, rng_seed: int) -> Windows:
-        return make_windows(recording, recorded, local.skipped, horizon, delay, count, np.random.default_rng(rng_seed))
-
     fit_windows = min(max_windows, len(window_starts(data, states, horizon)))
     held_windows = 0 if held_states is None else min(max_windows, len(window_starts(holdout, held_states, horizon)))
     plan = _plan(len(names), budget, delays, states, fit_windows, held_windows)
-    tracker = _Tracker(progress, local, plan, budget)
+    run = _Fitting(local, data, states, bounds, horizon, max_windows, seed, _Tracker(progress, local, plan, budget))
 
     share, remaining = _budget_split(budget, delays)
-    x, used, delay_losses = np.zeros(len(names)), 0, {}
     if delays is None:
-        delay = 0
+        delay, delay_losses, used, x = 0, {}, 0, np.zeros(len(names))
     else:
-        # screen each candidate delay with a short plain fit on a few windows, then fit the best one on all of them;
-        # a delay whose loss is far above the best one's a quarter of the way through is not screened further (a
-        # wrong delay leaves an error no parameter removes: on hopper 26x the right one's), and the screens that go
-        # on end exactly as uninterrupted ones would
-        few = {d: windows_for(data, states, d, min(SCREEN_WINDOWS, max_windows), seed) for d in delays}
-        searches = {d: _strategy(len(names), bounds, share, seed, None, 0.2) for d in delays}
-        screens = {}
-        for d in delays:
-            with tracker.stage(f"delay {d}"):
-                screens[d] = _run(searches[d], local, few[d], tracker, until=int(share * SCREEN_CHECKPOINT))
-        leader = min(f.loss for f in screens.values())
-        for d in delays:
-            with tracker.stage(f"delay {d}, continued"):
-                if screens[d].loss <= SCREEN_DROP * leader:
-                    screens[d] = _run(searches[d], local, few[d], tracker)
-        delay = min(screens, key=lambda d: screens[d].loss)
-        delay_losses = {d: f.loss for d, f in screens.items()}
-        used = sum(f.evaluations for f in screens.values())
-        x = screens[delay].log_estimate
+        delay, delay_losses, used, x = run.screen_delays(delays, share)
     if not states.rebuilt:
-        # the fast path: recorded states are exact, every window agrees, and one plain least-squares fit is exact
-        fitted = windows_for(data, states, delay, max_windows, seed)
-        fit_seed = seed if delays is None else seed + seeding.FINAL_FIT
-        step = 0.2 if delays is None else 0.05
-        with tracker.stage("fit"):
-            fit = _cma(local, fitted, bounds, remaining, fit_seed, tracker, x0=x, step=step)
-        x, used = fit.log_estimate, used + fit.evaluations
-        with tracker.stage("intervals"):
-            log_var, dof = _sandwich_std(local, fitted, x, None, tracker) ** 2, None
-        replicas = [x]
+        fitted, x, spent, log_var, dof, replicas = run.exact_fit(delay, x, remaining, delays is not None)
     else:
-        # independent robust fits on independent window samples: their mean is the estimate, and their spread is
-        # what the choice of windows and the optimizer's path leave in it
-        replicas, parts = [], []
-        for replica in range(REPLICAS):
-            part = windows_for(data, states, delay, max_windows, seed + replica)
-            estimate, spent = _robust_fit(
-                local, part, bounds, remaining // REPLICAS, seed + replica, tracker, x, delays is not None, replica
-            )
-            replicas.append(estimate)
-            parts.append(part)
-            used += spent
-        fitted = concatenate(parts)
-        x = np.mean(replicas, axis=0)
-        with tracker.stage("intervals"):
-            scale = max(float(np.median(local.window_losses(x, fitted)[0])), 1e-15)
-            # the variance of one fit about their mean, not a quarter of it: the fits start from the same point
-            # (the delay screen's estimate) on windows of the same episodes, and on this rough objective CMA-ES
-            # stops where its start and path lead it, so their errors are not independent and their mean is
-            # not four times surer than one of them (on two hopper recordings with 12 free parameters, a quarter
-            # of it left errors whose root mean square was 1.6-1.7 standard deviations, and called parameters
-            # identifiable whose intervals missed the truth)
-            between = np.var(replicas, axis=0, ddof=1)
-            within = _sandwich_std(local, fitted, x, scale, tracker) ** 2
-        log_var = within + between
-        # Welch-Satterthwaite degrees of freedom of the two variance estimates together
-        episodes_df = max(len(np.unique(fitted.episode)) - 1, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dof = log_var**2 / (within**2 / episodes_df + between**2 / (REPLICAS - 1))
-        dof = np.where(np.isfinite(dof), np.maximum(dof, 1.0), 1.0)
+        fitted, x, spent, log_var, dof, replicas = run.robust_fits(delay, x, remaining, delays is not None)
+    used += spent
     log_std = np.sqrt(log_var)
     episodes = len(np.unique(fitted.episode))
     default_dof = max(episodes - 1, 1)
     quantiles = student_t.ppf(0.5 + CONFIDENCE / 2, default_dof if dof is None else dof) * np.ones(len(names))
-    interval = {}
-    for i, n in enumerate(names):
-        # the statistical half-width plus what the optimizer's stopping precision leaves (all of it on exact data)
-        half = quantiles[i] * log_std[i] + PRECISION
-        low, high = from_coordinates([n, n], [x[i] - half, x[i] + half], offsets)
-        hard_low, hard_high = spec.parameters[n].hard_limits
-        interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
-    with tracker.stage("misfit check"):
-        misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE), tracker)
+    half_widths = quantiles * log_std + PRECISION  # plus what the optimizer's stopping precision leaves
+    with run.tracker.stage("misfit check"):
+        misfit = _misfit(local, fitted, x, states, np.random.default_rng(seed + seeding.MISFIT_NOISE), run.tracker)
     if misfit is not None and misfit.flagged:
         misfit.cause = _likely_cause(spec, names, delays)
-    estimate = dict(zip(names, from_coordinates(names, x, offsets).tolist(), strict=True))
-    # in coordinates: a multiplier's half-width within log(factor); an offset's within (factor - 1) of its default
-    # range's width (offsets have no estimate to be a factor of)
-    tolerance = [
-        (IDENTIFIABLE_FACTOR - 1) * (spec.parameters[n].range[1] - spec.parameters[n].range[0]) / offsets[n]
-        if n in offsets
-        else np.log(IDENTIFIABLE_FACTOR)
-        for n in names
-    ]
-    identifiable = {
-        n: bool(
-            np.isfinite(log_std[i])
-            and quantiles[i] * log_std[i] + PRECISION <= tolerance[i]
-            and not (misfit is not None and misfit.flagged)
-        )
-        for i, n in enumerate(names)
-    }
-
-    with tracker.stage("dynamics gap"):
-        gap = {"fitted": _gap(local, fitted, x, len(names), tracker)}
+    with run.tracker.stage("dynamics gap"):
+        gap = {"fitted": _gap(local, fitted, x, len(names), run.tracker)}
         if holdout is not None and held_states is not None:
-            held = windows_for(holdout, held_states, delay, max_windows, seed + seeding.HOLDOUT_WINDOWS)
+            held = make_windows(
+                holdout, held_states, local.skipped, horizon, delay, max_windows,
+                np.random.default_rng(seed + seeding.HOLDOUT_WINDOWS),
+            )  # fmt: skip
             held.scale = fitted.scale
-            gap["held_out"] = _gap(local, held, x, len(names), tracker)
+            gap["held_out"] = _gap(local, held, x, len(names), run.tracker)
     # a recording from simreal's simulator carries the multipliers it ran with: the truth to compare against
     truth = data.meta.get("dynamics") if data.meta.get("source") == "simulator" else None
     return SysidResult(
         robot=spec.robot,
         base=spec.reference,
         names=names,
-        estimate=estimate,
-        interval=interval,
-        identifiable=identifiable,
+        estimate=dict(zip(names, from_coordinates(names, x, offsets).tolist(), strict=True)),
+        interval=_intervals(spec, names, x, half_widths, offsets),
+        identifiable=_identifiable(spec, names, log_std, half_widths, offsets, misfit),
         misfit=misfit,
         delay=delay if delays is not None else None,
         delay_losses=delay_losses,
@@ -507,6 +427,140 @@ def identify(
         fits=[dict(zip(names, from_coordinates(names, fit, offsets).tolist(), strict=True)) for fit in replicas],
         offset_widths={n: spec.parameters[n].range[1] - spec.parameters[n].range[0] for n in offsets},
     )
+
+
+@dataclass
+class _Fitting:
+    """One identification's fixed pieces, for its stages: the simulator, the recording and its states, the bounds
+    (in coordinates), the horizon, the windows per fit, the seed and the progress tracker."""
+
+    local: Simulator
+    data: Trajectories
+    states: States
+    bounds: np.ndarray
+    horizon: int
+    max_windows: int
+    seed: int
+    tracker: _Tracker
+
+    def windows(self, delay: int, count: int, rng_seed: int) -> Windows:
+        return make_windows(
+            self.data, self.states, self.local.skipped, self.horizon, delay, count, np.random.default_rng(rng_seed)
+        )
+
+    def screen_delays(self, delays: Sequence[int], share: int) -> tuple[int, dict[int, float], int, np.ndarray]:
+        """Screen each candidate delay with a short plain fit on a few windows: ``(the best delay, each one's loss,
+        evaluations spent, the best one's estimate)``.
+
+        A delay whose loss is far above the best one's a quarter of the way through is not screened further (a wrong
+        delay leaves an error no parameter removes: on hopper 26x the right one's), and the screens that go on end
+        exactly as uninterrupted ones would.
+        """
+        names = len(self.local.names)
+        few = {d: self.windows(d, min(SCREEN_WINDOWS, self.max_windows), self.seed) for d in delays}
+        searches = {d: _strategy(names, self.bounds, share, self.seed, None, 0.2) for d in delays}
+        screens = {}
+        for d in delays:
+            with self.tracker.stage(f"delay {d}"):
+                screens[d] = _run(searches[d], self.local, few[d], self.tracker, until=int(share * SCREEN_CHECKPOINT))
+        leader = min(f.loss for f in screens.values())
+        for d in delays:
+            with self.tracker.stage(f"delay {d}, continued"):
+                if screens[d].loss <= SCREEN_DROP * leader:
+                    screens[d] = _run(searches[d], self.local, few[d], self.tracker)
+        delay = min(screens, key=lambda d: screens[d].loss)
+        used = sum(f.evaluations for f in screens.values())
+        return delay, {d: f.loss for d, f in screens.items()}, used, screens[delay].log_estimate
+
+    def exact_fit(
+        self, delay: int, x: np.ndarray, budget: int, screened: bool
+    ) -> tuple[Windows, np.ndarray, int, np.ndarray, np.ndarray | None, list[np.ndarray]]:
+        """The fast path, on recorded states: they are exact, every window agrees, and one plain least-squares fit
+        is exact. ``(windows, estimate, evaluations, log-variance, degrees of freedom (None: the episodes'), fits)``.
+        """
+        fitted = self.windows(delay, self.max_windows, self.seed)
+        fit_seed = self.seed + seeding.FINAL_FIT if screened else self.seed
+        with self.tracker.stage("fit"):
+            fit = _cma(
+                self.local, fitted, self.bounds, budget, fit_seed, self.tracker, x0=x, step=0.05 if screened else 0.2
+            )
+        with self.tracker.stage("intervals"):
+            log_var = _sandwich_std(self.local, fitted, fit.log_estimate, None, self.tracker) ** 2
+        return fitted, fit.log_estimate, fit.evaluations, log_var, None, [fit.log_estimate]
+
+    def robust_fits(
+        self, delay: int, x: np.ndarray, budget: int, screened: bool
+    ) -> tuple[Windows, np.ndarray, int, np.ndarray, np.ndarray | None, list[np.ndarray]]:
+        """Independent robust fits on independent window samples: their mean is the estimate, and their spread is
+        what the choice of windows and the optimizer's path leave in it (returns as :meth:`exact_fit`)."""
+        replicas, parts, used = [], [], 0
+        for replica in range(REPLICAS):
+            part = self.windows(delay, self.max_windows, self.seed + replica)
+            estimate, spent = _robust_fit(
+                self.local,
+                part,
+                self.bounds,
+                budget // REPLICAS,
+                self.seed + replica,
+                self.tracker,
+                x,
+                screened,
+                replica,
+            )
+            replicas.append(estimate)
+            parts.append(part)
+            used += spent
+        fitted = concatenate(parts)
+        x = np.mean(replicas, axis=0)
+        with self.tracker.stage("intervals"):
+            scale = max(float(np.median(self.local.window_losses(x, fitted)[0])), 1e-15)
+            # the variance of one fit about their mean, not a quarter of it: the fits start from the same point
+            # (the delay screen's estimate) on windows of the same episodes, and on this rough objective CMA-ES
+            # stops where its start and path lead it, so their errors are not independent and their mean is
+            # not four times surer than one of them (on two hopper recordings with 12 free parameters, a quarter
+            # of it left errors whose root mean square was 1.6-1.7 standard deviations, and called parameters
+            # identifiable whose intervals missed the truth)
+            between = np.var(replicas, axis=0, ddof=1)
+            within = _sandwich_std(self.local, fitted, x, scale, self.tracker) ** 2
+        log_var = within + between
+        # Welch-Satterthwaite degrees of freedom of the two variance estimates together
+        episodes_df = max(len(np.unique(fitted.episode)) - 1, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dof = log_var**2 / (within**2 / episodes_df + between**2 / (REPLICAS - 1))
+        dof = np.where(np.isfinite(dof), np.maximum(dof, 1.0), 1.0)
+        return fitted, x, used, log_var, dof, replicas
+
+
+def _intervals(
+    spec: RobotSpec, names: list[str], x: np.ndarray, half_widths: np.ndarray, offsets: Mapping[str, float]
+) -> dict[str, tuple[float, float]]:
+    """Each parameter's interval in its own units, within its hard limits."""
+    interval = {}
+    for i, n in enumerate(names):
+        low, high = from_coordinates([n, n], [x[i] - half_widths[i], x[i] + half_widths[i]], offsets)
+        hard_low, hard_high = spec.parameters[n].hard_limits
+        interval[n] = (float(max(low, hard_low)), float(min(high, hard_high)))
+    return interval
+
+
+def _identifiable(
+    spec: RobotSpec,
+    names: list[str],
+    log_std: np.ndarray,
+    half_widths: np.ndarray,
+    offsets: Mapping[str, float],
+    misfit: Misfit | None,
+) -> dict[str, bool]:
+    """A parameter is identifiable when its half-width is within tolerance and the model fits the data: in
+    coordinates, a multiplier's within log(factor); an offset's within (factor - 1) of its default range's width
+    (offsets have no estimate to be a factor of)."""
+    flagged = misfit is not None and misfit.flagged
+    identifiable = {}
+    for i, n in enumerate(names):
+        width = spec.parameters[n].range[1] - spec.parameters[n].range[0]
+        tolerance = (IDENTIFIABLE_FACTOR - 1) * width / offsets[n] if n in offsets else np.log(IDENTIFIABLE_FACTOR)
+        identifiable[n] = bool(np.isfinite(log_std[i]) and half_widths[i] <= tolerance and not flagged)
+    return identifiable
 
 
 def _robust_fit(
