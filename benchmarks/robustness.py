@@ -20,7 +20,8 @@ from pathlib import Path
 import stable_baselines3
 import torch
 
-from simreal.tools.robustness import robustness_map, write_map
+from simreal.tools.map_files import write_map
+from simreal.tools.robustness import robustness_map
 
 AXES = ("torso_mass", "friction", "thigh_joint_gain", "action_delay_steps")
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -18,7 +18,8 @@ from simreal.cli import app
 from simreal.envs.spec import load_robot
 from simreal.tools import robustness
 from simreal.tools.coverage import map_coverage
-from simreal.tools.robustness import Axis, RobustnessMap, grid_axes, robustness_map
+from simreal.tools.grid import Axis, grid_axes
+from simreal.tools.robustness import RobustnessMap, robustness_map
 
 runner = CliRunner()
 

@@ -43,7 +43,9 @@ def robustness(
     require_training("simreal robustness")
     from simreal.runs.rundir import run_dir_of
     from simreal.tools.coverage import map_coverage
-    from simreal.tools.robustness import parse_span, robustness_map, write_map
+    from simreal.tools.grid import parse_span
+    from simreal.tools.map_files import write_map
+    from simreal.tools.robustness import robustness_map
 
     names = [name.strip() for name in params.split(",") if name.strip()]
     if out is not None:

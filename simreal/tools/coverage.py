@@ -28,7 +28,8 @@ from simreal.envs.spec import STEP_EFFECTS
 from simreal.evaluate.gap import RESAMPLES
 
 if TYPE_CHECKING:
-    from simreal.tools.robustness import Axis, RobustnessMap
+    from simreal.tools.grid import Axis
+    from simreal.tools.robustness import RobustnessMap
 
 #: The share of the nominal return a cell must keep to count as covered.
 THRESHOLD = 0.7
