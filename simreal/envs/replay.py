@@ -56,7 +56,8 @@ class EpisodeReplay(PartOfTheEnv, gym.Wrapper):
             if self._start is not None:
                 if getattr(action, "dtype", None) != self._actions.dtype:  # kept exactly, whatever its type
                     wider = np.result_type(self._actions.dtype, np.asarray(action).dtype)
-                    self._actions = self._actions.astype(wider)
+                    if wider != self._actions.dtype:
+                        self._actions = self._actions.astype(wider)
                 self._actions[self._count] = action
                 self._count += 1
         return self.env.step(action)
