@@ -39,7 +39,7 @@ from simreal.adaptation.osi import OSI_FILE
 from simreal.envs.factory import robot_sizes
 from simreal.envs.inputs import InputLayout
 from simreal.envs.mujoco_base import episode_limit
-from simreal.envs.privileged import DynamicsEstimator
+from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
 from simreal.envs.spec import TargetSpec, load_target
 from simreal.envs.vector import EnvFactory, vectorize
@@ -151,23 +151,10 @@ def _finetune(
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (choose another run directory)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    # a fresh policy is a plain one: an adaptive source's estimator belongs to the source's policy, and on the
-    # target nothing is privileged for an asymmetric critic to read
-    symmetric = setup.config.algorithm.model_copy(update={"privileged_critic": False})
-    plain = {"seed": settings.seed, "adaptation": AdaptationConfig(), "algorithm": symmetric}
-    config = setup.config.model_copy(update=plain) if scratch else setup.config
-    dynamics_input = None if scratch else policy.dynamics_input
-    layout = InputLayout(*robot_sizes(setup.spec), history=setup.history) if scratch else policy.layout
+    config, dynamics_input, layout = _recipe(policy, settings)
     torch.set_num_threads(config.torch_threads or 1)
 
-    factory = EnvFactory(
-        setup.spec,
-        fixed=target_spec.parameters,
-        effects=target_spec.effects,
-        history=setup.history,
-        dynamics_input=dynamics_input,
-    )
-    venv = vectorize(factory, config.env.n_envs, settings.seed)
+    venv = vectorize(_on_target(setup, target_spec, dynamics_input), config.env.n_envs, settings.seed)
     evaluation = _Evaluations(setup, target_spec, settings, layout, None if scratch else policy.estimator)
     try:
         model = _model(policy, config, venv, settings, device, layout)
@@ -208,10 +195,7 @@ def _finetune(
         "target": target_name,
         "settings": {**settings.model_dump(), "lr_scale": settings.learning_rate_scale},
         "budget": {**budget.as_dict(), "eval_counted": settings.count_eval, "final_eval_steps": final["steps"]},
-        "curve": tracker.curve,
-        # counted evaluations are skipped when their episodes could run past the budget
-        "curve_evaluations_skipped": tracker.skipped,
-        "trainable_schedule": tracker.schedule,
+        **tracker.summary(),
         "l2sp_distance": penalty.distance(),
         "final": _summary(final["returns"], rng),
         "seconds": time.perf_counter() - started,
@@ -222,6 +206,33 @@ def _finetune(
         report["against_scratch"] = _against(final["returns"], against, str(baseline), rng)
     atomic_write_json(run_dir / REPORT, report)
     return FinetuneResult(run_dir, report)
+
+
+def _on_target(setup: TrainingSetup, target: TargetSpec, dynamics_input: DynamicsInputSpec | None) -> EnvFactory:
+    """The target's envs, with the source's history and dynamics input."""
+    return EnvFactory(
+        setup.spec,
+        fixed=target.parameters,
+        effects=target.effects,
+        history=setup.history,
+        dynamics_input=dynamics_input,
+    )
+
+
+def _recipe(
+    policy: LoadedPolicy, settings: FinetuneSettings
+) -> tuple[TrainConfig, DynamicsInputSpec | None, InputLayout]:
+    """The config, dynamics input and input layout the fine-tuned (or fresh) policy trains with.
+
+    A fresh policy (``strategy: scratch``) is a plain one: an adaptive source's estimator belongs to the source's
+    policy, and on the target nothing is privileged for an asymmetric critic to read.
+    """
+    setup = policy.setup
+    if settings.strategy != "scratch":
+        return setup.config, policy.dynamics_input, policy.layout
+    symmetric = setup.config.algorithm.model_copy(update={"privileged_critic": False})
+    plain = {"seed": settings.seed, "adaptation": AdaptationConfig(), "algorithm": symmetric}
+    return setup.config.model_copy(update=plain), None, InputLayout(*robot_sizes(setup.spec), history=setup.history)
 
 
 def _forgetting(before: list[float], after: list[float], rng: np.random.Generator) -> dict[str, Any]:
@@ -328,6 +339,11 @@ class _FinetuneCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self._maybe_evaluate()
+
+    def summary(self) -> dict[str, Any]:
+        """The report's ``curve``, the curve evaluations skipped (a counted one whose episodes could run past the
+        budget), and the schedule of trainable layers."""
+        return {"curve": self.curve, "curve_evaluations_skipped": self.skipped, "trainable_schedule": self.schedule}
 
     def _on_step(self) -> bool:
         self.budget.train_steps = self.model.num_timesteps

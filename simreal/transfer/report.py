@@ -189,31 +189,9 @@ def markdown(report: dict[str, Any]) -> str:
             )
         if row.get("candidates"):
             notes.append(_oracle_note(row))
-    stages = {row["stage"]: row for row in report["stages"]}
-    if "oracle" in stages and "mean_return" in stages["oracle"]:
-        oracle = stages["oracle"]
-        beaten = [
-            row["label"]
-            for row in report["stages"]
-            if row["stage"] != "oracle" and row.get("mean_return", -np.inf) > oracle["mean_return_ci95"][1]
-        ]
-        reasons = []
-        below = report.get("fractions_meaningful") is False
-        if below:
-            zero = stages["zero_shot"]
-            reasons.append(
-                f"its interval {_interval(oracle['mean_return_ci95'])} does not lie above zero-shot's "
-                f"{_interval(zero['mean_return_ci95'])}"
-            )
-        if beaten:
-            reasons.append(f"{', '.join(beaten)} scored above its interval")
-        if reasons:
-            consequence = (
-                "the fractions of the gap closed are not meaningful (read the target returns instead)"
-                if below
-                else "fractions above 1 mean beyond the oracle, not beyond perfect"
-            )
-            notes.append(f"The oracle is not the best achievable here: {'; '.join(reasons)}, so {consequence}.")
+    oracle_note = _oracle_strength_note(report)
+    if oracle_note:
+        notes.append(oracle_note)
     lines += ["", *(f"- {note}" for note in dict.fromkeys(notes))]
     lines += [
         "",
@@ -227,6 +205,38 @@ def markdown(report: dict[str, Any]) -> str:
     if not report["complete"]:
         lines += ["", "Incomplete: some enabled stages have not finished (run the same command again)."]
     return "\n".join(lines) + "\n"
+
+
+def _oracle_strength_note(report: dict[str, Any]) -> str | None:
+    """Why the oracle is not the best achievable here, when it is not: its interval not above zero-shot's, or
+    stages that scored above it."""
+    stages = {row["stage"]: row for row in report["stages"]}
+    if "oracle" not in stages or "mean_return" not in stages["oracle"]:
+        return None
+    oracle = stages["oracle"]
+    beaten = [
+        row["label"]
+        for row in report["stages"]
+        if row["stage"] != "oracle" and row.get("mean_return", -np.inf) > oracle["mean_return_ci95"][1]
+    ]
+    reasons = []
+    below = report.get("fractions_meaningful") is False
+    if below:
+        zero = stages["zero_shot"]
+        reasons.append(
+            f"its interval {_interval(oracle['mean_return_ci95'])} does not lie above zero-shot's "
+            f"{_interval(zero['mean_return_ci95'])}"
+        )
+    if beaten:
+        reasons.append(f"{', '.join(beaten)} scored above its interval")
+    if not reasons:
+        return None
+    consequence = (
+        "the fractions of the gap closed are not meaningful (read the target returns instead)"
+        if below
+        else "fractions above 1 mean beyond the oracle, not beyond perfect"
+    )
+    return f"The oracle is not the best achievable here: {'; '.join(reasons)}, so {consequence}."
 
 
 def _oracle_note(row: dict[str, Any]) -> str:
