@@ -359,18 +359,17 @@ def identify(
     budget = BUDGET_PER_PARAMETER * len(names) if budget is None else budget
     local = Simulator(spec, names, threads=threads)
     offsets = local.offsets
-    limits = np.array([spec.parameters[n].hard_limits for n in names], dtype=np.float64)
-    multiplier = np.array([n not in offsets for n in names])[:, None]
-    bounds = to_coordinates(names, np.where(multiplier, limits.clip(min=1e-3), limits).T, offsets).T
+    bounds = _bounds(spec, names, offsets)
     if smooth is None:
         smooth = use_observations or data.qpos is None
     states = fit_states(data, spec, local.model, local.frame_skip, use_observations, smooth)
     held_states = None
     if holdout is not None:
         held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
-    fit_windows = min(max_windows, len(window_starts(data, states, horizon)))
     held_windows = 0 if held_states is None else min(max_windows, len(window_starts(holdout, held_states, horizon)))
-    plan = _plan(len(names), budget, delays, states, fit_windows, held_windows)
+    plan = _plan(
+        len(names), budget, delays, states, min(max_windows, len(window_starts(data, states, horizon))), held_windows
+    )
     run = _Fitting(local, data, states, bounds, horizon, max_windows, seed, _Tracker(progress, local, plan, budget))
 
     share, remaining = _budget_split(budget, delays)
@@ -529,6 +528,13 @@ class _Fitting:
             dof = log_var**2 / (within**2 / episodes_df + between**2 / (REPLICAS - 1))
         dof = np.where(np.isfinite(dof), np.maximum(dof, 1.0), 1.0)
         return fitted, x, used, log_var, dof, replicas
+
+
+def _bounds(spec: RobotSpec, names: list[str], offsets: Mapping[str, float]) -> np.ndarray:
+    """The search box, in coordinates, per parameter: its hard limits (a multiplier's floored at 1e-3)."""
+    limits = np.array([spec.parameters[n].hard_limits for n in names], dtype=np.float64)
+    multiplier = np.array([n not in offsets for n in names])[:, None]
+    return to_coordinates(names, np.where(multiplier, limits.clip(min=1e-3), limits).T, offsets).T
 
 
 def _intervals(
