@@ -16,7 +16,9 @@ onnxruntime's CPU provider has for it).
 from __future__ import annotations
 
 import copy
+from typing import Any, cast
 
+import gymnasium as gym
 import torch
 from stable_baselines3 import SAC
 
@@ -58,6 +60,13 @@ class DeployedPolicy(torch.nn.Module):
             policy with state-dependent exploration.
     """
 
+    # registered buffers (torch types them as Tensor | Module), and stable-baselines3's policy, composed at run time
+    scale: torch.Tensor
+    mean: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    policy: Any
+
     def __init__(self, policy: LoadedPolicy, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         layout: InputLayout = policy.layout
@@ -69,7 +78,8 @@ class DeployedPolicy(torch.nn.Module):
         self.layout = layout
         model = policy.model
         self.sac = isinstance(model, SAC)
-        if self.sac and model.policy.actor.use_sde:
+        sb3_policy: Any = model.policy
+        if self.sac and sb3_policy.actor.use_sde:
             raise DataError(f"{policy.path}: SAC with state-dependent exploration cannot be exported")
         self.dtype = dtype
         # a copy: the loaded policy keeps acting in simreal as it was
@@ -110,7 +120,7 @@ class DeployedPolicy(torch.nn.Module):
         self.register_buffer("scale", torch.sqrt(var + epsilon))
         self.register_buffer("mean", mean)
         self.clip = float(scaling.clip) if scaling else float("inf")
-        space = model.action_space
+        space = cast(gym.spaces.Box, model.action_space)
         self.register_buffer("low", torch.as_tensor(space.low, dtype=dtype))
         self.register_buffer("high", torch.as_tensor(space.high, dtype=dtype))
 

@@ -9,7 +9,9 @@ layer below it, and so on. "The top k layers" means depths 0..k-1 of every tower
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from stable_baselines3 import PPO, SAC
@@ -34,7 +36,7 @@ def _linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
 
-def _tower(name: str, hidden: list[torch.nn.Module], head: list[torch.nn.Parameter]) -> list[Layer]:
+def _tower(name: str, hidden: Sequence[torch.nn.Module], head: list[torch.nn.Parameter]) -> list[Layer]:
     layers = [tuple(module.parameters()) for module in hidden] + [tuple(head)]
     count = len(layers)
     labels = [f"{name}.{index}" for index in range(count - 1)] + [f"{name}.head"]
@@ -50,13 +52,16 @@ def policy_layers(model: BaseAlgorithm) -> list[Layer]:
     Raises:
         TypeError: another algorithm.
     """
-    policy = model.policy
+    # stable-baselines3 composes its policies at run time: their submodules are typed as torch's Module | Tensor
+    policy: Any = model.policy
     if isinstance(model, PPO):
         head_pi = [*policy.action_net.parameters()] + ([policy.log_std] if hasattr(policy, "log_std") else [])
         # a features extractor with weights (RMA's encoder and adaptation module) is the policy's bottom layer
-        extractor = [policy.features_extractor] if any(True for _ in policy.features_extractor.parameters()) else []
+        extractor: list[torch.nn.Module] = (
+            [policy.features_extractor] if any(True for _ in policy.features_extractor.parameters()) else []
+        )
         return [
-            *_tower("policy", extractor + _linears(policy.mlp_extractor.policy_net), head_pi),
+            *_tower("policy", [*extractor, *_linears(policy.mlp_extractor.policy_net)], head_pi),
             *_tower("value", _linears(policy.mlp_extractor.value_net), [*policy.value_net.parameters()]),
         ]
     if isinstance(model, SAC):
@@ -112,10 +117,11 @@ def fresh_optimizers(model: BaseAlgorithm, layer_decay: float = 1.0) -> None:
         defaults = {**optimizer.defaults, "weight_decay": 0.0}
         return type(optimizer)(list(groups.values()), **defaults)
 
+    policy: Any = model.policy
     if isinstance(model, PPO):
-        model.policy.optimizer = rebuild(model.policy.optimizer, list(model.policy.parameters()))
+        policy.optimizer = rebuild(policy.optimizer, list(policy.parameters()))
     elif isinstance(model, SAC):
-        actor, critic = model.policy.actor, model.policy.critic
+        actor, critic = policy.actor, policy.critic
         actor.optimizer = rebuild(actor.optimizer, list(actor.parameters()))
         critic_parameters = [p for name, p in critic.named_parameters() if "features_extractor" not in name]
         critic.optimizer = rebuild(critic.optimizer, critic_parameters)
@@ -127,7 +133,8 @@ def fresh_optimizers(model: BaseAlgorithm, layer_decay: float = 1.0) -> None:
 def standard_optimizers(model: BaseAlgorithm) -> None:
     """Merge the per-layer parameter groups back into one (moments kept) and drop the layer-rate override, so the
     model saves and loads like any stable-baselines3 model (``load()`` expects its own single-group optimizers)."""
-    holders = [model.policy] if isinstance(model, PPO) else [model.policy.actor, model.policy.critic]
+    policy: Any = model.policy
+    holders = [policy] if isinstance(model, PPO) else [policy.actor, policy.critic]
     for holder in holders:
         old = holder.optimizer
         parameters = [p for group in old.param_groups for p in group["params"]]
