@@ -15,29 +15,12 @@ import time
 
 import numpy as np
 
+# run as a script from benchmarks/: the env benchmark's timers, the same here
+from env_throughput import time_resets, time_steps
+
 from simreal.envs.replay import EpisodeReplay
 from simreal.envs.vector import EnvFactory
 from simreal.runs.setup import load_setup
-
-
-def time_steps(env, actions: np.ndarray) -> float:
-    """Seconds spent in ``step`` over ``actions`` (the resets at episode ends untimed)."""
-    env.reset()
-    spent = 0.0
-    for action in actions:
-        start = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(action)
-        spent += time.perf_counter() - start
-        if terminated or truncated:
-            env.reset()
-    return spent
-
-
-def time_resets(env, count: int) -> float:
-    start = time.perf_counter()
-    for _ in range(count):
-        env.reset()
-    return time.perf_counter() - start
 
 
 def main() -> None:
