@@ -140,7 +140,7 @@ def train(
     threads = torch.get_num_threads()
     try:
         with hold(run_dir, "run directory"):
-            return _train(setup, run_dir, device, resume, [*callbacks, _StopOnSignal()], command, init)
+            return _train(setup, run_dir, device, resume, callbacks, command, init)
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
@@ -253,13 +253,14 @@ def _train(
         config.checkpoint.keep,
         lambda: _checkpoint_state(model, evaluation, schedule),
     )
+    stop = _StopOnSignal()  # last: it sees each step after the others have
     scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
     videos = [_videos(setup)] if config.eval.video_steps else []
     everything = CallbackList(
-        [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks]
+        [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks, stop]
     )
     try:
-        _learn(model, everything, config.total_timesteps, point.checkpoint is None, checkpoints, run_dir)
+        _learn(model, everything, stop, config.total_timesteps, point.checkpoint is None, checkpoints, run_dir)
         if config.adaptation.kind == "rma":
             _train_adapter(setup, model, run_dir)  # the policy now acts on the adaptation module's estimate
         elif setup.adaptive:
@@ -283,6 +284,7 @@ def _train(
 def _learn(
     model: BaseAlgorithm,
     callbacks: CallbackList,
+    stop: _StopOnSignal,
     total: int,
     new: bool,
     checkpoints: CheckpointEvery,
@@ -293,7 +295,6 @@ def _learn(
     Raises:
         Interrupted: SIGINT or SIGTERM stopped the learning.
     """
-    stop = next(c for c in callbacks.callbacks if isinstance(c, _StopOnSignal))
     remaining = total - model.num_timesteps
     if remaining <= 0:
         callbacks.init_callback(model)
