@@ -42,6 +42,12 @@ class OSISettings(Protocol):
 class OSINetwork(torch.nn.Module):
     """An MLP from standardized history to standardized log-multipliers, with the standardization inside."""
 
+    # registered buffers (torch types them as Tensor | Module)
+    x_mean: torch.Tensor
+    x_std: torch.Tensor
+    y_mean: torch.Tensor
+    y_std: torch.Tensor
+
     def __init__(self, inputs: int, outputs: int, hidden: list[int]) -> None:
         super().__init__()
         sizes = [inputs, *hidden]

@@ -12,7 +12,7 @@ simreal passes the truth, only to measure the estimate's error).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +45,8 @@ class RMAExtractor(BaseFeaturesExtractor):
         channels: channels of the adapter's convolutions.
         kernel: their kernel size (time steps).
     """
+
+    adapting: torch.Tensor  # a registered buffer (torch types them as Tensor | Module)
 
     def __init__(
         self,
@@ -138,9 +140,9 @@ def train_adapter(
     """RMA's phase 2 on the model's own (training) envs, their normalization frozen: each round collects
     ``settings.steps`` steps with the policy acting on the adaptation module's estimate, then fits the module to the
     frozen encoder's latent on them. Returns the per-round reports (loss, relative latent error before the fit)."""
-    extractor: RMAExtractor = model.policy.features_extractor
+    extractor = cast(RMAExtractor, model.policy.features_extractor)
     extractor.use_adapter()
-    venv = model.get_env()
+    venv: Any = model.get_env()  # the model's training envs: a VecEnv, maybe a VecNormalize
     training = getattr(venv, "training", None)
     if training is not None:
         venv.training = False  # the policy's input scaling stays what it learned

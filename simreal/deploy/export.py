@@ -16,6 +16,7 @@ import torch
 
 from simreal.deploy.manifest import FILES, MANIFEST, Format, Manifest, bounds, load_manifest
 from simreal.deploy.network import DeployedPolicy
+from simreal.envs.mujoco_base import box_space, mujoco_env
 from simreal.errors import DataError, SetupError
 from simreal.fileio import atomic_write, atomic_write_json
 from simreal.runs.policy import LoadedPolicy, load_policy
@@ -91,8 +92,8 @@ def manifest_of(policy: LoadedPolicy, format: Format, state_size: int) -> Manife
     setup = policy.setup
     env = make_env(setup.spec)
     try:
-        observation, action = env.observation_space, env.action_space
-        period = float(env.unwrapped.dt)
+        observation, action = box_space(env.observation_space), box_space(env.action_space)
+        period = float(mujoco_env(env).dt)
     finally:
         env.close()
     delay = setup.ranges.get("action_delay_steps")

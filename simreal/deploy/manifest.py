@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from simreal.envs.inputs import InputLayout
+from simreal.envs.mujoco_base import box_space
 from simreal.envs.spec import format_validation_error
 from simreal.errors import DataError
 from simreal.runs.config import StrictModel
@@ -134,7 +135,8 @@ def check_env(manifest: Manifest, env: gym.Env, where: str) -> None:
         size = int(np.prod(space.shape))
         if size != expected.size:
             raise DataError(f"{where}: {field}.size: the policy's is {expected.size}, the env's {size}")
-    low, high = bounds(env.action_space.low), bounds(env.action_space.high)
+    action = box_space(env.action_space)
+    low, high = bounds(action.low), bounds(action.high)
     if not (_close(low, manifest.action.low) and _close(high, manifest.action.high)):
         policy = f"{manifest.action.low} .. {manifest.action.high}"
         raise DataError(f"{where}: action.low/high: the policy's {policy}, the env's {low} .. {high}")

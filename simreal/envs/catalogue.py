@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from simreal.envs.dynamics import UNITS, DynamicsModel
-from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.mujoco_base import make_base_env, mujoco_env
 from simreal.envs.spec import TargetSpec, load_robot, load_target_file, robot_names
 
 
@@ -15,7 +15,7 @@ def robot_catalogue(robot: str) -> dict[str, Any]:
     spec = load_robot(robot)
     env = make_base_env(spec)
     try:
-        nominal = DynamicsModel(spec, env.unwrapped.model).nominal()
+        nominal = DynamicsModel(spec, mujoco_env(env).model).nominal()
     finally:
         env.close()
     parameters = []

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
+from simreal.envs.mujoco_base import box_space, mujoco_env
 from simreal.envs.spec import Effects
 from simreal.envs.streams import (
     SALT_ACTION_NOISE,
@@ -69,7 +70,7 @@ class ActionDelay(_Delay):
         self._queue = deque([zero] * self.draw(info))
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         self._queue.append(np.asarray(action, dtype=self.action_space.dtype))
         return self.env.step(self._queue.popleft())
 
@@ -91,7 +92,7 @@ class ObservationDelay(_Delay):
         self._queue = deque([obs] * (steps + 1), maxlen=steps + 1)
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._queue.append(obs)
         return self._queue[0], reward, terminated, truncated, info
@@ -112,7 +113,7 @@ class ActuatorLag(PartOfTheEnv, gym.ActionWrapper):
         if seconds < 0:
             raise ValueError(f"actuator_lag_s: must be >= 0, got {seconds}")
         self.seconds = float(seconds)
-        self._dt = float(env.unwrapped.dt)
+        self._dt = float(mujoco_env(env).dt)
         self._applied = np.zeros(self.action_space.shape, dtype=np.float64)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -194,7 +195,8 @@ class ActionNoise(_GaussianNoise, gym.ActionWrapper):
 
     def action(self, action: np.ndarray) -> np.ndarray:
         noisy = np.asarray(action, dtype=np.float64) + self._rng.normal(0.0, self.std, size=np.shape(action))
-        return np.clip(noisy, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+        space = box_space(self.action_space)
+        return np.clip(noisy, space.low, space.high).astype(space.dtype)
 
 
 def add_effects(env: gym.Env, effects: Effects, drawn: Collection[str] = ()) -> gym.Env:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import add_effects
 from simreal.envs.history import HistoryObservation
-from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.mujoco_base import make_base_env, mujoco_env
 from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec, PrivilegedInput
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
@@ -209,7 +209,7 @@ def make_env(
         base = make_base_env(spec, **env_kwargs)
     if render_mode is not None:
         follow_robot(base, _tracked_body(env_kwargs))
-    dynamics = RandomizedDynamics(base, DynamicsModel(spec, base.unwrapped.model), ranges, fixed)
+    dynamics = RandomizedDynamics(base, DynamicsModel(spec, mujoco_env(base).model), ranges, fixed)
     # only the modes that can work in this process: gymnasium's check_env renders every declared mode
     dynamics.metadata = {**dynamics.metadata, "render_modes": render_modes()}
     dynamics.spec = EnvSpec(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import mujoco
 from gymnasium.envs.registration import EnvSpec
 
 if TYPE_CHECKING:
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
     from simreal.envs.spec import RobotSpec
 
 #: The time limit of a robot built from an entry point that names none.
@@ -73,3 +75,13 @@ def route_mujoco_warnings() -> None:
     folder, unless the process already installed a handler of its own."""
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(_forward_mujoco_warning)
+
+
+def mujoco_env(env: gym.Env) -> MujocoEnv:
+    """The MuJoCo env at the bottom of a wrapper stack (its ``model``, ``data``, ``dt`` and ``frame_skip``)."""
+    return cast("MujocoEnv", env.unwrapped)
+
+
+def box_space(space: gym.Space) -> gym.spaces.Box:
+    """A MuJoCo env's observation or action space: a box (its ``low``, ``high`` and ``shape``)."""
+    return cast(gym.spaces.Box, space)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
 from simreal.envs.history import History
+from simreal.envs.mujoco_base import box_space
 from simreal.envs.spec import to_coordinates
 
 
@@ -108,7 +109,7 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.Wrapper.__init__(self, env)
         self.names, self.estimator = tuple(names), estimator
         self._offsets = dict(offsets or {})
-        obs_space, act_space = env.observation_space, env.action_space
+        obs_space, act_space = box_space(env.observation_space), box_space(env.action_space)
         obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
         extra = len(self.names) + history * (obs_dim + act_dim)
         bound = np.full(extra, np.inf)
@@ -136,7 +137,7 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._stacked = self._raw.start(obs)
         return self._observation(obs), info
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._history is not None:
             self._z = self.estimator(self._history.add(action, obs))
@@ -166,7 +167,7 @@ class PrivilegedInput(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, names=list(spec.names), truth=spec.truth)
         gym.ObservationWrapper.__init__(self, env)
         self.privileged = spec
-        space = env.observation_space
+        space = box_space(env.observation_space)
         bound = np.full(spec.size, np.inf)
         self.observation_space = gym.spaces.Box(
             np.concatenate([space.low.ravel(), -bound]), np.concatenate([space.high.ravel(), bound]), dtype=np.float64

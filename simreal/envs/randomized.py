@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +14,7 @@ from gymnasium.error import ResetNeeded
 
 from simreal.compat import env_rng, set_env_rng
 from simreal.envs.dynamics import DynamicsModel, DynamicsSampler
+from simreal.envs.mujoco_base import mujoco_env
 from simreal.envs.spec import EFFECT_NAMES, ParameterRange, check_multiplier, check_parameter
 from simreal.envs.streams import SALT_DYNAMICS, StreamOwner, generator_from, generator_state, seeded_rng
 from simreal.errors import SpecError
@@ -58,7 +59,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         super().__init__(env)
         self._dynamics = dynamics
         self._names = dynamics.names
-        self._model, self._data = env.unwrapped.model, env.unwrapped.data
+        self._model, self._data = mujoco_env(env).model, mujoco_env(env).data
         self._warnings = self._data.warning.number  # a view on MjData's counts, which reset clears
         self._last_obs: Any = None
         # values in catalogue order: what stays when nothing is sampled, and what is in force now
@@ -125,7 +126,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             info["effects"] = dict(self._effects)
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._last_obs is None:
             raise ResetNeeded("Cannot call env.step() before calling env.reset()")
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -234,7 +235,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # MuJoCo envs unpickle by construction (EzPickle): write the dynamics into the new model
         self.__dict__.update(state)
-        self._model, self._data = self.env.unwrapped.model, self.env.unwrapped.data
+        self._model, self._data = mujoco_env(self.env).model, mujoco_env(self.env).data
         self._warnings = self._data.warning.number
         self._last_obs = None  # a new simulation: it needs a reset
         self._apply()

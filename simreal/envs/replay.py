@@ -10,7 +10,7 @@ since the episode began.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -46,7 +46,7 @@ class EpisodeReplay(PartOfTheEnv, gym.Wrapper):
         self._count = 0
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._start is not None:
             if self._count == len(self._actions):
                 if self._count >= MAX_KEPT_STEPS:

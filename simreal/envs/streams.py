@@ -49,9 +49,15 @@ class PartOfTheEnv:
     inner one (the ``simreal/<Robot>-v0`` spec that :func:`simreal.make` records), and ``gym.make(env.spec)``
     rebuilds the same env."""
 
+    env: gym.Env
+
     @property
     def spec(self) -> EnvSpec | None:
         return self.env.spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        raise AttributeError("a simreal wrapper's spec is its env's: set the env's")
 
 
 class StreamOwner(ABC):

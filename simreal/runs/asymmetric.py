@@ -75,7 +75,7 @@ class AsymmetricActorCriticPolicy(_PrivilegedPart, ActorCriticPolicy):
     def __init__(
         self,
         observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Space,
+        action_space: gym.spaces.Box,
         lr_schedule: Any,
         privileged: int = 0,
         **kwargs: Any,
@@ -115,7 +115,7 @@ class AsymmetricSACPolicy(_PrivilegedPart, SACPolicy):
     def __init__(
         self,
         observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Space,
+        action_space: gym.spaces.Box,
         lr_schedule: Any,
         privileged: int = 0,
         **kwargs: Any,

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
+from simreal.envs.mujoco_base import box_space
 from simreal.envs.spec import RobotSpec, load_robot, load_target
 from simreal.errors import DataError
 from simreal.sysid.trajectories import Trajectories
@@ -111,7 +112,7 @@ def record(env: gym.Env, act: Policy, episodes: int, seed: int, meta: dict[str, 
 def _policy(policy: str | os.PathLike[str], robot: str, env: gym.Env, seed: int, deterministic: bool) -> Policy:
     if str(policy) == "random":
         rng = np.random.default_rng(seed)
-        space = env.action_space
+        space = box_space(env.action_space)
         return lambda obs, first: rng.uniform(space.low, space.high).astype(space.dtype)
     # only a trained policy needs stable-baselines3 (the train extra): random actions do not
     from simreal.runs.policy import load_policy

@@ -11,7 +11,7 @@ import numpy as np
 from mujoco import rollout
 
 from simreal.envs.dynamics import DynamicsModel
-from simreal.envs.mujoco_base import make_base_env
+from simreal.envs.mujoco_base import make_base_env, mujoco_env
 from simreal.envs.spec import RobotSpec, from_coordinates, offset_scales
 from simreal.sysid.windows import Windows
 
@@ -23,8 +23,8 @@ class Simulator:
     def __init__(self, spec: RobotSpec, names: Sequence[str], threads: int = 2) -> None:
         self.spec = spec
         env = make_base_env(spec)
-        self.model = env.unwrapped.model
-        self.frame_skip = env.unwrapped.frame_skip
+        self.model = mujoco_env(env).model
+        self.frame_skip = mujoco_env(env).frame_skip
         self.dynamics = DynamicsModel(self.spec, self.model)
         self.names = list(names)
         self.index = self.dynamics.index_of(tuple(self.names))

@@ -340,13 +340,13 @@ def _steps_within(episode: np.ndarray) -> np.ndarray:
 
 
 def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
-    from simreal.envs.mujoco_base import make_base_env
+    from simreal.envs.mujoco_base import make_base_env, mujoco_env
 
     env = make_base_env(spec)
     try:
         obs_dim = env.observation_space.shape[0]
         act_dim = env.action_space.shape[0]
-        nq, nv = env.unwrapped.model.nq, env.unwrapped.model.nv
+        nq, nv = mujoco_env(env).model.nq, mujoco_env(env).model.nv
     finally:
         env.close()
     if data.observations.shape[1] != obs_dim:
