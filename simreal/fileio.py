@@ -133,7 +133,7 @@ def read_yaml(path: str | os.PathLike[str], error: type[SimrealError]) -> dict[s
     return data
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Write a file through a temporary name in the same folder, then rename it into place.
 
     A crash or a kill mid-write leaves either the old file or the new one, never a truncated file.

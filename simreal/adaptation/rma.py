@@ -12,7 +12,7 @@ simreal passes the truth, only to measure the estimate's error).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -114,6 +114,12 @@ class RMAExtractor(BaseFeaturesExtractor):
             return (self.adapter(history) - target).norm(dim=1) / target.norm(dim=1).clamp(min=1e-6)
 
 
+def rma_extractor(model: BaseAlgorithm) -> RMAExtractor | None:
+    """The RMA extractor of ``model``'s policy (``None``: not an RMA policy)."""
+    extractor = getattr(model.policy, "features_extractor", None)
+    return extractor if isinstance(extractor, RMAExtractor) else None
+
+
 def extractor_kwargs(obs_dim: int, act_dim: int, params: int, history: int, settings: Any) -> dict[str, Any]:
     """The policy keyword arguments that put an :class:`RMAExtractor` in a stable-baselines3 policy."""
     return {
@@ -140,7 +146,9 @@ def train_adapter(
     """RMA's phase 2 on the model's own (training) envs, their normalization frozen: each round collects
     ``settings.steps`` steps with the policy acting on the adaptation module's estimate, then fits the module to the
     frozen encoder's latent on them. Returns the per-round reports (loss, relative latent error before the fit)."""
-    extractor = cast(RMAExtractor, model.policy.features_extractor)
+    extractor = rma_extractor(model)
+    if extractor is None:
+        raise ValueError("RMA's adaptation module trains on an RMA policy: this one has no RMA extractor")
     extractor.use_adapter()
     venv: Any = model.get_env()  # the model's training envs: a VecEnv, maybe a VecNormalize
     training = getattr(venv, "training", None)

@@ -6,7 +6,15 @@ import time
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from stable_baselines3.common.callbacks import BaseCallback
 
 
@@ -34,7 +42,7 @@ class RichProgress(BaseCallback):
             console=console or Console(stderr=True),
             transient=False,
         )
-        self._task = None
+        self._task: TaskID | None = None
         self._start = (0.0, 0)
 
     def _on_training_start(self) -> None:
@@ -52,6 +60,8 @@ class RichProgress(BaseCallback):
         rate = (self.num_timesteps - self._start[1]) / elapsed if elapsed > 0 else 0.0
         episodes = self.model.ep_info_buffer
         ret = f"{np.mean([e['r'] for e in episodes]):.1f}" if episodes else "-"
+        if self._task is None:  # not started
+            return
         self.progress.update(self._task, completed=min(self.num_timesteps, self.total), rate=f"{rate:.0f}", ret=ret)
 
     def _on_training_end(self) -> None:

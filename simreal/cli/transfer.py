@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from simreal.cli.common import console, err_console, one_line_errors, require_training
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.callbacks import BaseCallback
 
 
 @one_line_errors
@@ -34,7 +37,7 @@ def transfer(
     parsed, origin = load_transfer_config_with_source(config, list(overrides or []))
     folder = out or Path("runs") / f"transfer_{Path(parsed.target).stem}_{parsed.seed}"
 
-    def progress(stage: str, total: int) -> list:
+    def progress(stage: str, total: int) -> list[BaseCallback]:
         return [RichProgress(total, err_console, description=stage)]
 
     def on_stage(stage: str, event: str) -> None:

@@ -81,6 +81,8 @@ def _write_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path
     program = torch.onnx.export(
         module, example, input_names=INPUTS, output_names=OUTPUTS, dynamo=True, verbose=False, optimize=True
     )
+    if program is None:  # torch returns None only for the TorchScript exporter, never with dynamo=True
+        raise RuntimeError("torch.onnx.export returned no program")
     program.save(str(path), external_data=False)
 
 

@@ -221,7 +221,7 @@ class DynamicsModel:
             self._cached_views = (model, _fields(model))
         return self._cached_views[1]
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cached_views": None}
 
     def nominal(self) -> dict[str, float]:

@@ -29,7 +29,7 @@ from simreal.envs.streams import (
 )
 
 
-def _drawn(info: dict, name: str, current: float) -> float:
+def _drawn(info: dict[str, Any], name: str, current: float) -> float:
     """The value of effect ``name`` drawn for the episode that ``info`` (of a reset) starts, else ``current``."""
     drawn = info.get("effects")
     return drawn[name] if drawn and name in drawn else current
@@ -48,7 +48,7 @@ class _Delay(PartOfTheEnv, gym.Wrapper):
         self.steps = int(steps)
         self._queue: deque[Any] = deque()
 
-    def draw(self, info: dict) -> int:
+    def draw(self, info: dict[str, Any]) -> int:
         """The episode's delay, from the ``info`` of its reset."""
         self.steps = int(_drawn(info, self._effect, self.steps))
         return self.steps
@@ -64,9 +64,10 @@ class ActionDelay(_Delay):
 
     _effect = "action_delay_steps"
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        zero = np.zeros(self.action_space.shape, dtype=self.action_space.dtype)
+        space = box_space(self.action_space)
+        zero = np.zeros(space.shape, dtype=space.dtype)
         self._queue = deque([zero] * self.draw(info))
         return obs, info
 
@@ -86,7 +87,7 @@ class ObservationDelay(_Delay):
 
     _effect = "obs_delay_steps"
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         steps = self.draw(info)
         self._queue = deque([obs] * (steps + 1), maxlen=steps + 1)
@@ -114,12 +115,12 @@ class ActuatorLag(PartOfTheEnv, gym.ActionWrapper):
             raise ValueError(f"actuator_lag_s: must be >= 0, got {seconds}")
         self.seconds = float(seconds)
         self._dt = float(mujoco_env(env).dt)
-        self._applied = np.zeros(self.action_space.shape, dtype=np.float64)
+        self._applied = np.zeros(box_space(self.action_space).shape, dtype=np.float64)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.seconds = float(_drawn(info, "actuator_lag_s", self.seconds))
-        self._applied = np.zeros(self.action_space.shape, dtype=np.float64)
+        self._applied = np.zeros(box_space(self.action_space).shape, dtype=np.float64)
         return obs, info
 
     def action(self, action: np.ndarray) -> np.ndarray:
@@ -128,7 +129,7 @@ class ActuatorLag(PartOfTheEnv, gym.ActionWrapper):
         return self._applied.astype(self.action_space.dtype)
 
 
-class _GaussianNoise(PartOfTheEnv, StreamOwner):
+class _GaussianNoise(PartOfTheEnv, StreamOwner, gym.Wrapper):
     """Shared by the noise wrappers: a validated ``std`` (an episode's draw replaces it) and a generator reseeded by
     ``reset(seed=...)``."""
 
@@ -143,7 +144,14 @@ class _GaussianNoise(PartOfTheEnv, StreamOwner):
         self.std = float(std)
         self._rng: np.random.Generator | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    @property
+    def rng(self) -> np.random.Generator:
+        """The noise generator (there from the first reset on)."""
+        if self._rng is None:
+            raise gym.error.ResetNeeded(f"{type(self).__name__}: reset the env before stepping it")
+        return self._rng
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._rng = seeded_rng(seed, self._salt, self._rng)
         obs, info = self.env.reset(seed=seed, options=options)
         self.std = float(_drawn(info, self._effect, self.std))
@@ -170,7 +178,7 @@ class ObservationNoise(_GaussianNoise, gym.ObservationWrapper):
     _salt, _stream, _effect = SALT_OBS_NOISE, "observation_noise", "obs_noise_std"
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        noise = self._rng.normal(0.0, self.std, size=observation.shape)
+        noise = self.rng.normal(0.0, self.std, size=observation.shape)
         return (observation + noise).astype(observation.dtype, copy=False)
 
 
@@ -181,7 +189,7 @@ class ObservationBias(_GaussianNoise, gym.ObservationWrapper):
     _salt, _stream, _effect = SALT_OBS_BIAS, "observation_bias", "obs_bias_std"
 
     def start_episode(self, obs: Any) -> None:
-        self._bias = self._rng.normal(0.0, self.std, size=np.shape(obs))
+        self._bias = self.rng.normal(0.0, self.std, size=np.shape(obs))
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return (observation + self._bias).astype(observation.dtype, copy=False)
@@ -194,7 +202,7 @@ class ActionNoise(_GaussianNoise, gym.ActionWrapper):
     _salt, _stream, _effect = SALT_ACTION_NOISE, "action_noise", "action_noise_std"
 
     def action(self, action: np.ndarray) -> np.ndarray:
-        noisy = np.asarray(action, dtype=np.float64) + self._rng.normal(0.0, self.std, size=np.shape(action))
+        noisy = np.asarray(action, dtype=np.float64) + self.rng.normal(0.0, self.std, size=np.shape(action))
         space = box_space(self.action_space)
         return np.clip(noisy, space.low, space.high).astype(space.dtype)
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import add_effects
 from simreal.envs.history import HistoryObservation
-from simreal.envs.mujoco_base import make_base_env, mujoco_env
+from simreal.envs.mujoco_base import box_space, make_base_env, mujoco_env
 from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec, PrivilegedInput
 from simreal.envs.randomized import RandomizedDynamics
 from simreal.envs.registration import ENTRY_POINT
@@ -111,13 +111,11 @@ def wrap(
         SpecError: the env is not a MuJoCo env, or as :func:`make`.
     """
     if robot is None:
-        inner = env.unwrapped
-        registered = env.spec is not None and env.spec.id in gym.registry
-        robot = (
-            shipped_robot_of(env.spec.id) or {"gym_id": env.spec.id, "env_kwargs": dict(env.spec.kwargs)}
-            if registered
-            else {"entry_point": f"{type(inner).__module__}:{type(inner).__qualname__}"}
-        )
+        inner, registered = env.unwrapped, env.spec
+        if registered is not None and registered.id in gym.registry:
+            robot = shipped_robot_of(registered.id) or {"gym_id": registered.id, "env_kwargs": dict(registered.kwargs)}
+        else:
+            robot = {"entry_point": f"{type(inner).__module__}:{type(inner).__qualname__}"}
     spec = load_robot(robot)
     randomized, fixed, chosen, record = _resolve(spec, target, parameters, ranges, nominal, effects, effect_ranges)
     return make_env(spec, randomized, fixed, chosen, record=record, base=env)
@@ -193,12 +191,13 @@ def make_env(
     if render_mode is not None:
         require_rendering(render_mode)
     effects = effects or Effects()
-    drawn = [name for name in ranges or {} if name in EFFECT_NAMES]
+    every_range = ranges or {}
+    drawn = [name for name in every_range if name in EFFECT_NAMES]
     if record is None:
         record = {"effects": effects.model_dump()}
-        physics = {n: r for n, r in (ranges or {}).items() if n not in EFFECT_NAMES}
+        physics = {n: r for n, r in every_range.items() if n not in EFFECT_NAMES}
         if drawn:
-            record["effect_ranges"] = {name: [ranges[name].low, ranges[name].high] for name in drawn}
+            record["effect_ranges"] = {name: [every_range[name].low, every_range[name].high] for name in drawn}
         if physics:
             record.update(parameters=list(physics), ranges={n: r.model_dump() for n, r in physics.items()})
         elif drawn:
@@ -235,7 +234,7 @@ def robot_sizes(spec: RobotSpec) -> tuple[int, int]:
     """The sizes of the robot's own observation and action (the env without any policy input around it)."""
     env = make_base_env(spec)
     try:
-        return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+        return int(np.prod(box_space(env.observation_space).shape)), int(np.prod(box_space(env.action_space).shape))
     finally:
         env.close()
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -284,7 +284,7 @@ def _rotates(model: mujoco.MjModel, body: int) -> bool:
 def _com(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    result = []
+    result: list[tuple[str, dict[str, Any]]] = []
     for name, fields in _masses(model):
         body = (
             mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, fields["body"])
@@ -295,7 +295,7 @@ def _com(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
             continue
         along = _chain_axis(model, data, body)
         frame = data.xmat[body].reshape(3, 3)  # the body frame's axes (columns) in the world: body_ipos's
-        element = {key: fields[key] for key in ("body", "joint") if key in fields}
+        element: dict[str, Any] = {key: fields[key] for key in ("body", "joint") if key in fields}
         stem = name.removesuffix("_mass")
         for index, axis in enumerate("xyz"):
             if along is not None and abs(abs(float(np.dot(frame[:, index], along))) - 1.0) < 1e-6:
@@ -305,7 +305,7 @@ def _com(model: mujoco.MjModel) -> list[tuple[str, dict[str, Any]]]:
     return result
 
 
-_GENERATORS = {
+_GENERATORS: dict[str, Callable[[mujoco.MjModel], list[tuple[str, dict[str, Any]]]]] = {
     "mass": _masses,
     "friction": _friction,
     "damping": lambda model: _joint_field(model, model.dof_damping, "damping", "damping"),
@@ -331,7 +331,7 @@ def model_of(
     from simreal.envs.mujoco_base import route_mujoco_warnings
 
     route_mujoco_warnings()
-    shown = gym_id.entry_point if field == "entry_point" else getattr(gym_id, "id", gym_id)
+    shown = gym_id if not isinstance(gym_id, EnvSpec) else gym_id.entry_point if field == "entry_point" else gym_id.id
     try:
         env = gym.make(gym_id, disable_env_checker=True, **dict(env_kwargs))
     except Exception as exc:  # a user's env: any failure to build it is bad input, said on one line

@@ -72,7 +72,9 @@ class HistoryObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         high = np.concatenate([np.tile(obs_space.high.ravel(), k), np.tile(np.maximum(act_space.high, 0).ravel(), k)])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float64)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         return self._history.start(obs), info
 

@@ -117,7 +117,8 @@ class PolicyInput:
             )
         self.layout, self.estimator = layout, estimator
         sizes = (layout.observation, layout.action)
-        self._estimator_input = History(layout.estimator_history, *sizes) if estimator is not None else None
+        # the estimator with the history it reads
+        self._estimating = (estimator, History(layout.estimator_history, *sizes)) if estimator is not None else None
         self._raw = History(layout.raw_history, *sizes) if layout.raw_history else None
         self._stack = History(layout.history, layout.step_size, layout.action) if layout.history else None
         self._padding = np.zeros(layout.privileged)
@@ -145,10 +146,11 @@ class PolicyInput:
             missing = [name for name in self.layout.dynamics if name not in (truth or {})]
             if missing:
                 raise DataError(f"the policy reads the true dynamics {missing}, which this env does not report")
-            values = [truth[name] for name in self.layout.dynamics]
+            values = [(truth or {})[name] for name in self.layout.dynamics]
             self._z = to_coordinates(self.layout.dynamics, values, dict(self.layout.offsets))
-        elif source == "estimated":
-            self._z = self.estimator(self._estimator_input.start(o))
+        elif self._estimating is not None:  # the source is "estimated"
+            estimator, history = self._estimating
+            self._z = estimator(history.start(o))
         else:
             self._z = np.zeros(len(self.layout.dynamics))
         step = self._step(o, self._raw.start(o) if self._raw is not None else None)
@@ -157,8 +159,9 @@ class PolicyInput:
     def add(self, action: Any, obs: Any) -> np.ndarray:
         """``action`` was sent and ``obs`` came back; returns the input."""
         o = self._observation(obs)
-        if self._estimator_input is not None:
-            self._z = self.estimator(self._estimator_input.add(action, o))
+        if self._estimating is not None:
+            estimator, history = self._estimating
+            self._z = estimator(history.add(action, o))
         step = self._step(o, self._raw.add(action, o) if self._raw is not None else None)
         return self._finish(self._stack.add(action, step) if self._stack is not None else step)
 

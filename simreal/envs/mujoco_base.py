@@ -82,6 +82,6 @@ def mujoco_env(env: gym.Env) -> MujocoEnv:
     return cast("MujocoEnv", env.unwrapped)
 
 
-def box_space(space: gym.Space) -> gym.spaces.Box:
+def box_space(space: gym.Space[Any]) -> gym.spaces.Box:
     """A MuJoCo env's observation or action space: a box (its ``low``, ``high`` and ``shape``)."""
     return cast(gym.spaces.Box, space)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol, SupportsFloat
 
 import gymnasium as gym
@@ -23,6 +24,9 @@ class DynamicsEstimator(Protocol):
     history: int
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None:
+        """Write the estimator where a policy keeps it (a fine-tuned policy keeps its source's)."""
 
 
 @dataclass(frozen=True)
@@ -117,30 +121,35 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
             np.concatenate([obs_space.low.ravel(), -bound]), np.concatenate([obs_space.high.ravel(), bound]),
             dtype=np.float64,
         )  # fmt: skip
-        self._history = History(estimator.history, obs_dim, act_dim) if estimator is not None else None
+        # the estimator with the history it reads
+        self._estimating = (estimator, History(estimator.history, obs_dim, act_dim)) if estimator is not None else None
         self._raw = History(history, obs_dim, act_dim) if history > 0 else None
         self._stacked = np.zeros(0)
         self._z = self._truth = np.zeros(len(self.names))
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         dynamics = info.get("dynamics")
         if dynamics is None:
             raise ValueError("DynamicsInput needs a simreal env (no dynamics in the reset info)")
         values = [dynamics[name] for name in self.names]
         info["log_multipliers"] = self._truth = to_coordinates(self.names, values, self._offsets)
-        if self._history is None:
+        if self._estimating is None:
             self._z = info["log_multipliers"]
         else:
-            self._z = self.estimator(self._history.start(obs))
+            estimator, history = self._estimating
+            self._z = estimator(history.start(obs))
         if self._raw is not None:
             self._stacked = self._raw.start(obs)
         return self._observation(obs), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if self._history is not None:
-            self._z = self.estimator(self._history.add(action, obs))
+        if self._estimating is not None:
+            estimator, history = self._estimating
+            self._z = estimator(history.add(action, obs))
             # what the estimator thinks against the truth, for evaluation (log-multipliers)
             info["dynamics_estimate"] = self._z.copy()
             info["log_multipliers"] = self._truth
@@ -176,7 +185,9 @@ class PrivilegedInput(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         self._std = np.sqrt(np.asarray(spec.variance, dtype=np.float64))
         self._values = np.zeros(spec.size)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         if self.privileged.truth:
             values = privileged_values(self.privileged.names, info, dict(self.privileged.offsets))

@@ -70,6 +70,10 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._episode_info: dict[str, Any] = {}
         self._effects: dict[str, float] = {}  # the effects drawn for this episode, by name
         self._rng: np.random.Generator | None = None
+        # a block of uniform numbers, the next row to use and the block as multipliers (see _next_draw)
+        self._block: np.ndarray | None = None
+        self._block_row = 0
+        self._values = np.zeros((0, 0))
         self._forced: dict[str, Any] | None = None
         self._env_spec: EnvSpec | None = None
         self.set_sampler(DynamicsSampler(ranges) if ranges else None)
@@ -97,13 +101,13 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
             checked[name] = float(value)
         return checked
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._rng = seeded_rng(seed, SALT_DYNAMICS, self._rng)
         if seed is not None:
             self._block = None
         if self._sampler is not None:
             current = self._base.copy()
-            row, self._episode_info = self._sampler.episode(self._next_draw(), self._rng)
+            row, self._episode_info = self._sampler.episode(self._next_draw(self._sampler, self._rng), self._rng)
             current[self._sampled] = row[self._physics_columns]
             ranges = self._sampler.ranges
             self._effects = {
@@ -158,14 +162,13 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         begun under ranges a schedule has changed since (:mod:`simreal.envs.replay`)."""
         self._forced = dict(draw)
 
-    def _next_draw(self) -> np.ndarray:
+    def _next_draw(self, sampler: DynamicsSampler, rng: np.random.Generator) -> np.ndarray:
         # uniform numbers come in blocks (numpy's per-call cost dominates at this size), turned into multipliers a
         # block at a time and again whenever the sampler changes: the sequence for a seed depends neither on the
         # block size nor on when a schedule changes the ranges
         if self._block is None or self._block_row == len(self._block):
-            self._block = self._rng.random((SAMPLE_BLOCK, len(self._sampler.names)))
-            self._block_row = 0
-            self._values = self._sampler.transform(self._block)
+            block = rng.random((SAMPLE_BLOCK, len(sampler.names)))
+            self._block, self._block_row, self._values = block, 0, sampler.transform(block)
         row = self._values[self._block_row]
         self._block_row += 1
         return row
@@ -227,8 +230,7 @@ class RandomizedDynamics(StreamOwner, gym.Wrapper):
         self._effect_names = tuple(names[i] for i in self._effect_columns)
         if previous is None or sampler is None or previous.names != sampler.names:
             # the pending uniform numbers fit the parameters drawn: a new set of parameters starts a new block
-            self._block: np.ndarray | None = None
-            self._block_row = 0
+            self._block, self._block_row = None, 0
         elif self._block is not None:
             self._values = sampler.transform(self._block)
 

@@ -15,6 +15,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from simreal.envs.mujoco_base import box_space
 from simreal.envs.streams import PartOfTheEnv
 
 #: An episode longer than this (a robot without a time limit) is not kept: a resume starts it afresh instead.
@@ -34,10 +35,11 @@ class EpisodeReplay(PartOfTheEnv, gym.Wrapper):
         self._episode_draw = env.get_wrapper_attr("episode_draw")
         self._start: dict[str, Any] | None = None
         # the actions so far, in a buffer that doubles when full (cheaper per step than a list of copies)
-        self._actions = np.empty((64, *env.action_space.shape), dtype=env.action_space.dtype)
+        space = box_space(env.action_space)
+        self._actions = np.empty((64, *space.shape), dtype=space.dtype)
         self._count = 0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         before = self._stream_state()
         obs, info = self.env.reset(seed=seed, options=options)
         # what the reset drew: the replay uses it, so that it does not depend on the ranges in force when the

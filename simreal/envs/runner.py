@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +18,7 @@ from simreal.envs.spec import to_coordinates
 
 if TYPE_CHECKING:  # stable-baselines3 is the train extra's: a runner is only built around one of its models
     from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
     from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 
@@ -36,7 +37,7 @@ class ObservationScaling:
         """A copy of the statistics' observation normalization (``None``: none)."""
         if statistics is None or not statistics.norm_obs:
             return None
-        rms = statistics.obs_rms
+        rms = cast("RunningMeanStd", statistics.obs_rms)  # simreal's observations are flat boxes, never dicts
         return cls(np.array(rms.mean), np.array(rms.var), float(statistics.clip_obs), float(statistics.epsilon))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -81,7 +82,10 @@ class PolicyRunner:
         return np.array([inputs.estimate for inputs in self._inputs])
 
     def act(
-        self, observations: np.ndarray, starts: Sequence[bool], infos: Sequence[Mapping[str, Any]] | None = None
+        self,
+        observations: np.ndarray,
+        starts: Sequence[bool] | np.ndarray,
+        infos: Sequence[Mapping[str, Any]] | None = None,
     ) -> np.ndarray:
         """The next action of every env.
 
@@ -153,7 +157,7 @@ def run_episodes(
     truths = [np.zeros(len(runner.layout.dynamics))] * n
     names = runner.layout.dynamics
     venv.seed(seed)
-    observations = venv.reset()
+    observations = np.asarray(venv.reset())
     starts = np.ones(n, dtype=bool)
     while (done_episodes < quota).any():
         infos = venv.reset_infos
@@ -169,7 +173,8 @@ def run_episodes(
             stats.truths += [truths[i] for i in np.flatnonzero(active)]
         if keep_inputs:
             stats.inputs += [runner.last_inputs[i] for i in np.flatnonzero(active)]
-        observations, rewards, dones, step_infos = venv.step(actions)
+        stepped, rewards, dones, step_infos = venv.step(actions)
+        observations = np.asarray(stepped)
         running += rewards
         steps += 1
         for index in np.flatnonzero(dones & active):

@@ -537,13 +537,14 @@ def load_target(spec: RobotSpec, target: str | os.PathLike[str] | Mapping[str, A
         SpecError: unknown target name, missing or malformed file, unknown field or parameter, bad multiplier, or a
             ``base`` that is not this robot.
     """
+    source: str | Path  # what errors name
     if isinstance(target, Mapping):
         name, source, data = "custom", "target", dict(target)
     elif isinstance(target, str) and target in spec.targets:
         return target, spec.targets[target]
     elif isinstance(target, (str, os.PathLike)) and (Path(target).suffix in (".yaml", ".yml") or Path(target).exists()):
-        source = Path(target)
-        name, data = source.stem, read_yaml(source, SpecError)
+        path = Path(target)
+        name, source, data = path.stem, path, read_yaml(path, SpecError)
     else:
         raise SpecError(unknown_name("target", target, [*spec.targets, "or a YAML file"], spec.robot))
     try:
@@ -605,7 +606,7 @@ def load_target_file(path: str | os.PathLike[str]) -> tuple[RobotSpec, str, Targ
 
 def resolve_ranges(
     spec: RobotSpec,
-    parameters: list[str] | tuple[str, ...] | None = None,
+    parameters: Sequence[str] | None = None,
     ranges: Mapping[str, Any] | None = None,
     parameters_source: object = "parameters",
     ranges_source: object = "ranges",

@@ -32,7 +32,7 @@ def seeded_rng(seed: int | None, salt: int, current: np.random.Generator | None)
 
 def generator_state(rng: np.random.Generator | None) -> dict[str, Any] | None:
     """A generator's state, JSON-ready (``None`` for no generator)."""
-    return None if rng is None else rng.bit_generator.state
+    return None if rng is None else dict(rng.bit_generator.state)
 
 
 def generator_from(state: dict[str, Any] | None, current: np.random.Generator | None) -> np.random.Generator | None:

@@ -104,7 +104,12 @@ def normalize(
     ``pinned``: observation entries with fixed statistics, see :class:`PinnedVecNormalize`)."""
     if not (observations or rewards):
         return venv
-    kwargs = {"norm_obs": observations, "norm_reward": rewards, "clip_obs": clip_obs, "clip_reward": clip_reward}
+    kwargs: dict[str, Any] = {
+        "norm_obs": observations,
+        "norm_reward": rewards,
+        "clip_obs": clip_obs,
+        "clip_reward": clip_reward,
+    }
     if pinned and observations:
         return PinnedVecNormalize(venv, pinned, gamma=gamma, **kwargs)
     return VecNormalize(venv, gamma=gamma, **kwargs)

@@ -12,7 +12,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from simreal.adaptation.rma import RMAExtractor
+from simreal.adaptation.rma import rma_extractor
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
@@ -141,14 +141,14 @@ def episode_returns(runner: PolicyRunner, venv: VecEnv, episodes: int, seed: int
     absolute relative error of each multiplier over every step it acted on; RMA: relative latent error, on the
     inputs it acted on)."""
     model = runner.model
-    extractor = getattr(model.policy, "features_extractor", None)
-    latent = isinstance(extractor, RMAExtractor) and extractor.is_adapting
-    stats = run_episodes(runner, venv, episodes, seed, keep_inputs=latent)
+    extractor = rma_extractor(model)
+    adapting = extractor if extractor is not None and extractor.is_adapting else None
+    stats = run_episodes(runner, venv, episodes, seed, keep_inputs=adapting is not None)
     estimator_error = None
-    if latent and stats.inputs:
+    if adapting is not None and stats.inputs:
         batch = torch.as_tensor(np.asarray(stats.inputs), dtype=torch.float32, device=model.device)
         # relative error of the estimated latent against the one encoded from the true parameters
-        estimator_error = {"latent": float(extractor.latent_error(batch).mean())}
+        estimator_error = {"latent": float(adapting.latent_error(batch).mean())}
     if stats.estimates:
         # mean absolute relative error of each estimated multiplier (an offset: absolute, over its scale) over every
         # step of every episode

@@ -219,6 +219,14 @@ def _no_learning(progress_remaining: float) -> float:
     return 0.0
 
 
+def training_envs(model: BaseAlgorithm) -> VecEnv:
+    """The envs ``model`` learns on (every model simreal builds or loads for training has them)."""
+    venv = model.get_env()
+    if venv is None:
+        raise ValueError("the model has no envs: load it with env=...")
+    return venv
+
+
 def statistics_of(venv: VecEnv | None) -> VecNormalize | None:
     """The VecNormalize statistics a (training) env is wrapped in, or ``None`` when it is not normalized."""
     return venv if isinstance(venv, VecNormalize) else None

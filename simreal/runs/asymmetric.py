@@ -18,6 +18,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from stable_baselines3.sac.policies import Actor, SACPolicy
 
+from simreal.envs.mujoco_base import box_space
+
 
 class ActorSlice(MlpExtractor):
     """PPO's policy and value networks, the policy network reading only the first ``actor_inputs`` features.
@@ -49,9 +51,9 @@ class _PrivilegedPart:
     """What both asymmetric policies share: the split of the observation, and ``privileged`` in the saved
     constructor arguments (so a loaded model is built the same way). Comes first among the bases."""
 
-    def _split(self, observation_space: gym.spaces.Space, privileged: int) -> None:
+    def _split(self, observation_space: gym.spaces.Space[Any], privileged: int) -> None:
         """Set ``privileged`` and ``actor_inputs`` (before the stable-baselines3 constructor builds the networks)."""
-        total = int(observation_space.shape[0])
+        total = int(box_space(observation_space).shape[0])
         if not 0 < privileged < total:
             raise ValueError(f"privileged inputs: {privileged} of an observation of {total}")
         self.privileged, self.actor_inputs = privileged, total - privileged
@@ -126,7 +128,7 @@ class AsymmetricSACPolicy(_PrivilegedPart, SACPolicy):
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
-        leading = LeadingEntries(self.observation_space, self.actor_inputs)
+        leading = LeadingEntries(box_space(self.observation_space), self.actor_inputs)
         return super().make_actor(leading)
 
 

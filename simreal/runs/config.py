@@ -111,7 +111,7 @@ class EffectsConfig(StrictModel):
     def _value_or_range(cls, value: Any, info: ValidationInfo) -> Any:
         # one clear message rather than one per member of the union
         if isinstance(value, (list, tuple)):
-            checked = effect_range(info.field_name, value)
+            checked = effect_range(str(info.field_name), value)
             return (checked.low, checked.high)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"expected a number or [low, high], got {shown(value)}")

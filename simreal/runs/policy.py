@@ -12,8 +12,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from simreal.adaptation.osi import OSI_FILE, load_estimator
-from simreal.adaptation.rma import RMAExtractor
+from simreal.adaptation.rma import rma_extractor
 from simreal.envs.inputs import DynamicsSource, InputLayout
+from simreal.envs.mujoco_base import box_space
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.vector import EnvFactory, vectorize
@@ -91,9 +92,9 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
     if expected is not None and model.observation_space.shape != expected:
         raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
     dynamics_input = setup.dynamics_input
-    source: DynamicsSource | None = None
-    extractor = getattr(model.policy, "features_extractor", None)
-    if isinstance(extractor, RMAExtractor):
+    dynamics_source: DynamicsSource | None = None
+    extractor = rma_extractor(model)
+    if extractor is not None:
         if true_dynamics:
             extractor.use_encoder()  # the base policy on the encoded true parameters
         elif not extractor.is_adapting:
@@ -101,7 +102,7 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
                 f"{model_path}: an RMA policy saved before its adaptation module was trained (best/ and checkpoints "
                 "are): evaluate the run's final model.zip, or give the policy the true dynamics"
             )
-        source = "true" if true_dynamics else "unread"
+        dynamics_source = "true" if true_dynamics else "unread"
     if dynamics_input is not None and dynamics_input.adaptive and not true_dynamics and (run_dir / OSI_FILE).exists():
         estimator = load_estimator(run_dir / OSI_FILE)
         if estimator.names != list(dynamics_input.names):
@@ -110,8 +111,8 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
         dynamics_input = replace(dynamics_input, estimator=estimator)
         layout = setup.input_layout("estimated", estimator.history)
     else:
-        layout = setup.input_layout(source)
-    size = int(np.prod(model.observation_space.shape))
+        layout = setup.input_layout(dynamics_source)
+    size = int(np.prod(box_space(model.observation_space).shape))
     if layout.size != size:
         raise DataError(f"{model_path}: the model reads inputs of size {size}, its config describes {layout.size}")
     return LoadedPolicy(model, setup, statistics, model_path, layout, dynamics_input)

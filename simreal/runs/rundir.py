@@ -153,7 +153,7 @@ def save_model(model: BaseAlgorithm, venv: VecEnv, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / MODEL, lambda tmp: model.save(tmp))
     if isinstance(venv, VecNormalize):
-        atomic_write(folder / VECNORMALIZE, lambda tmp: venv.save(tmp))
+        atomic_write(folder / VECNORMALIZE, lambda tmp: venv.save(str(tmp)))
 
 
 def save_best(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, report: dict[str, Any]) -> Path:

@@ -32,6 +32,7 @@ from simreal.envs.spec import (
 )
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.runs.config import (
+    ADRConfig,
     ConfigSource,
     TrainConfig,
     apply_overrides,
@@ -255,6 +256,9 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         message = str(exc).removeprefix("robot: ") if isinstance(config.robot, dict) else str(exc)
         raise ConfigError(f"{source.where('robot')}: {message}") from None
     randomization = config.randomization
+    if isinstance(randomization.ranges, str):  # load_config puts the file's ranges in the path's place
+        where = source.where("randomization.ranges")
+        raise ConfigError(f"{where}: a sysid file's path, unread: load the config with load_config")
     try:
         ranges = resolve_ranges(
             spec,
@@ -268,7 +272,8 @@ def resolve(config: TrainConfig, source: ConfigSource | str = "config") -> Train
         field, _, message = str(exc).partition(": ")
         raise ConfigError(f"{source.where(field)}: {message}") from None
     ranges = {**ranges, **drawn}
-    limits = _adr_limits(config, spec, ranges, source) if randomization.schedule.kind == "adr" else {}
+    schedule = randomization.schedule
+    limits = _adr_limits(schedule, spec, ranges, source) if isinstance(schedule, ADRConfig) else {}
 
     try:
         targets = load_targets(spec, config.eval.targets, lambda index: source.where(f"eval.targets.{index}"))
@@ -341,11 +346,11 @@ def _adaptive(config: TrainConfig, ranges: dict[str, ParameterRange], source: Co
 
 
 def _adr_limits(
-    config: TrainConfig, spec: RobotSpec, ranges: dict[str, ParameterRange], source: ConfigSource
+    schedule: ADRConfig, spec: RobotSpec, ranges: dict[str, ParameterRange], source: ConfigSource
 ) -> dict[str, tuple[float, float]]:
     """ADR's hard limits: the configured ``limits``, else each randomized parameter's training range."""
     limits = {name: (r.low, r.high) for name, r in ranges.items()}
-    for name, (low, high) in config.randomization.schedule.limits.items():
+    for name, (low, high) in schedule.limits.items():
         where = source.where(f"randomization.schedule.limits.{name}")
         if name not in spec.parameters:
             raise ConfigError(f"{where}: {unknown_name('parameter', name, spec.parameters, spec.robot)}")

@@ -72,17 +72,19 @@ def record(env: gym.Env, act: Policy, episodes: int, seed: int, meta: dict[str, 
         seed: the first episode's seed.
         meta: the recording's ``meta``.
     """
-    data = getattr(env.unwrapped, "data", None)
-    state = data is not None and hasattr(data, "qpos") and hasattr(data, "qvel")
-    rows: dict[str, list] = {k: [] for k in ("episode", "step", "obs", "act", "rew", "term", "trunc", "qpos", "qvel")}
+    mj_data = getattr(env.unwrapped, "data", None)  # a MuJoCo env's state, recorded with each step
+    state = mj_data if hasattr(mj_data, "qpos") and hasattr(mj_data, "qvel") else None
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("episode", "step", "obs", "act", "rew", "term", "trunc", "qpos", "qvel")
+    }
     for index in range(episodes):
         obs, _ = env.reset(seed=seed + index)
         done, step = False, 0
         while not done:
             action = act(obs, step == 0)
-            if state:
-                rows["qpos"].append(data.qpos.copy())
-                rows["qvel"].append(data.qvel.copy())
+            if state is not None:
+                rows["qpos"].append(state.qpos.copy())
+                rows["qvel"].append(state.qvel.copy())
             rows["obs"].append(np.asarray(obs, dtype=np.float64))
             next_obs, reward, terminated, truncated, _ = env.step(action)
             for key, value in (
@@ -103,8 +105,8 @@ def record(env: gym.Env, act: Policy, episodes: int, seed: int, meta: dict[str, 
         rewards=np.array(rows["rew"], dtype=np.float64),
         terminated=np.array(rows["term"], dtype=bool),
         truncated=np.array(rows["trunc"], dtype=bool),
-        qpos=np.array(rows["qpos"]) if state else None,
-        qvel=np.array(rows["qvel"]) if state else None,
+        qpos=np.array(rows["qpos"]) if state is not None else None,
+        qvel=np.array(rows["qvel"]) if state is not None else None,
         meta=meta,
     )
 

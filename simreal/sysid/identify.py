@@ -251,6 +251,25 @@ class SysidResult:
             ranges[n] = [max(low, hard_low), min(high, hard_high)]
         return ranges
 
+    def _parameter(
+        self, name: str, range_: list[float], errors: dict[str, float | None] | None, covered: dict[str, bool] | None
+    ) -> dict[str, Any]:
+        """One parameter's entry in :meth:`as_dict`: with its errors when the truth is known."""
+        entry = {
+            "estimate": self.estimate[name],
+            "interval": list(self.interval[name]),
+            "range": range_,
+            "identifiable": self.identifiable[name],
+        }
+        if self.truth is not None and errors is not None and covered is not None:
+            entry.update(
+                truth=self.truth[name],
+                absolute_error=abs(self.estimate[name] - self.truth[name]),
+                relative_error=errors[name],
+                covered=covered[name],
+            )
+        return entry
+
     def as_dict(self) -> dict[str, Any]:
         errors, covered = self.errors(), self.covered()
         defined = [e for e in (errors or {}).values() if e is not None]
@@ -259,25 +278,7 @@ class SysidResult:
             "schema": "simreal.sysid/2",
             "robot": self.robot,
             "confidence": CONFIDENCE,
-            "parameters": {
-                n: {
-                    "estimate": self.estimate[n],
-                    "interval": list(self.interval[n]),
-                    "range": ranges[n],
-                    "identifiable": self.identifiable[n],
-                    **(
-                        {
-                            "truth": self.truth[n],
-                            "absolute_error": abs(self.estimate[n] - self.truth[n]),
-                            "relative_error": errors[n],
-                            "covered": covered[n],
-                        }
-                        if errors is not None and covered is not None
-                        else {}
-                    ),
-                }
-                for n in self.names
-            },
+            "parameters": {n: self._parameter(n, ranges[n], errors, covered) for n in self.names},
             "mean_relative_error": float(np.mean(defined)) if defined else None,
             "misfit": None if self.misfit is None else asdict(self.misfit),
             "action_delay_steps": self.delay,
@@ -363,16 +364,17 @@ def identify(
     if smooth is None:
         smooth = use_observations or data.qpos is None
     states = fit_states(data, spec, local.model, local.frame_skip, use_observations, smooth)
-    held_states = None
+    held_states, held_windows = None, 0
     if holdout is not None:
         held_states = fit_states(holdout, spec, local.model, local.frame_skip, use_observations, smooth)
-    held_windows = 0 if held_states is None else min(max_windows, len(window_starts(holdout, held_states, horizon)))
+        held_windows = min(max_windows, len(window_starts(holdout, held_states, horizon)))
     plan = _plan(
         len(names), budget, delays, states, min(max_windows, len(window_starts(data, states, horizon))), held_windows
     )
     run = _Fitting(local, data, states, bounds, horizon, max_windows, seed, _Tracker(progress, local, plan, budget))
 
     share, remaining = _budget_split(budget, delays)
+    delay_losses: dict[int, float]
     if delays is None:
         delay, delay_losses, used, x = 0, {}, 0, np.zeros(len(names))
     else:
@@ -638,9 +640,10 @@ def _plan(
     else:
         fitted = REPLICAS * fit_windows
         for replica in range(REPLICAS):
-            for stage, (share, _) in enumerate(STAGES):
+            for stage, (stage_share, _) in enumerate(STAGES):
                 # the median window error that re-centres the scale, then the stage's CMA-ES
-                plan[_fit_stage(replica, stage)] = (1 + _stage_budget(remaining // REPLICAS, share)) * fit_windows
+                stage_budget = _stage_budget(remaining // REPLICAS, stage_share)
+                plan[_fit_stage(replica, stage)] = (1 + stage_budget) * fit_windows
         plan["intervals"] = (1 + 2 * p + 1) * fitted
     # the fitted errors, the noise-free predictions and two noisy draws (see _misfit); nothing without a noise level
     plan["misfit check"] = 0 if states.rebuilt and states.observation_noise is None else 4 * fitted

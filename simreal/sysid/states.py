@@ -79,8 +79,8 @@ def fit_states(
     Raises:
         DataError: no qpos/qvel recorded and a robot whose observation does not hold its state.
     """
-    if data.qpos is not None and not use_observations:
-        return States(data.qpos, data.qvel, np.ones(len(data), dtype=bool), False, {})
+    if data.states is not None and not use_observations:
+        return States(*data.states, np.ones(len(data), dtype=bool), False, {})
     qpos, qvel, exact = rebuild_states(data, spec, model.nq, model.nv)
     if not smooth:
         return States(qpos, qvel, exact, True, {})

@@ -60,8 +60,17 @@ class Trajectories:
     #: the file it was read from (``None``: recorded in this process), to name in errors
     path: str | None = None
 
+    def __post_init__(self) -> None:
+        if (self.qpos is None) != (self.qvel is None):
+            raise ValueError("Trajectories: qpos and qvel come together or not at all")
+
     def __len__(self) -> int:
         return len(self.episode)
+
+    @property
+    def states(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The recorded MuJoCo states, ``(qpos, qvel)`` (``None``: not recorded)."""
+        return None if self.qpos is None or self.qvel is None else (self.qpos, self.qvel)
 
     @property
     def episodes(self) -> list[int]:
@@ -115,16 +124,16 @@ def split_holdout(data: Trajectories, holdout: int | None = None) -> tuple[Traje
 def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
     """Write ``.npz`` or ``.csv`` (by suffix), atomically."""
     path = Path(path)
-    arrays = as_arrays(data)
     if path.suffix == ".npz":
+        arrays: dict[str, Any] = {"meta": json.dumps(data.meta), **as_arrays(data)}
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, meta=json.dumps(data.meta), **arrays)
+                np.savez_compressed(handle, **arrays)
     elif path.suffix == ".csv":
 
         def write(tmp: Path) -> None:
-            tmp.write_text(_to_csv(data, arrays), encoding="utf-8")
+            tmp.write_text(_to_csv(data), encoding="utf-8")
     else:
         raise DataError(f"{path}: unknown data format (use .npz or .csv)")
     return atomic_write(path, write)
@@ -141,20 +150,21 @@ def as_arrays(data: Trajectories) -> dict[str, np.ndarray]:
         "terminated": data.terminated,
         "truncated": data.truncated,
     }
-    if data.qpos is not None and data.qvel is not None:
-        arrays.update(qpos=data.qpos, qvel=data.qvel)
+    if data.states is not None:
+        arrays.update(qpos=data.states[0], qvel=data.states[1])
     return arrays
 
 
-def _to_csv(data: Trajectories, arrays: dict[str, np.ndarray]) -> str:
+def _to_csv(data: Trajectories) -> str:
     buffer = io.StringIO()
     buffer.write("# simreal: " + json.dumps(data.meta) + "\n")
     columns = ["episode", "step"]
     columns += [f"obs_{i}" for i in range(data.observations.shape[1])]
     columns += [f"act_{i}" for i in range(data.actions.shape[1])]
     columns += ["reward", "terminated", "truncated"]
-    if "qpos" in arrays:
-        columns += [f"qpos_{i}" for i in range(data.qpos.shape[1])] + [f"qvel_{i}" for i in range(data.qvel.shape[1])]
+    states = data.states
+    if states is not None:
+        columns += [f"qpos_{i}" for i in range(states[0].shape[1])] + [f"qvel_{i}" for i in range(states[1].shape[1])]
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     parts = [
@@ -166,8 +176,8 @@ def _to_csv(data: Trajectories, arrays: dict[str, np.ndarray]) -> str:
         data.terminated[:, None].astype(int),
         data.truncated[:, None].astype(int),
     ]
-    if "qpos" in arrays:
-        parts += [data.qpos, data.qvel]
+    if states is not None:
+        parts += list(states)
     for row in np.hstack([np.asarray(p, dtype=np.float64) for p in parts]):
         writer.writerow([repr(float(v)) for v in row])
     return buffer.getvalue()
@@ -340,12 +350,12 @@ def _steps_within(episode: np.ndarray) -> np.ndarray:
 
 
 def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
-    from simreal.envs.mujoco_base import make_base_env, mujoco_env
+    from simreal.envs.mujoco_base import box_space, make_base_env, mujoco_env
 
     env = make_base_env(spec)
     try:
-        obs_dim = env.observation_space.shape[0]
-        act_dim = env.action_space.shape[0]
+        obs_dim = box_space(env.observation_space).shape[0]
+        act_dim = box_space(env.action_space).shape[0]
         nq, nv = mujoco_env(env).model.nq, mujoco_env(env).model.nv
     finally:
         env.close()
@@ -355,7 +365,6 @@ def _check_robot(path: Path, data: Trajectories, spec: RobotSpec) -> None:
         )
     if data.actions.shape[1] != act_dim:
         raise DataError(f"{path}: actions: {data.actions.shape[1]} values per row, {spec.robot} has {act_dim}")
-    if data.qpos is not None and (data.qpos.shape[1] != nq or data.qvel.shape[1] != nv):
-        raise DataError(
-            f"{path}: qpos: {data.qpos.shape[1]} + qvel {data.qvel.shape[1]} values, {spec.robot} has {nq} + {nv}"
-        )
+    if data.states is not None and (data.states[0].shape[1], data.states[1].shape[1]) != (nq, nv):
+        qpos, qvel = data.states
+        raise DataError(f"{path}: qpos: {qpos.shape[1]} + qvel {qvel.shape[1]} values, {spec.robot} has {nq} + {nv}")

@@ -139,6 +139,7 @@ def map_coverage(result: RobustnessMap, seed: int | None = None) -> dict[str, Co
         )
     }
     if result.against is not None:
+        against_training: dict[str, tuple[float, float] | None]
         if result.against_training is None:
             against_training = {axis.name: None for axis in result.axes}
             unknown = "the second policy's training ranges are not recorded in the map"
@@ -161,6 +162,7 @@ def _policy_coverage(
     seed: int,
 ) -> Coverage:
     index = result.nominal_index()
+    nominal_from: str | None
     if index is not None:
         nominal, nominal_from = returns[index], "grid"
     else:

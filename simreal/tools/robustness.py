@@ -111,9 +111,8 @@ def _evaluate_cell(job: _Job) -> list[float]:
     policy = _worker[source]
     setup = policy.setup
     fixed = {n: v for n, v in zip(names, values, strict=True) if n not in EFFECT_NAMES}
-    effects = Effects(
-        **{n: round(v) if n in STEP_EFFECTS else v for n, v in zip(names, values, strict=True) if n not in fixed}
-    )
+    drawn = {n: round(v) if n in STEP_EFFECTS else v for n, v in zip(names, values, strict=True) if n not in fixed}
+    effects = Effects.model_validate(drawn)
     venv = vectorize(EnvFactory(setup.spec, None, fixed, effects), episodes, seed)
     try:
         returns = episode_returns(policy.runner(n_envs=episodes), venv, episodes, seed)

@@ -185,8 +185,9 @@ def _gif_contents(data: bytes) -> tuple[int, float]:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as gif:
+        count = int(getattr(gif, "n_frames", 1))  # a GIF's image has it; PIL's base image type does not say so
         total_ms = 0
-        for index in range(gif.n_frames):
+        for index in range(count):
             gif.seek(index)
             total_ms += gif.info.get("duration", 0)
-        return gif.n_frames, total_ms / 1000
+        return count, total_ms / 1000

@@ -12,20 +12,21 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch.utils.tensorboard import SummaryWriter
 
 from simreal import compat, seeding
 from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
-from simreal.adaptation.rma import train_adapter
+from simreal.adaptation.rma import rma_extractor, train_adapter
 from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError, Interrupted
@@ -39,6 +40,7 @@ from simreal.runs.algorithms import (
     normalized_for,
     resolve_device,
     statistics_of,
+    training_envs,
     warm_start,
 )
 from simreal.runs.rundir import (
@@ -160,10 +162,11 @@ class _StartingPoint:
 def _starting_point(setup: TrainingSetup, run_dir: Path, resume: bool) -> _StartingPoint:
     config = setup.config
     passed_over: list[str] = []
+    checkpoint: Path | None = None
     if resume:
         checkpoint, passed_over = _resume_point(run_dir)
     else:
-        checkpoint = _new_run_dir(run_dir)
+        _new_run_dir(run_dir)
     state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
     if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
@@ -200,9 +203,10 @@ def _build(
     except BaseException:
         venv.close()
         raise
-    if config.adaptation.kind == "rma":
+    extractor = rma_extractor(model)
+    if extractor is not None:
         # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
-        model.policy.features_extractor.use_encoder()
+        extractor.use_encoder()
     return model, schedule
 
 
@@ -210,7 +214,7 @@ def _checkpoint_state(model: BaseAlgorithm, evaluation: TransferEvalCallback, sc
     """What a checkpoint keeps beside the model: the evaluation's and the schedule's state, every env's streams,
     the episodes in progress (replayed on resume, see :mod:`simreal.envs.replay`), what the algorithm and the reward
     normalization carry between rollouts, and the global generators."""
-    venv = model.get_env()
+    venv = training_envs(model)
     return {
         **evaluation.state(),
         "schedule": schedule.state(),
@@ -237,7 +241,7 @@ def _train(
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
     model, schedule = _build(setup, point, device, init)
-    venv = model.get_env()
+    venv = training_envs(model)
     write_config(run_dir, config)
     record_start(run_dir, command, device, point.timesteps)
     # events the interrupted run logged after its checkpoint are hidden; those at the checkpoint's step came before it
@@ -360,7 +364,7 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
     """UP-OSI's second phase: train the estimator on the universal policy's rollouts, log its held-out error per
     round under ``adaptation/``, and write ``osi.pt`` and ``osi.json``."""
     adaptation = setup.config.adaptation
-    env = model.get_env()
+    env = training_envs(model)
     writer = SummaryWriter(log_dir=str(run_dir / "tb"))
 
     def log(round_: int, report: dict[str, Any]) -> None:
@@ -454,7 +458,7 @@ def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[s
     if (checkpoint / VECNORMALIZE).exists():
         venv = load_vecnormalize(checkpoint / VECNORMALIZE, raw)
     model = load_model(checkpoint / MODEL, setup.config.algorithm.name, env=venv, device=device, for_training=True)
-    if (checkpoint / REPLAY_BUFFER).exists():
+    if isinstance(model, OffPolicyAlgorithm) and (checkpoint / REPLAY_BUFFER).exists():
         model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
     # loading queued the run's seeds for every env's next reset: spend them, then put the streams back
     raw.reset()
@@ -500,7 +504,7 @@ def _replay_episodes(
 
 def _global_rng_state() -> dict[str, Any]:
     """torch's and numpy's global generators (the policy's action noise, SAC's replay sampling), JSON-ready."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "torch": torch.get_rng_state().tolist(),
         "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],

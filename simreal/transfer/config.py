@@ -70,7 +70,7 @@ def finetune_settings(source: str, **values: object) -> FinetuneSettings:
         ConfigError: one line naming ``source`` and the field.
     """
     try:
-        return FinetuneSettings(**{k: v for k, v in values.items() if v is not None})
+        return FinetuneSettings.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
 
@@ -90,6 +90,13 @@ class SourceStage(StrictModel):
         if self.run is not None and self.overrides:
             raise ValueError("overrides: only for a config to train, not for an existing run")
         return self
+
+    @property
+    def training_config(self) -> str:
+        """The config to train (a source given as ``config``, not ``run``)."""
+        if self.config is None:
+            raise ValueError("the source is an existing run, not a config to train")
+        return self.config
 
 
 class ZeroShotStage(StrictModel):
@@ -148,7 +155,8 @@ class FinetuneStage(FinetuneSettings):
 
 
 #: The oracle's candidates: the sim policy fine-tuned on the target, a fresh policy trained there from scratch.
-ORACLE_CANDIDATES = ("finetuned", "scratch")
+Candidate = Literal["finetuned", "scratch"]
+ORACLE_CANDIDATES: tuple[Candidate, ...] = ("finetuned", "scratch")
 
 
 class OracleStage(StrictModel):
@@ -167,9 +175,7 @@ class OracleStage(StrictModel):
 
     enabled: bool = True
     run: str | None = None
-    candidates: list[Literal["finetuned", "scratch"]] = Field(
-        default_factory=lambda: list(ORACLE_CANDIDATES), min_length=1
-    )
+    candidates: list[Candidate] = Field(default_factory=lambda: list(ORACLE_CANDIDATES), min_length=1)
     timesteps: int | None = Field(default=None, gt=0)
     lr_scale: float | None = Field(default=None, gt=0)
 

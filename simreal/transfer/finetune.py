@@ -47,13 +47,20 @@ from simreal.errors import ConfigError, DataError
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.fileio import atomic_write_json, read_json
 from simreal.locks import hold
-from simreal.runs.algorithms import new_model, normalized_for, resolve_device, statistics_of, warm_start
+from simreal.runs.algorithms import (
+    new_model,
+    normalized_for,
+    resolve_device,
+    statistics_of,
+    training_envs,
+    warm_start,
+)
 from simreal.runs.config import AdaptationConfig, TrainConfig
 from simreal.runs.policy import LoadedPolicy, load_policy
 from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
 from simreal.runs.setup import TrainingSetup
 from simreal.transfer.config import FinetuneSettings
-from simreal.transfer.layers import depth, fresh_optimizers, policy_layers, set_trainable, standard_optimizers
+from simreal.transfer.layers import Layer, depth, fresh_optimizers, policy_layers, set_trainable, standard_optimizers
 from simreal.transfer.strategies import L2SP, trainable_top
 
 SCHEMA = "simreal.finetune/1"
@@ -175,10 +182,10 @@ def _finetune(
             tracker.close()
             penalty.remove()
             standard_optimizers(model)
-        statistics = statistics_of(model.get_env())
+        statistics = statistics_of(training_envs(model))
         final = evaluation.target(model, statistics, final=True)
         source_after = None if scratch else evaluation.source(model, statistics)
-        save_model(model, model.get_env(), run_dir)
+        save_model(model, training_envs(model), run_dir)
         if dynamics_input is not None and dynamics_input.estimator is not None:
             dynamics_input.estimator.save(run_dir / OSI_FILE)  # the fine-tuned policy keeps its estimator
         record_end(run_dir, model.num_timesteps)
@@ -200,7 +207,7 @@ def _finetune(
         "final": _summary(final["returns"], rng),
         "seconds": time.perf_counter() - started,
     }
-    if not scratch:
+    if source_before is not None and source_after is not None:  # not from scratch
         report["forgetting"] = _forgetting(source_before["returns"], source_after["returns"], rng)
     if against is not None:
         report["against_scratch"] = _against(final["returns"], against, str(baseline), rng)
@@ -310,7 +317,7 @@ class _FinetuneCallback(BaseCallback):
         self,
         settings: FinetuneSettings,
         budget: Budget,
-        layers: list,
+        layers: list[Layer],
         penalty: L2SP,
         evaluation: _Evaluations,
         folder: Path,

@@ -108,7 +108,7 @@ def fresh_optimizers(model: BaseAlgorithm, layer_decay: float = 1.0) -> None:
     by_parameter = {id(p): layer for layer in layers for p in layer.parameters}
 
     def rebuild(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        groups: dict[str, dict] = {}
+        groups: dict[str, dict[str, Any]] = {}
         for parameter in parameters:
             layer = by_parameter.get(id(parameter))
             key = layer.name if layer is not None else "other"

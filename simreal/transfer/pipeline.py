@@ -157,7 +157,7 @@ def _check_target(config: TransferConfig, origin: ConfigSource) -> None:
         if source.run is not None:
             spec = load_policy(source.run).setup.spec
         else:
-            robot = load_config_with_source(source.config, source.overrides)[0].robot
+            robot = load_config_with_source(source.training_config, source.overrides)[0].robot
             spec = load_robot(robot)
     except (ConfigError, DataError, SpecError):
         return  # the source stage reports its own problem, naming its own field
@@ -313,7 +313,7 @@ class _Stages:
         except ConfigError as exc:
             raise ConfigError(f"{overrides_at}: {exc}") from None
         parsed, parsed_source = load_config_with_source(
-            source.config, source.overrides, {key: f"{overrides_at}: {key}" for key in keys}
+            source.training_config, source.overrides, {key: f"{overrides_at}: {key}" for key in keys}
         )
         seed = {"seed": self.origin.where("seed")}
         setup = derive_setup(parsed, {"seed": self.config.seed}, parsed_source, seed, self.origin.where("source"))

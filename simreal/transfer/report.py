@@ -290,7 +290,8 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
         steps = [point["target_steps"] for point in curve]
         means = [point["mean_return"] for point in curve]
         axes.plot(steps, means, marker="o", label=label)
-        axes.fill_between(steps, *zip(*(point["mean_return_ci95"] for point in curve), strict=True), alpha=0.2)
+        lows, highs = zip(*(point["mean_return_ci95"] for point in curve), strict=True)
+        axes.fill_between(steps, lows, highs, alpha=0.2)
     axes.set_xlabel("target steps used")
     axes.set_ylabel(f"return on {report['target']}")
     axes.set_title("sample efficiency on the target")
@@ -303,9 +304,9 @@ def _plots(out: Path, report: dict[str, Any], stages: dict[str, Any]) -> None:
 def _curve_runs(stages: dict[str, Any]) -> list[tuple[str, str]]:
     """The fine-tuning runs with a sample-efficiency curve: from-scratch, fine-tuning and each oracle candidate."""
     runs = [(LABELS[name], stages[name].get("policy")) for name in ("scratch", "finetune") if name in stages]
-    oracle = stages.get("oracle")
-    candidates = (oracle or {}).get("candidates") or {}
-    if oracle is not None and not candidates:
+    oracle = stages.get("oracle") or {}
+    candidates = oracle.get("candidates") or {}
+    if oracle and not candidates:
         runs.append((LABELS["oracle"], oracle.get("policy")))
     for name, candidate in candidates.items():
         suffix = " (the oracle)" if name == oracle["winner"] and len(candidates) > 1 else ""

@@ -74,7 +74,7 @@ class L2SP:
     def distance(self) -> float:
         """``||w - w0||`` over every layer (the quantity the penalty shrinks)."""
         with torch.no_grad():
-            return float(torch.sqrt(sum(((p - start) ** 2).sum() for p, start in self._pairs)))
+            return float(torch.sqrt(sum((((p - start) ** 2).sum() for p, start in self._pairs), torch.zeros(()))))
 
     def remove(self) -> None:
         for handle in self._handles:
