@@ -22,17 +22,24 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.logger import TensorBoardOutputFormat
+    from torch.utils.tensorboard import SummaryWriter
 
-def rollout_state(model: Any) -> tuple[Any, np.ndarray, Any]:
+
+def rollout_state(model: BaseAlgorithm) -> tuple[Any, np.ndarray, Any]:
     """A stable-baselines3 model's ``(last observation, episode starts, last unnormalized observation)``."""
-    return model._last_obs, model._last_episode_starts, getattr(model, "_last_original_obs", None)
+    starts = cast("np.ndarray", model._last_episode_starts)  # set by every rollout
+    return model._last_obs, starts, getattr(model, "_last_original_obs", None)
 
 
-def set_rollout_state(model: Any, obs: Any, episode_starts: np.ndarray, original_obs: Any = None) -> None:
+def set_rollout_state(model: BaseAlgorithm, obs: Any, episode_starts: np.ndarray, original_obs: Any = None) -> None:
     """Give a model the observation its next rollout starts from, which envs begin an episode there, and (with
     VecNormalize) the unnormalized observation."""
     model._last_obs = obs
@@ -41,18 +48,18 @@ def set_rollout_state(model: Any, obs: Any, episode_starts: np.ndarray, original
         model._last_original_obs = original_obs
 
 
-def total_timesteps(model: Any) -> int:
+def total_timesteps(model: BaseAlgorithm) -> int:
     """The timesteps the model's current ``learn()`` runs to, counted from the run's start (``learn``'s own argument
     is what is left of the budget after a resume)."""
     return int(model._total_timesteps)
 
 
-def restart_learning_rate(model: Any) -> None:
+def restart_learning_rate(model: BaseAlgorithm) -> None:
     """Rebuild the model's learning-rate schedule from its ``learning_rate`` (set just before)."""
     model._setup_lr_schedule()
 
 
-def wrap_learning_rate_update(model: Any, after: Callable[[list[Any]], None]) -> None:
+def wrap_learning_rate_update(model: BaseAlgorithm, after: Callable[[list[Any]], None]) -> None:
     """Run ``after(optimizers)`` each time stable-baselines3 sets the schedule's rate on the model's optimizers."""
     update = type(model)._update_learning_rate
 
@@ -60,35 +67,35 @@ def wrap_learning_rate_update(model: Any, after: Callable[[list[Any]], None]) ->
         update(self, optimizers)
         after(optimizers if isinstance(optimizers, list) else [optimizers])
 
-    model._update_learning_rate = types.MethodType(update_then, model)
+    model._update_learning_rate = types.MethodType(update_then, model)  # type: ignore[method-assign]
 
 
-def unwrap_learning_rate_update(model: Any) -> None:
+def unwrap_learning_rate_update(model: BaseAlgorithm) -> None:
     """Undo :func:`wrap_learning_rate_update` (the class's own update again)."""
     model.__dict__.pop("_update_learning_rate", None)
 
 
-def tensorboard_writer(output_format: Any) -> Any:
+def tensorboard_writer(output_format: TensorBoardOutputFormat) -> SummaryWriter:
     """The ``SummaryWriter`` of a stable-baselines3 ``TensorBoardOutputFormat``."""
     return output_format.writer
 
 
-def set_tensorboard_writer(output_format: Any, writer: Any) -> None:
+def set_tensorboard_writer(output_format: TensorBoardOutputFormat, writer: SummaryWriter) -> None:
     """Make a stable-baselines3 ``TensorBoardOutputFormat`` write through ``writer`` (its own one closed)."""
     output_format.writer.close()
     output_format.writer = writer
 
 
-def env_rng(env: Any) -> np.random.Generator | None:
+def env_rng(env: gym.Env[Any, Any]) -> np.random.Generator | None:
     """The generator of a Gymnasium env's own randomness (initial states), or ``None`` before it is seeded."""
     return env.unwrapped._np_random
 
 
-def set_env_rng(env: Any, rng: np.random.Generator | None) -> None:
+def set_env_rng(env: gym.Env[Any, Any], rng: np.random.Generator | None) -> None:
     """Give a Gymnasium env's own randomness this generator."""
     env.unwrapped._np_random = rng
 
 
-def add_summary(writer: Any, summary: Any, step: int) -> None:
+def add_summary(writer: SummaryWriter, summary: Any, step: int) -> None:
     """Write a TensorBoard ``Summary`` protobuf through a torch ``SummaryWriter``."""
     writer._get_file_writer().add_summary(summary, step)

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 import simreal
-from simreal.adaptation.osi import errors, rollouts, train_osi
+from simreal.adaptation.osi import UniversalPolicy, errors, rollouts, train_osi
 from simreal.cli import app
 from simreal.envs.history import History
 from simreal.envs.privileged import DynamicsInput
@@ -113,12 +113,14 @@ def test_osi_training_reduces_its_error_on_held_out_rollouts(tmp_path):
     train(load_setup(path), tmp_path / "run", device="cpu")
     policy = load_policy(tmp_path / "run", true_dynamics=True)
     setup = policy.setup
-    pieces = (policy.model, policy.statistics, setup.spec, setup.ranges, setup.effects, setup.input_layout(), 4)
+    universal = UniversalPolicy(
+        policy.model, policy.statistics, setup.spec, setup.ranges, setup.effects, setup.input_layout(), 4
+    )
     settings = OSIConfig(hidden=[64, 64], iterations=2, episodes=100, epochs=80, batch_size=64)
-    estimator, reports = train_osi(*pieces, settings, seed=0)
+    estimator, reports = train_osi(universal, settings, seed=0)
     assert len(reports) == 2 and reports[1]["samples"] > reports[0]["samples"]  # data aggregated over rounds
-    held_out = rollouts(*pieces, episodes=30, seed=5000)
-    seen = rollouts(*pieces, episodes=100, seed=0)  # the first round's episodes
+    held_out = rollouts(universal, episodes=30, seed=5000)
+    seen = rollouts(universal, episodes=100, seed=0)  # the first round's episodes
     # knowing nothing: the training mean; the estimator must do much better on episodes it never saw
     guess = np.sqrt(np.mean((held_out.targets[:, 0] - seen.targets[:, 0].mean()) ** 2))
     assert errors(estimator, held_out)["slider_gain"]["log_rmse"] < 0.75 * guess

@@ -165,7 +165,8 @@ def test_a_curriculum_never_narrows_when_a_resumed_run_extends_its_budget():
 
 
 def _weakest(inner=None, probability=1.0, bins=4, window=50):
-    from simreal.train.schedules import FixedSchedule, WeakestRegionSchedule
+    from simreal.train.schedules import FixedSchedule
+    from simreal.train.weakest_region import WeakestRegionSchedule
 
     return WeakestRegionSchedule(inner or FixedSchedule(FULL), FULL, probability, bins, window)
 
@@ -258,7 +259,7 @@ def test_the_weakest_region_state_round_trips_through_json():
 
 
 def test_integer_effects_get_one_bin_per_value():
-    from simreal.train.schedules import bin_edges
+    from simreal.train.weakest_region import bin_edges
 
     delay = ParameterRange(low=0, high=2, distribution="integer")
     np.testing.assert_allclose(bin_edges(delay, 8), [-0.5, 0.5, 1.5, 2.5])

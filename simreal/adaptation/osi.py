@@ -114,30 +114,46 @@ class Rollouts:
     targets: np.ndarray
 
 
+@dataclass(frozen=True)
+class UniversalPolicy:
+    """A universal policy and what its estimator learns from: the policy's training distribution and the history
+    the estimator reads.
+
+    Attributes:
+        model: the universal policy.
+        statistics: its observation normalization (``None``: not normalized).
+        spec, ranges, effects: the robot and the distribution the policy trained on.
+        layout: the policy's input (its log-multipliers true).
+        history: the steps of observations and actions the estimator reads.
+    """
+
+    model: BaseAlgorithm
+    statistics: VecNormalize | None
+    spec: RobotSpec
+    ranges: dict[str, ParameterRange]
+    effects: Effects
+    layout: InputLayout
+    history: int
+
+
 def rollouts(
-    model: BaseAlgorithm,
-    statistics: VecNormalize | None,
-    spec: RobotSpec,
-    ranges: dict[str, ParameterRange],
-    effects: Effects,
-    layout: InputLayout,
-    history: int,
+    policy: UniversalPolicy,
     episodes: int,
     seed: int,
     estimator: OSIEstimator | None = None,
     deterministic: bool = False,
 ) -> Rollouts:
-    """Run the universal policy on the training distribution and record (history, true log-multipliers) per step.
+    """Run the universal policy on its training distribution and record (history, true log-multipliers) per step.
 
-    The policy (input ``layout``, its log-multipliers true) is given the true log-multipliers (``estimator`` None)
-    or the estimator's, as it would be deployed. Episode ``i`` is reset with seed ``seed + i``; the policy samples
-    its actions unless ``deterministic``.
+    The policy is given the true log-multipliers (``estimator`` None) or the estimator's, as it would be deployed.
+    Episode ``i`` is reset with seed ``seed + i``; the policy samples its actions unless ``deterministic``.
     """
-    env = make_env(spec, ranges, None, effects)
+    env = make_env(policy.spec, policy.ranges, None, policy.effects)
+    layout = policy.layout
     if estimator is not None:
         layout = replace(layout, source="estimated", estimator_history=estimator.history)
-    runner = PolicyRunner(model, layout, ObservationScaling.of(statistics), estimator, deterministic)
-    buffer = History(history, layout.observation, layout.action)
+    runner = PolicyRunner(policy.model, layout, ObservationScaling.of(policy.statistics), estimator, deterministic)
+    buffer = History(policy.history, layout.observation, layout.action)
     inputs, targets = [], []
     try:
         for episode in range(episodes):
@@ -203,13 +219,7 @@ def errors(
 
 
 def train_osi(
-    model: BaseAlgorithm,
-    statistics: VecNormalize | None,
-    spec: RobotSpec,
-    ranges: dict[str, ParameterRange],
-    effects: Effects,
-    layout: InputLayout,
-    history: int,
+    policy: UniversalPolicy,
     settings: OSISettings,
     seed: int,
     log: Callable[[int, dict[str, Any]], None] | None = None,
@@ -224,20 +234,19 @@ def train_osi(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    pieces = (model, statistics, spec, ranges, effects, layout, history)
-    names = list(layout.dynamics)
-    held_out = rollouts(*pieces, episodes=max(2, settings.episodes // 4), seed=seed + 1_000_000)
+    names = list(policy.layout.dynamics)
+    held_out = rollouts(policy, episodes=max(2, settings.episodes // 4), seed=seed + 1_000_000)
     inputs = held_out.inputs.shape[1]  # history x (observation + action)
     network = OSINetwork(inputs, len(names), list(settings.hidden))
-    estimator = OSIEstimator(network, names, history, {"inputs": inputs, "hidden": list(settings.hidden)})
+    estimator = OSIEstimator(network, names, policy.history, {"inputs": inputs, "hidden": list(settings.hidden)})
     collected: list[Rollouts] = []
     reports = []
     for round_ in range(settings.iterations):
         driving = None if round_ == 0 else estimator
-        collected.append(rollouts(*pieces, settings.episodes, seed + round_ * settings.episodes, driving))
+        collected.append(rollouts(policy, settings.episodes, seed + round_ * settings.episodes, driving))
         data = Rollouts(np.concatenate([r.inputs for r in collected]), np.concatenate([r.targets for r in collected]))
         loss = fit(network, data, settings, rng)
-        held_out_errors = errors(estimator, held_out, dict(layout.offsets))
+        held_out_errors = errors(estimator, held_out, dict(policy.layout.offsets))
         report = {"round": round_, "samples": len(data.inputs), "loss": loss, "held_out": held_out_errors}
         reports.append(report)
         if log is not None:

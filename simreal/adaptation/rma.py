@@ -22,8 +22,12 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 
 class RMASettings(Protocol):
-    """How the adaptation module is trained (:class:`simreal.runs.config.RMAConfig`)."""
+    """How the encoder and the adaptation module are built and trained (:class:`simreal.runs.config.RMAConfig`)."""
 
+    latent: int
+    encoder: list[int]
+    channels: int
+    kernel: int
     iterations: int
     steps: int
     epochs: int
@@ -120,7 +124,7 @@ def rma_extractor(model: BaseAlgorithm) -> RMAExtractor | None:
     return extractor if isinstance(extractor, RMAExtractor) else None
 
 
-def extractor_kwargs(obs_dim: int, act_dim: int, params: int, history: int, settings: Any) -> dict[str, Any]:
+def extractor_kwargs(obs_dim: int, act_dim: int, params: int, history: int, settings: RMASettings) -> dict[str, Any]:
     """The policy keyword arguments that put an :class:`RMAExtractor` in a stable-baselines3 policy."""
     return {
         "features_extractor_class": RMAExtractor,

@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,11 @@ class ExportedPolicy:
         return np.asarray(action[0], dtype=np.float32)
 
 
-def _onnx_session(path: Path) -> Any:
+#: One step of an export: ``(observation, state) -> (action, next state)``.
+_Step = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _onnx_session(path: Path) -> _Step:
     if importlib.util.find_spec("onnxruntime") is None:
         raise SetupError("an ONNX export runs with onnxruntime: pip install 'simreal[export]'")
     import onnxruntime
@@ -198,7 +203,7 @@ def _onnx_session(path: Path) -> Any:
     return run
 
 
-def _torchscript(path: Path) -> Any:
+def _torchscript(path: Path) -> _Step:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript: still runs

@@ -1,5 +1,6 @@
 """Domain-randomized MuJoCo envs: robot specs and targets as data (:mod:`~simreal.envs.spec`), their catalogues
-generated from the compiled model (:mod:`~simreal.envs.generate`), the plain env of a gymnasium id or an entry point
+generated from the compiled model (:mod:`~simreal.envs.generate`) from where each kind applies in it
+(:mod:`~simreal.envs.kinds`), the plain env of a gymnasium id or an entry point
 (:mod:`~simreal.envs.mujoco_base`), the dynamics binding (:mod:`~simreal.envs.dynamics`), seeded random streams that
 a checkpoint saves (:mod:`~simreal.envs.streams`), the physics wrapper (:mod:`~simreal.envs.randomized`), unmodeled
 effects (:mod:`~simreal.envs.effects`), :func:`~simreal.envs.factory.make` (:mod:`~simreal.envs.factory`) and the

@@ -8,6 +8,7 @@ draws effects per episode (training ranges that name effects), it reports them i
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Collection
 from typing import Any, SupportsFloat
@@ -35,7 +36,7 @@ def _drawn(info: dict[str, Any], name: str, current: float) -> float:
     return drawn[name] if drawn and name in drawn else current
 
 
-class _Delay(PartOfTheEnv, gym.Wrapper):
+class _Delay(PartOfTheEnv, gym.Wrapper, ABC):
     """Shared by the delays: a validated whole number of control ``steps`` (an episode's draw replaces it) and the
     queue of what is on its way."""
 
@@ -48,10 +49,15 @@ class _Delay(PartOfTheEnv, gym.Wrapper):
         self.steps = int(steps)
         self._queue: deque[Any] = deque()
 
-    def draw(self, info: dict[str, Any]) -> int:
-        """The episode's delay, from the ``info`` of its reset."""
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
         self.steps = int(_drawn(info, self._effect, self.steps))
-        return self.steps
+        self._queue = self.first_queue(obs)
+        return obs, info
+
+    @abstractmethod
+    def first_queue(self, obs: Any) -> deque[Any]:
+        """What is on its way when an episode starts with ``obs``, for its delay of ``self.steps``."""
 
 
 class ActionDelay(_Delay):
@@ -64,12 +70,9 @@ class ActionDelay(_Delay):
 
     _effect = "action_delay_steps"
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(seed=seed, options=options)
+    def first_queue(self, obs: Any) -> deque[Any]:
         space = box_space(self.action_space)
-        zero = np.zeros(space.shape, dtype=space.dtype)
-        self._queue = deque([zero] * self.draw(info))
-        return obs, info
+        return deque([np.zeros(space.shape, dtype=space.dtype)] * self.steps)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         self._queue.append(np.asarray(action, dtype=self.action_space.dtype))
@@ -87,11 +90,8 @@ class ObservationDelay(_Delay):
 
     _effect = "obs_delay_steps"
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(seed=seed, options=options)
-        steps = self.draw(info)
-        self._queue = deque([obs] * (steps + 1), maxlen=steps + 1)
-        return obs, info
+    def first_queue(self, obs: Any) -> deque[Any]:
+        return deque([obs] * (self.steps + 1), maxlen=self.steps + 1)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)

@@ -22,9 +22,13 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simreal.errors import SetupError
+
+if TYPE_CHECKING:  # MuJoCo is imported only once MUJOCO_GL is settled
+    import gymnasium as gym
+    import mujoco
 
 _OFF = ("disable", "disabled", "off", "false", "0")
 #: Values that leave MuJoCo on its default backend, GLFW (which needs a display).
@@ -208,7 +212,7 @@ def _check_explicit_backend() -> None:
     _checked = True
 
 
-def root_body(model: Any) -> int:
+def root_body(model: mujoco.MjModel) -> int:
     """The body a camera should follow in a MuJoCo model: the first child of the world body that a free or slide
     joint moves (the robot's root: hopper's and ant's torso, the pendulum's cart); else the first child of the world
     with any joint; else the world body (0)."""
@@ -225,7 +229,7 @@ def root_body(model: Any) -> int:
     return 0
 
 
-def follow_robot(env: Any, body: int | None = None) -> None:
+def follow_robot(env: gym.Env[Any, Any], body: int | None = None) -> None:
     """Make a gymnasium MuJoCo env's camera follow its robot: MuJoCo's tracking camera on ``body`` (default:
     :func:`root_body`), which moves its look-at point to that body's subtree centre of mass every frame, at the
     distance and angles of the env's ``default_camera_config``.
@@ -241,7 +245,9 @@ def follow_robot(env: Any, body: int | None = None) -> None:
     """
     import mujoco
 
-    base = env.unwrapped
+    from simreal.envs.mujoco_base import mujoco_env
+
+    base = mujoco_env(env)
     renderer = getattr(base, "mujoco_renderer", None)
     if renderer is None or renderer.camera_id not in (-1, None):
         return

@@ -182,7 +182,7 @@ class ParameterSpec(BaseModel):
         return max(abs(low), abs(high)) if self.offset else 0.0
 
 
-def check_multiplier(kind: str, value: float) -> None:
+def check_multiplier(kind: Kind, value: float) -> None:
     """Raise ``ValueError`` when ``value`` is not a valid value (a multiplier, or an offset of
     :data:`OFFSET_KINDS`) for a parameter of ``kind``."""
     if value != value or value in (float("inf"), float("-inf")):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from simreal import compat
 from simreal.envs.factory import make_env
 from simreal.envs.runner import PolicyRunner
 from simreal.envs.spec import Effects, RobotSpec
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 @dataclass
@@ -101,7 +105,7 @@ def encode_gif(frames: list[np.ndarray], fps: float) -> bytes:
     return buffer.getvalue()
 
 
-def add_video(writer: object, tag: str, frames: list[np.ndarray], step: int, fps: float) -> None:
+def add_video(writer: SummaryWriter, tag: str, frames: list[np.ndarray], step: int, fps: float) -> None:
     """Log frames to TensorBoard as an animated image (the same summary torch's ``add_video`` writes, without its
     moviepy dependency). ``writer`` is a ``torch.utils.tensorboard.SummaryWriter``."""
     from tensorboard.compat.proto.summary_pb2 import Summary
@@ -109,4 +113,4 @@ def add_video(writer: object, tag: str, frames: list[np.ndarray], step: int, fps
     height, width = frames[0].shape[:2]
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encode_gif(frames, fps))
     compat.add_summary(writer, Summary(value=[Summary.Value(tag=tag, image=image)]), step)
-    writer.flush()  # type: ignore[attr-defined]
+    writer.flush()

@@ -16,6 +16,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 
 from simreal.envs.mujoco_base import box_space
@@ -78,7 +79,7 @@ class AsymmetricActorCriticPolicy(_PrivilegedPart, ActorCriticPolicy):
         self,
         observation_space: gym.spaces.Box,
         action_space: gym.spaces.Box,
-        lr_schedule: Any,
+        lr_schedule: Schedule,
         privileged: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -118,7 +119,7 @@ class AsymmetricSACPolicy(_PrivilegedPart, SACPolicy):
         self,
         observation_space: gym.spaces.Box,
         action_space: gym.spaces.Box,
-        lr_schedule: Any,
+        lr_schedule: Schedule,
         privileged: int = 0,
         **kwargs: Any,
     ) -> None:

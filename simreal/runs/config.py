@@ -365,7 +365,7 @@ class AdaptationConfig(StrictModel):
 class RobustObjective(StrictModel):
     """The training objective over the randomized dynamics: ``none``, plain domain randomization (every episode drawn
     from the training distribution, the average return maximized), or ``weakest``: draw more often where the policy
-    is weakest (see :class:`simreal.train.schedules.WeakestRegionSchedule`), so it cannot buy average return by
+    is weakest (see :class:`simreal.train.weakest_region.WeakestRegionSchedule`), so it cannot buy average return by
     giving up a region of its training range. The other fields are the weakest-region objective's (kept, unused,
     with ``none``: one key turns it off).
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from simreal.envs.spec import EFFECT_NAMES, MAX_DELAY, STEP_EFFECTS, RobotSpec, check_multiplier
 from simreal.errors import ConfigError, shown, unknown_name
+
+if TYPE_CHECKING:
+    from simreal.runs.setup import TrainingSetup
 
 #: Default grid points per axis.
 DEFAULT_POINTS = 9
@@ -166,7 +169,7 @@ def parse_span(text: str) -> tuple[float, float]:
         raise ConfigError(f"spans: expected LOW:HIGH (e.g. 0.5:1.5), got {shown(text)}") from None
 
 
-def training_ranges(setup: Any) -> dict[str, tuple[float, float]]:
+def training_ranges(setup: TrainingSetup) -> dict[str, tuple[float, float]]:
     """The training ranges of a resolved run (:class:`~simreal.runs.setup.TrainingSetup`) by name: its drawn
     parameters and effects, and its fixed effects as a point."""
     ranges = {name: (r.low, r.high) for name, r in setup.ranges.items()}

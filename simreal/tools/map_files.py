@@ -9,7 +9,7 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,10 @@ from simreal.fileio import atomic_write_json, replace_dir, staging_dir
 from simreal.tools.coverage import map_coverage
 from simreal.tools.grid import Axis
 from simreal.tools.robustness import RobustnessMap
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
@@ -61,7 +65,7 @@ def write_map(result: RobustnessMap, out: str | os.PathLike[str]) -> Path:
     return replace_dir(staged, out)
 
 
-def plot_map(result: RobustnessMap, rows: list[dict[str, Any]]) -> Any:
+def plot_map(result: RobustnessMap, rows: list[dict[str, Any]]) -> Figure:
     """The map as a matplotlib figure: a curve with its CI band (1-D) or a heatmap (2-D), with the training range
     shaded or framed, the nominal value and each shipped target marked; with a comparison, the difference too."""
     from matplotlib.figure import Figure  # no pyplot: no backend chosen, no global figure state
@@ -126,7 +130,7 @@ def _label(axis: Axis) -> str:
     return f"{axis.name} ({'value' if axis.effect else 'multiplier'})"
 
 
-def _mark_1d(panel: Any, axis: Axis) -> None:
+def _mark_1d(panel: Axes, axis: Axis) -> None:
     if axis.training is not None:
         low, high = axis.training
         panel.axvspan(low, high, color="tab:green", alpha=0.12, label="training range")
@@ -137,7 +141,7 @@ def _mark_1d(panel: Any, axis: Axis) -> None:
                        fontsize="x-small", color="tab:red")  # fmt: skip
 
 
-def _mark_2d(panel: Any, first: Axis, second: Axis) -> None:
+def _mark_2d(panel: Axes, first: Axis, second: Axis) -> None:
     from matplotlib.patches import Rectangle
 
     x0, x1 = first.training or (first.nominal, first.nominal)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,12 +36,16 @@ ERROR = "error.txt"
 SCHEMA = "simreal.sweep/1"
 
 
+JobKind = Literal["train", "transfer"]
+JobStatus = Literal["done", "skipped", "failed"]
+
+
 @dataclass(frozen=True)
 class SweepJob:
     """One job: a config with overrides and a seed, run into ``folder``."""
 
     name: str
-    kind: str  # "train" or "transfer"
+    kind: JobKind
     config: str
     overrides: tuple[str, ...]
     point: tuple[tuple[str, str], ...]  # the grid point: (key, value) pairs
@@ -56,7 +60,7 @@ class JobOutcome:
     """What became of a job: ``done``, ``skipped`` (finished before), or ``failed`` with the error."""
 
     job: SweepJob
-    status: str
+    status: JobStatus
     error: str = ""
     seconds: float = 0.0
 
@@ -111,7 +115,7 @@ def plan_sweep(
         ConfigError: an invalid config for some point, naming the point.
     """
     path = resolve_config_path(config)
-    kind = "transfer" if read_yaml(path, ConfigError).get("kind") == "transfer" else "train"
+    kind: JobKind = "transfer" if read_yaml(path, ConfigError).get("kind") == "transfer" else "train"
     if not seeds:
         raise ConfigError("seeds: at least one seed")
     grid = grid or {}
@@ -135,7 +139,7 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", label)
 
 
-def _validate(kind: str, config: str, settings: list[str]) -> None:
+def _validate(kind: JobKind, config: str, settings: list[str]) -> None:
     if kind == "transfer":
         from simreal.transfer.config import load_transfer_config
 

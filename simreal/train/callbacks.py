@@ -28,7 +28,7 @@ from simreal.fileio import read_json
 from simreal.runs.algorithms import statistics_of
 from simreal.runs.config import TrainConfig, config_table
 from simreal.runs.rundir import BEST, EVAL, save_best, save_checkpoint
-from simreal.train.schedules import Schedule
+from simreal.train.protocol import Schedule
 
 
 def tensorboard_writer(callback: BaseCallback) -> Any:

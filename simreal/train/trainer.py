@@ -2,61 +2,35 @@
 
 One resolved config in (:class:`~simreal.runs.setup.TrainingSetup`), one run directory out
 (:mod:`simreal.runs.rundir`). The library does not print: progress reaches the caller through the stable-baselines3
-callbacks it passes in.
+callbacks it passes in. Where a call starts (a new run, or a checkpoint put back exactly as it stood) is
+:mod:`~simreal.train.resume`'s; the stop on SIGINT and SIGTERM is :mod:`~simreal.train.signals`'.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any
 
-import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch.utils.tensorboard import SummaryWriter
 
 from simreal import compat, seeding
-from simreal.adaptation.osi import OSI_FILE, OSIEstimator, train_osi
+from simreal.adaptation.osi import OSI_FILE, OSIEstimator, UniversalPolicy, train_osi
 from simreal.adaptation.rma import rma_extractor, train_adapter
 from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
-from simreal.errors import ConfigError, DataError, Interrupted
+from simreal.errors import DataError, Interrupted
 from simreal.evaluate.evaluator import TransferEvaluator
-from simreal.fileio import atomic_write_json, read_json
+from simreal.fileio import atomic_write_json
 from simreal.locks import hold
-from simreal.runs.algorithms import (
-    load_model,
-    load_vecnormalize,
-    new_model,
-    normalized_for,
-    resolve_device,
-    statistics_of,
-    training_envs,
-    warm_start,
-)
-from simreal.runs.rundir import (
-    CONFIG,
-    EVAL,
-    MODEL,
-    REPLAY_BUFFER,
-    VECNORMALIZE,
-    clean_leftovers,
-    record_end,
-    record_start,
-    resume_point,
-    save_model,
-    saved_config,
-    write_config,
-)
+from simreal.runs.algorithms import new_model, normalized_for, resolve_device, statistics_of, training_envs, warm_start
+from simreal.runs.rundir import CONFIG, EVAL, record_end, record_start, save_model, write_config
 from simreal.runs.setup import TrainingSetup
 from simreal.train.callbacks import (
     CheckpointEvery,
@@ -66,7 +40,10 @@ from simreal.train.callbacks import (
     ScheduleCallback,
     TransferEvalCallback,
 )
-from simreal.train.schedules import Schedule, build_schedule
+from simreal.train.protocol import Schedule
+from simreal.train.resume import StartingPoint, checkpoint_state, restore, starting_point
+from simreal.train.schedules import build_schedule
+from simreal.train.signals import StopOnSignal
 
 
 @dataclass
@@ -147,39 +124,8 @@ def train(
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
-@dataclass
-class _StartingPoint:
-    """Where a training call starts: the checkpoint (``None``: a new run, or one killed before its first), its
-    state, the timesteps it holds, what a resume passed over, and whether a killed run starts over."""
-
-    checkpoint: Path | None
-    state: dict[str, Any]
-    timesteps: int
-    passed_over: list[str]
-    restarted: bool
-
-
-def _starting_point(setup: TrainingSetup, run_dir: Path, resume: bool) -> _StartingPoint:
-    config = setup.config
-    passed_over: list[str] = []
-    checkpoint: Path | None = None
-    if resume:
-        checkpoint, passed_over = _resume_point(run_dir)
-    else:
-        _new_run_dir(run_dir)
-    state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
-    start = int(state.get("num_timesteps", 0))
-    if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
-        # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)
-        raise ConfigError(f"total_timesteps: {config.total_timesteps}: the run already trained {start} timesteps")
-    if checkpoint is not None and len(state.get("streams") or []) != config.env.n_envs:
-        raise DataError(f"{checkpoint / 'state.json'}: streams: missing or not one per env ({config.env.n_envs})")
-    # a run stopped before its first checkpoint starts over: with the same seed it reaches the same numbers
-    return _StartingPoint(checkpoint, state, start, passed_over, restarted=resume and checkpoint is None)
-
-
 def _build(
-    setup: TrainingSetup, point: _StartingPoint, device: str, init: str | Path | None
+    setup: TrainingSetup, point: StartingPoint, device: str, init: str | Path | None
 ) -> tuple[BaseAlgorithm, Schedule]:
     """The training envs, the schedule and the model: new, warm-started from ``init``, or the checkpoint's."""
     config = setup.config
@@ -199,7 +145,7 @@ def _build(
             layout = setup.input_layout()
             model = new_model(config, normalized_for(venv, config, setup.pinned(layout)), device, layout)
         else:
-            model = _restore(setup, venv, point.checkpoint, point.state, device)
+            model = restore(setup, venv, point.checkpoint, point.state, device)
     except BaseException:
         venv.close()
         raise
@@ -208,22 +154,6 @@ def _build(
         # phase 1 trains on the encoded truth, also when a finished RMA run is resumed with a bigger budget
         extractor.use_encoder()
     return model, schedule
-
-
-def _checkpoint_state(model: BaseAlgorithm, evaluation: TransferEvalCallback, schedule: Schedule) -> dict[str, Any]:
-    """What a checkpoint keeps beside the model: the evaluation's and the schedule's state, every env's streams,
-    the episodes in progress (replayed on resume, see :mod:`simreal.envs.replay`), what the algorithm and the reward
-    normalization carry between rollouts, and the global generators."""
-    venv = training_envs(model)
-    return {
-        **evaluation.state(),
-        "schedule": schedule.state(),
-        "streams": venv.env_method("get_stream_state"),
-        "episodes": venv.env_method("episode_log"),
-        "episode_starts": compat.rollout_state(model)[1].tolist(),
-        "returns": venv.returns.tolist() if isinstance(venv, VecNormalize) else None,
-        "global_rng": _global_rng_state(),
-    }
 
 
 def _train(
@@ -237,7 +167,7 @@ def _train(
 ) -> TrainResult:
     """:func:`train` in a run directory this process holds."""
     config = setup.config
-    point = _starting_point(setup, run_dir, resume)
+    point = starting_point(setup, run_dir, resume)
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
     model, schedule = _build(setup, point, device, init)
@@ -255,9 +185,9 @@ def _train(
         config.checkpoint.frequency,
         run_dir,
         config.checkpoint.keep,
-        lambda: _checkpoint_state(model, evaluation, schedule),
+        lambda: checkpoint_state(model, evaluation, schedule),
     )
-    stop = _StopOnSignal()  # last: it sees each step after the others have
+    stop = StopOnSignal()  # last: it sees each step after the others have
     scheduling = [ScheduleCallback(schedule)] if config.randomization.enabled else []
     videos = [_videos(setup)] if config.eval.video_steps else []
     everything = CallbackList(
@@ -288,7 +218,7 @@ def _train(
 def _learn(
     model: BaseAlgorithm,
     callbacks: CallbackList,
-    stop: _StopOnSignal,
+    stop: StopOnSignal,
     total: int,
     new: bool,
     checkpoints: CheckpointEvery,
@@ -375,14 +305,11 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
         writer.flush()
 
     try:
+        universal = UniversalPolicy(
+            model, statistics_of(env), setup.spec, setup.ranges, setup.effects, setup.input_layout(), adaptation.history
+        )
         estimator, reports = train_osi(
-            model,
-            statistics_of(env),
-            setup.spec,
-            setup.ranges,
-            setup.effects,
-            setup.input_layout(),
-            adaptation.history,
+            universal,
             adaptation.osi,
             seed=setup.config.seed + seeding.OSI,
             log=log,
@@ -392,131 +319,6 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
     estimator.save(run_dir / OSI_FILE)
     atomic_write_json(run_dir / "osi.json", {"parameters": list(setup.adaptive), "rounds": reports})
     return estimator
-
-
-def _new_run_dir(run_dir: Path) -> None:
-    if (run_dir / CONFIG).exists():
-        raise ConfigError(f"{run_dir}: already holds a run (resume it, or choose another run directory)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
-    """The newest intact checkpoint (``None``: the run never wrote one), and what was wrong with the newer ones
-    passed over.
-
-    Raises:
-        DataError: every checkpoint the run wrote is damaged.
-    """
-    clean_leftovers(run_dir)
-    point = resume_point(run_dir)
-    if point.folder is None and point.passed_over:
-        raise DataError(f"{run_dir}: no intact checkpoint to resume from ({'; '.join(point.passed_over)})")
-    return point.folder, point.passed_over
-
-
-class _StopOnSignal(BaseCallback):
-    """While training, SIGINT and SIGTERM ask the training to stop at its next step (a second SIGINT stops at once,
-    as Python's default does). A context manager: installs the handlers on entry in the main thread (signals reach
-    no other), puts the previous ones back on exit."""
-
-    EXIT_CODES: ClassVar[dict[int, int]] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.signal_name: str | None = None
-        self.exit_code = 0
-        self.dones: Any = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for number in self.EXIT_CODES:
-                self._previous[number] = signal.signal(number, self._asked)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous.clear()
-
-    def _asked(self, number: int, frame: object) -> None:
-        self.signal_name, self.exit_code = signal.Signals(number).name, self.EXIT_CODES[number]
-        if number == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def _on_step(self) -> bool:
-        if self.signal_name is None:
-            return True
-        self.dones = self.locals.get("dones")  # the step just taken: whether it began new episodes
-        return False
-
-
-def _restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
-    """The checkpoint's model on ``venv``, every env continuing its random streams from the checkpoint."""
-    streams = state["streams"]
-    raw = venv
-    if (checkpoint / VECNORMALIZE).exists():
-        venv = load_vecnormalize(checkpoint / VECNORMALIZE, raw)
-    model = load_model(checkpoint / MODEL, setup.config.algorithm.name, env=venv, device=device, for_training=True)
-    if isinstance(model, OffPolicyAlgorithm) and (checkpoint / REPLAY_BUFFER).exists():
-        model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
-    # loading queued the run's seeds for every env's next reset: spend them, then put the streams back
-    raw.reset()
-    episodes = state.get("episodes")
-    if episodes and all(log is not None for log in episodes):
-        _replay_episodes(model, venv, raw, episodes, state)
-    else:
-        # a checkpoint without its episodes (written before they were kept, or an episode too long to keep):
-        # begin new episodes from the restored streams
-        for index, env_state in enumerate(streams):
-            raw.env_method("set_stream_state", env_state, indices=[index])
-        # stable-baselines3's load() clears the last observation, and learn() would then reset every env with its
-        # initial seed, replaying the streams from their start: start the episodes here, from the restored streams
-        obs = venv.reset()
-        original = venv.get_original_obs() if isinstance(venv, VecNormalize) else None
-        compat.set_rollout_state(model, obs, np.ones((venv.num_envs,), dtype=bool), original)
-    # loading also reseeded torch and numpy with the run's seed: the policy's sampling continues where it stood
-    _restore_global_rng(state.get("global_rng"))
-    return model
-
-
-def _replay_episodes(
-    model: BaseAlgorithm, venv: VecEnv, raw: VecEnv, episodes: list[dict[str, Any]], state: dict[str, Any]
-) -> None:
-    """Put every env back in the middle of the episode it was in at the checkpoint, by replaying the episode, and
-    give the algorithm the observations, episode starts and return statistics it had there: the resumed run then
-    takes exactly the steps the interrupted one would have taken."""
-    observations = []
-    for index, log in enumerate(episodes):
-        obs, rewards = raw.env_method("replay_episode", log, indices=[index])[0]
-        raw.set_attr("rewards", rewards, indices=[index])  # the Monitor's return of the episode so far
-        observations.append(obs)
-    original = np.stack(observations)
-    starts = state.get("episode_starts", [False] * raw.num_envs)
-    if isinstance(venv, VecNormalize):
-        venv.old_obs = original
-        if state.get("returns") is not None:
-            venv.returns = np.asarray(state["returns"], dtype=np.float64)
-        compat.set_rollout_state(model, venv.normalize_obs(original), starts, original)
-    else:
-        compat.set_rollout_state(model, original, starts)
-
-
-def _global_rng_state() -> dict[str, Any]:
-    """torch's and numpy's global generators (the policy's action noise, SAC's replay sampling), JSON-ready."""
-    kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
-    return {
-        "torch": torch.get_rng_state().tolist(),
-        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
-    }
-
-
-def _restore_global_rng(state: dict[str, Any] | None) -> None:
-    if not state:
-        return
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
 class _TensorBoard(TensorBoardOutputFormat):
