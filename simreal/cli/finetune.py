@@ -14,6 +14,11 @@ from simreal.cli.common import console, err_console, one_line_errors, require_tr
 from simreal.errors import ConfigError
 
 
+def _flag(default: bool, declaration: str, description: str) -> Any:
+    """A boolean option shown in ``--help`` without a metavar."""
+    return typer.Option(default, declaration, help=description, metavar="")
+
+
 @one_line_errors(flags={"baseline": "--baseline"})
 def finetune(
     run: Path = typer.Argument(..., help="The sim-trained run directory (or a model file inside one)."),
@@ -28,28 +33,19 @@ def finetune(
     layer_decay: float = typer.Option(
         1.0, "--layer-decay", help="Each layer below the top learns this many times slower (ULMFiT: 2.6)."
     ),
-    update_normalization: bool = typer.Option(
-        False,
-        "--update-normalization",
-        help="Keep updating the source's normalization statistics on the target.",
-        metavar="",
+    update_normalization: bool = _flag(
+        False, "--update-normalization", "Keep updating the source's normalization statistics on the target."
     ),
-    count_eval: bool = typer.Option(
-        True,
-        "--count-eval/--no-count-eval",
-        help="Curve evaluations count against --steps (else reported apart).",
-        metavar="",
+    count_eval: bool = _flag(
+        True, "--count-eval/--no-count-eval", "Curve evaluations count against --steps (else reported apart)."
     ),
     eval_every: int = typer.Option(
         None, "--eval-every", help="Target steps between curve evaluations (default: steps/5)."
     ),
     eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per curve evaluation."),
     final_episodes: int = typer.Option(20, "--final-episodes", help="Episodes of the final evaluation."),
-    from_scratch: bool = typer.Option(
-        False,
-        "--from-scratch",
-        help="The baseline: a fresh policy (the run's config) trained on the target.",
-        metavar="",
+    from_scratch: bool = _flag(
+        False, "--from-scratch", "The baseline: a fresh policy (the run's config) trained on the target."
     ),
     baseline: Path = typer.Option(
         None, "--baseline", help="A --from-scratch run with the same budget: report negative transfer against it."
@@ -85,9 +81,7 @@ def finetune(
     )
     if settings.strategy == "scratch" and baseline is not None:
         raise ConfigError("--baseline: the from-scratch run is the baseline itself")
-    name = Path(run).resolve().name if Path(run).is_dir() else Path(run).resolve().parent.name
-    target_name = Path(target).stem
-    folder = run_dir or Path("runs") / f"{name}_ft_{target_name}_{settings.strategy}_{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = run_dir or _default_run_dir(run, target, settings.strategy)
     result = run_finetune(
         run,
         target,
@@ -98,7 +92,19 @@ def finetune(
         callbacks=[RichProgress(settings.steps, err_console, description=settings.strategy)],
         command=sys.argv,
     )
-    console.print(finetune_table(result.report, f"{result.report['robot']} on {result.report['target']}: {folder}"))
+    _print_result(result.report, folder)
+
+
+def _default_run_dir(run: Path, target: str, strategy: str) -> Path:
+    """``runs/<run>_ft_<target>_<strategy>_<time>``: ``run`` a run directory or a model file inside one."""
+    name = Path(run).resolve().name if Path(run).is_dir() else Path(run).resolve().parent.name
+    target_name = Path(target).stem
+    return Path("runs") / f"{name}_ft_{target_name}_{strategy}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _print_result(report: dict[str, Any], folder: Path) -> None:
+    """The report's table, and where TensorBoard finds the run's curves."""
+    console.print(finetune_table(report, f"{report['robot']} on {report['target']}: {folder}"))
     console.print(f"TensorBoard: tensorboard --logdir {folder / 'tb'}")
 
 

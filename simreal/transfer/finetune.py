@@ -4,6 +4,8 @@ The fine-tuned run directory is a run directory like any other (``config.yaml``,
 ``vecnormalize.pkl``, ``tb/``), so ``simreal evaluate`` and ``simreal collect`` take it as they are; ``finetune.json``
 adds what fine-tuning measured: the sample-efficiency curve (target return against target steps used), the final
 target return, forgetting (the drop in source return), and negative transfer against a from-scratch baseline.
+The envs it evaluates on are :mod:`~simreal.transfer.finetune_evaluations`'s; the report's statistics, and the
+baseline's reading, :mod:`~simreal.transfer.finetune_report`'s.
 
 stable-baselines3 pitfalls handled here:
 
@@ -31,21 +33,18 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
-from simreal import seeding
 from simreal.adaptation.osi import OSI_FILE
 from simreal.envs.factory import robot_sizes
 from simreal.envs.inputs import InputLayout
-from simreal.envs.mujoco_base import episode_limit
-from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
-from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
+from simreal.envs.privileged import DynamicsInputSpec
 from simreal.envs.spec import TargetSpec, load_target
 from simreal.envs.vector import EnvFactory, vectorize
-from simreal.errors import ConfigError, DataError
-from simreal.evaluate.gap import mean_return_ci, reality_gap
-from simreal.fileio import atomic_write_json, read_json
+from simreal.errors import ConfigError
+from simreal.evaluate.gap import mean_return_ci
+from simreal.fileio import atomic_write_json
 from simreal.locks import hold
 from simreal.runs.algorithms import (
     new_model,
@@ -60,11 +59,10 @@ from simreal.runs.policy import LoadedPolicy, load_policy
 from simreal.runs.rundir import CONFIG, record_end, record_start, save_model, write_config
 from simreal.runs.setup import TrainingSetup
 from simreal.transfer.config import FinetuneSettings
+from simreal.transfer.finetune_evaluations import Evaluations
+from simreal.transfer.finetune_report import REPORT, SCHEMA, against_scratch, forgetting, read_baseline, summary
 from simreal.transfer.layers import Layer, depth, fresh_optimizers, policy_layers, set_trainable, standard_optimizers
 from simreal.transfer.strategies import L2SP, trainable_top
-
-SCHEMA = "simreal.finetune/1"
-REPORT = "finetune.json"
 
 
 @dataclass
@@ -154,7 +152,7 @@ def _finetune(
     setup = policy.setup
     target_name, target_spec = load_target(setup.spec, target)
     scratch = settings.strategy == "scratch"
-    against = _read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
+    against = read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (choose another run directory)")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -162,26 +160,11 @@ def _finetune(
     torch.set_num_threads(config.torch_threads or 1)
 
     venv = vectorize(_on_target(setup, target_spec, dynamics_input), config.env.n_envs, settings.seed)
-    evaluation = _Evaluations(setup, target_spec, settings, layout, None if scratch else policy.estimator)
+    evaluation = Evaluations(setup, target_spec, settings, layout, None if scratch else policy.estimator)
     try:
         model = _model(policy, config, venv, settings, device, layout)
         source_before = None if scratch else evaluation.source(model, policy.statistics)
-        layers = policy_layers(model)
-        fresh_optimizers(model, settings.layer_decay)
-        penalty = L2SP(layers, settings.l2sp)
-        set_random_seed(settings.seed, using_cuda=device == "cuda")
-        write_config(run_dir, config)
-        record_start(run_dir, command, device, 0)
-        model.set_logger(Logger(str(run_dir / "tb"), [TensorBoardOutputFormat(str(run_dir / "tb"))]))
-        budget = Budget(settings.steps, settings.count_eval)
-        tracker = _FinetuneCallback(settings, budget, layers, penalty, evaluation, run_dir / "tb")
-        try:
-            model.learn(settings.steps, callback=CallbackList([tracker, *callbacks]), reset_num_timesteps=True)
-            tracker.finish()
-        finally:
-            tracker.close()
-            penalty.remove()
-            standard_optimizers(model)
+        tracker, penalty = _learn(model, config, settings, run_dir, device, command, evaluation, callbacks)
         statistics = statistics_of(training_envs(model))
         final = evaluation.target(model, statistics, final=True)
         source_after = None if scratch else evaluation.source(model, statistics)
@@ -201,18 +184,54 @@ def _finetune(
         "algorithm": config.algorithm.name,
         "target": target_name,
         "settings": {**settings.model_dump(), "lr_scale": settings.learning_rate_scale},
-        "budget": {**budget.as_dict(), "eval_counted": settings.count_eval, "final_eval_steps": final["steps"]},
+        "budget": {**tracker.budget.as_dict(), "eval_counted": settings.count_eval, "final_eval_steps": final["steps"]},
         **tracker.summary(),
         "l2sp_distance": penalty.distance(),
-        "final": _summary(final["returns"], rng),
+        "final": summary(final["returns"], rng),
         "seconds": time.perf_counter() - started,
     }
     if source_before is not None and source_after is not None:  # not from scratch
-        report["forgetting"] = _forgetting(source_before["returns"], source_after["returns"], rng)
+        report["forgetting"] = forgetting(source_before["returns"], source_after["returns"], rng)
     if against is not None:
-        report["against_scratch"] = _against(final["returns"], against, str(baseline), rng)
+        report["against_scratch"] = against_scratch(final["returns"], against, str(baseline), rng)
     atomic_write_json(run_dir / REPORT, report)
     return FinetuneResult(run_dir, report)
+
+
+def _learn(
+    model: BaseAlgorithm,
+    config: TrainConfig,
+    settings: FinetuneSettings,
+    run_dir: Path,
+    device: str,
+    command: list[str] | None,
+    evaluation: Evaluations,
+    callbacks: Sequence[BaseCallback],
+) -> tuple[_FinetuneCallback, L2SP]:
+    """Train ``model`` on the target until the budget is spent, with fresh optimizers (one group per layer), the
+    L2-SP penalty and the strategy's trainable layers; the run directory records the start. The standard optimizers
+    are back after.
+
+    Returns:
+        The callback (its budget, curve and schedule of trainable layers) and the penalty (its distance).
+    """
+    layers = policy_layers(model)
+    fresh_optimizers(model, settings.layer_decay)
+    penalty = L2SP(layers, settings.l2sp)
+    set_random_seed(settings.seed, using_cuda=device == "cuda")
+    write_config(run_dir, config)
+    record_start(run_dir, command, device, 0)
+    model.set_logger(Logger(str(run_dir / "tb"), [TensorBoardOutputFormat(str(run_dir / "tb"))]))
+    budget = Budget(settings.steps, settings.count_eval)
+    tracker = _FinetuneCallback(settings, budget, layers, penalty, evaluation, run_dir / "tb")
+    try:
+        model.learn(settings.steps, callback=CallbackList([tracker, *callbacks]), reset_num_timesteps=True)
+        tracker.finish()
+    finally:
+        tracker.close()
+        penalty.remove()
+        standard_optimizers(model)
+    return tracker, penalty
 
 
 def _on_target(setup: TrainingSetup, target: TargetSpec, dynamics_input: DynamicsInputSpec | None) -> EnvFactory:
@@ -242,18 +261,6 @@ def _recipe(
     return setup.config.model_copy(update=plain), None, InputLayout(*robot_sizes(setup.spec), history=setup.history)
 
 
-def _forgetting(before: list[float], after: list[float], rng: np.random.Generator) -> dict[str, Any]:
-    """The source's return before and after fine-tuning, and the drop with its 95% bootstrap interval."""
-    drop = reality_gap(before, after, rng)
-    return {
-        "source_before": _summary(before, rng),
-        "source_after": _summary(after, rng),
-        "drop": drop.gap,
-        "drop_ci95": list(drop.gap_ci),
-        "relative_drop": drop.relative_gap,
-    }
-
-
 def _model(
     policy: LoadedPolicy,
     config: TrainConfig,
@@ -269,46 +276,6 @@ def _model(
     return new_model(config, normalized_for(venv, config), device, layout)
 
 
-class _Evaluations:
-    """The target envs of the curve and of the final evaluation, and the source env (nominal dynamics) that
-    measures forgetting. Each is reseeded before every evaluation: successive evaluations see the same episodes."""
-
-    def __init__(
-        self,
-        setup: TrainingSetup,
-        target: TargetSpec,
-        settings: FinetuneSettings,
-        layout: InputLayout,
-        estimator: DynamicsEstimator | None,
-    ) -> None:
-        self.seed = settings.seed + seeding.EVALUATION
-        self.layout, self.estimator = layout, estimator
-        spec = setup.spec
-        on_target = EnvFactory(spec, fixed=target.parameters, effects=target.effects)
-        self._curve = vectorize(on_target, settings.eval_episodes, self.seed)
-        self._final = vectorize(on_target, settings.final_episodes, self.seed)
-        self._source = vectorize(EnvFactory(spec), settings.final_episodes, self.seed)
-        self.max_episode_steps = episode_limit(spec)
-        self.curve_episodes = settings.eval_episodes
-
-    def target(self, model: BaseAlgorithm, statistics: VecNormalize | None, final: bool = False) -> dict[str, Any]:
-        return self._run(model, self._final if final else self._curve, statistics)
-
-    def source(self, model: BaseAlgorithm, statistics: VecNormalize | None) -> dict[str, Any]:
-        return self._run(model, self._source, statistics)
-
-    def _run(self, model: BaseAlgorithm, venv: VecEnv, statistics: VecNormalize | None) -> dict[str, Any]:
-        scaling = ObservationScaling.of(statistics)
-        runner = PolicyRunner(model, self.layout, scaling, self.estimator, n_envs=venv.num_envs)
-        stats = run_episodes(runner, venv, venv.num_envs, self.seed)
-        # the steps of the recorded episodes: what the same evaluation would cost on a robot
-        return {"returns": stats.returns, "steps": int(np.sum(stats.lengths))}
-
-    def close(self) -> None:
-        for venv in (self._curve, self._final, self._source):
-            venv.close()
-
-
 class _FinetuneCallback(BaseCallback):
     """Keeps the budget, evaluates on the target along the way (the sample-efficiency curve, logged under
     ``transfer/`` against target steps used), and unfreezes layers on ``progressive``'s schedule."""
@@ -319,7 +286,7 @@ class _FinetuneCallback(BaseCallback):
         budget: Budget,
         layers: list[Layer],
         penalty: L2SP,
-        evaluation: _Evaluations,
+        evaluation: Evaluations,
         folder: Path,
     ) -> None:
         super().__init__()
@@ -405,40 +372,3 @@ class _FinetuneCallback(BaseCallback):
 
     def close(self) -> None:
         self.writer.close()
-
-
-def _summary(returns: list[float], rng: np.random.Generator) -> dict[str, Any]:
-    low, high = mean_return_ci([returns], rng)
-    return {"mean_return": float(np.mean(returns)), "mean_return_ci95": [low, high], "returns": returns}
-
-
-def _read_baseline(path: str | Path, setup: TrainingSetup, target: str, settings: FinetuneSettings) -> dict[str, Any]:
-    report = read_json(Path(path) / REPORT)
-    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-        raise DataError(f"{path}: baseline: not a fine-tuning run (no readable {REPORT})")
-    checks = {
-        "robot": (report.get("robot"), setup.spec.robot),
-        "target": (report.get("target"), target),
-        "settings.strategy": ((report.get("settings") or {}).get("strategy"), "scratch"),
-        "budget.steps": ((report.get("budget") or {}).get("steps"), settings.steps),
-    }
-    for field, (theirs, ours) in checks.items():
-        if theirs != ours:
-            raise ConfigError(f"{path}/{REPORT}: {field}: {theirs!r}, expected {ours!r} for a from-scratch baseline")
-    return report
-
-
-def _against(returns: list[float], baseline: dict[str, Any], path: str, rng: np.random.Generator) -> dict[str, Any]:
-    """Fine-tuned minus from-scratch final target return, with its CI; negative transfer when the whole interval is
-    below 0, positive when above, else inconclusive."""
-    theirs = baseline["final"]["returns"]
-    difference = reality_gap(returns, theirs, rng)  # ours - theirs
-    low, high = difference.gap_ci
-    verdict = "negative" if high < 0 else "positive" if low > 0 else "inconclusive"
-    return {
-        "baseline": path,
-        "scratch_mean_return": float(np.mean(theirs)),
-        "difference": difference.gap,
-        "difference_ci95": [low, high],
-        "transfer": verdict,
-    }

@@ -10,8 +10,10 @@ the same episodes. ``pipeline.json`` records each finished stage, and each finis
 is still to train (``partial``); a killed pipeline continues from the last finished one (an interrupted training
 stage continues from its checkpoint, others start over; an oracle candidate that finished is not trained again).
 
-Every training config a stage uses is derived from the resolved source config (:mod:`simreal.transfer.derive`): a
-copy with the stage's changes, validated again; an error names the pipeline config's field that set the value.
+Every training config a stage uses is derived from the resolved source config (:mod:`simreal.transfer.stage_setups`,
+through :mod:`simreal.transfer.derive`): a copy with the stage's changes, validated again; an error names the pipeline
+config's field that set the value. The state file's checks and the stages' folders are in
+:mod:`simreal.transfer.pipeline_folder`.
 
 Layout of the output folder::
 
@@ -26,7 +28,6 @@ Layout of the output folder::
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,29 +38,24 @@ import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
-from simreal.envs.spec import load_robot, load_target, robot_label
-from simreal.errors import ConfigError, DataError, SpecError, shown
+from simreal.envs.spec import load_target
+from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import evaluate_run
 from simreal.evaluate.gap import reality_gap
 from simreal.fileio import atomic_write_json, atomic_write_text, read_json
 from simreal.locks import LOCK, hold
-from simreal.runs.config import (
-    ConfigSource,
-    FixedScheduleConfig,
-    from_sysid_file,
-    load_config_with_source,
-    parse_overrides,
-)
+from simreal.runs.config import ConfigSource
 from simreal.runs.policy import load_policy
-from simreal.runs.rundir import CONFIG, MODEL, resume_point, run_dir_of, saved_config
+from simreal.runs.rundir import MODEL, run_dir_of, saved_config
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify
 from simreal.sysid.trajectories import save_trajectories, split_holdout
 from simreal.train.trainer import train
-from simreal.transfer.config import FinetuneSettings, TransferConfig, finetune_settings
-from simreal.transfer.derive import derive_setup
+from simreal.transfer.config import FinetuneSettings, TransferConfig
 from simreal.transfer.finetune import finetune
+from simreal.transfer.pipeline_folder import check_state_paths, first_difference, fresh_folder, training_folder
 from simreal.transfer.report import write_report
+from simreal.transfer.stage_setups import check_target, identified_setup, oracle_settings, source_setup
 
 SCHEMA = "simreal.pipeline/1"
 STATE = "pipeline.json"
@@ -108,7 +104,7 @@ def run_pipeline(
     """
     out = Path(out)
     origin = ConfigSource(origin) if isinstance(origin, str) else origin
-    _check_target(config, origin)  # before anything is written: a wrong target leaves no state behind
+    check_target(config, origin)  # before anything is written: a wrong target leaves no state behind
     with hold(out, "pipeline folder"):
         return _run_stages(config, out, device, progress, on_stage, origin)
 
@@ -146,28 +142,14 @@ def _run_stages(
     return PipelineResult(out, report)
 
 
-def _check_target(config: TransferConfig, origin: ConfigSource) -> None:
-    """The target is one of the source robot's (a name or a YAML file that fits it).
+def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
+    """The pipeline's state in ``out``: a new one for a new folder (or one where nothing began), else the recorded
+    one, its paths checked.
 
     Raises:
-        ConfigError: naming the pipeline config's ``target`` field.
+        ConfigError: ``out`` holds something else, or a pipeline that began with another config.
+        DataError: ``pipeline.json`` is not a pipeline's state, or names a path outside ``out``.
     """
-    source = config.source
-    try:
-        if source.run is not None:
-            spec = load_policy(source.run).setup.spec
-        else:
-            robot = load_config_with_source(source.training_config, source.overrides)[0].robot
-            spec = load_robot(robot)
-    except (ConfigError, DataError, SpecError):
-        return  # the source stage reports its own problem, naming its own field
-    try:
-        load_target(spec, config.target)
-    except SpecError as exc:
-        raise ConfigError(f"{origin.where('target')}: {exc}") from None
-
-
-def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
     wanted = config.model_dump(mode="json")
     state = read_json(out / STATE)
     if state is None:
@@ -179,7 +161,7 @@ def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
         return state
     if state.get("schema") != SCHEMA or not isinstance(state.get("stages"), dict):
         raise DataError(f"{out / STATE}: not a simreal pipeline state")
-    _check_state_paths(state, out, config.source.run)
+    check_state_paths(state, out / STATE, config.source.run)
     started = state["stages"] or any(p.name not in (STATE, LOCK) for p in out.iterdir())
     if state.get("config") != wanted and not started:
         # nothing started under the old config: nothing to mix, the new one starts afresh
@@ -187,46 +169,12 @@ def _state(config: TransferConfig, out: Path) -> dict[str, Any]:
         atomic_write_json(out / STATE, state)
         return state
     if state.get("config") != wanted:
-        differing = _first_difference(state.get("config"), wanted)
+        differing = first_difference(state.get("config"), wanted)
         raise ConfigError(
             f"{out}: holds a pipeline run with another config ({differing} differs); continue it with the same "
             "config, or choose another output folder"
         )
     return state
-
-
-#: The fields of a stage's record that hold a path.
-PATH_FIELDS = ("policy", "identified")
-
-
-def _check_state_paths(state: dict[str, Any], out: Path, source_run: str | None) -> None:
-    """Every path a stage recorded is inside the pipeline's folder, or is the config's own source run: a state
-    edited to point elsewhere never makes a stage read another folder's files.
-
-    Raises:
-        DataError: naming the stage's field.
-    """
-    inside = out.resolve()
-    for stage, record in state["stages"].items():
-        if not isinstance(record, dict):
-            raise DataError(f"{out / STATE}: stages.{stage}: expected an object")
-        nested = [(f"candidates.{name}.", c) for name, c in (record.get("candidates") or {}).items()]
-        for prefix, fields in [("", record), *nested]:
-            for key in PATH_FIELDS:
-                value = fields.get(key) if isinstance(fields, dict) else None
-                if value is None:
-                    continue
-                allowed = source_run is not None and value == str(Path(source_run))  # zero-shot's policy too
-                if not isinstance(value, str) or not (allowed or Path(value).resolve().is_relative_to(inside)):
-                    raise DataError(f"{out / STATE}: stages.{stage}.{prefix}{key}: {shown(value)} is outside {out}")
-
-
-def _first_difference(before: Any, after: Any, prefix: str = "") -> str:
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in [*after, *(k for k in before if k not in after)]:
-            if before.get(key) != after.get(key):
-                return _first_difference(before.get(key), after.get(key), f"{prefix}.{key}" if prefix else key)
-    return prefix or "config"
 
 
 class _Stages:
@@ -257,22 +205,6 @@ class _Stages:
     @property
     def source_run(self) -> Path:
         return Path(self.state["stages"]["source"]["policy"])
-
-    def _fresh(self, name: str) -> Path:
-        """The stage's folder (``name``: relative to the output folder), emptied of what an interrupted attempt
-        left."""
-        folder = self.out / name
-        if folder.exists():
-            shutil.rmtree(folder)
-        return folder
-
-    def _training_folder(self, name: str) -> tuple[Path, bool]:
-        """A training stage's run directory, and whether an interrupted attempt left a checkpoint to resume from
-        (else it starts empty)."""
-        folder = self.out / name
-        if folder.exists() and resume_point(folder).folder is not None:
-            return folder, True
-        return self._fresh(name), False
 
     def _evaluate(self, name: str, policy: Path) -> dict[str, Any]:
         report = evaluate_run(
@@ -306,19 +238,9 @@ class _Stages:
             policy = load_policy(source.run)  # fails early, with one line, on a missing or corrupt run
             load_target(policy.setup.spec, self.config.target)
             return {"policy": str(Path(source.run)), "target_steps": 0, "trained": False}
-        # the user's overrides are --set strings; the pipeline's own change (its seed) is a copy of the parsed config
-        overrides_at = self.origin.where("source.overrides")
-        try:
-            keys = [key for key, _ in parse_overrides(source.overrides)]
-        except ConfigError as exc:
-            raise ConfigError(f"{overrides_at}: {exc}") from None
-        parsed, parsed_source = load_config_with_source(
-            source.training_config, source.overrides, {key: f"{overrides_at}: {key}" for key in keys}
-        )
-        seed = {"seed": self.origin.where("seed")}
-        setup = derive_setup(parsed, {"seed": self.config.seed}, parsed_source, seed, self.origin.where("source"))
+        setup = source_setup(self.config, self.origin)
         load_target(setup.spec, self.config.target)
-        folder, resume = self._training_folder("source")
+        folder, resume = training_folder(self.out, "source")
         callbacks = self.progress("source", setup.config.total_timesteps)
         train(setup, folder, device=self.device, resume=resume, callbacks=callbacks)
         return {"policy": str(folder), "target_steps": 0, "trained": True}
@@ -328,7 +250,7 @@ class _Stages:
 
     def sysid(self) -> dict[str, Any]:
         settings = self.stages.sysid
-        folder = self._fresh("sysid")
+        folder = fresh_folder(self.out, "sysid")
         folder.mkdir(parents=True)
         robot = load_policy(self.source_run).setup.spec  # a robot of one's own too, not only a shipped name
         recording = collect(self.source_run, robot, self.config.target, settings.episodes, self.config.seed)
@@ -363,50 +285,8 @@ class _Stages:
 
     def identified(self) -> dict[str, Any]:
         settings, sysid = self.stages.identified, self.state["stages"]["sysid"]
-        identified = Path(sysid["identified"]).resolve()
-        details = read_json(identified.parent / "sysid.json")
-        run_dir = run_dir_of(self.source_run)
-        base = saved_config(run_dir)
-        stage_at = self.origin.where("stages.identified")
-        ranges_at = f"{stage_at}: randomization.ranges from {identified}"
-        ranges, _ = from_sysid_file(str(identified), robot_label(base.robot), ranges_at)
-        # a parameter the data could not pin down keeps the source's training range (its interval may be its limits)
-        identifiable = {name: entry["identifiable"] for name, entry in details["parameters"].items()}
-        source_ranges = base.randomization.ranges if isinstance(base.randomization.ranges, dict) else {}
-        kept = {name: bounds for name, bounds in ranges.items() if identifiable.get(name, True)}
-        ranges = {**source_ranges, **kept}
-        identified_effects: dict[str, Any] = {}
-        if details["action_delay_steps"] is not None:
-            identified_effects["action_delay_steps"] = details["action_delay_steps"]
-        if details["observation_noise"] is not None:
-            identified_effects["obs_noise_std"] = details["observation_noise"]
-        # the effects the source drew stay drawn (an identified one over [value, value]), so that a privileged
-        # critic's inputs keep the source's layout; the rest are the identified values
-        drawn = base.randomization.effects.drawn()
-        effects: dict[str, Any] = {name: tuple(bounds) for name, bounds in drawn.items()}
-        for name, value in identified_effects.items():
-            effects[name] = (value, value) if name in drawn else value
-        changes = {
-            # every identifiable parameter over its identified interval (the others over the source's ranges), the
-            # identified effects
-            "randomization": {
-                "enabled": True,
-                "parameters": None,
-                "ranges": ranges,
-                "schedule": FixedScheduleConfig(),
-                "effects": effects,
-            },
-            "total_timesteps": settings.timesteps,
-            "seed": self.config.seed,
-            "eval": {"targets": []},  # the target is not looked at while training in the identified simulator
-        }
-        origins = {
-            "total_timesteps": self.origin.where("stages.identified.timesteps"),
-            "seed": self.origin.where("seed"),
-            "randomization.ranges": ranges_at,
-        }
-        setup = derive_setup(base, changes, ConfigSource(run_dir / CONFIG), origins, stage_at)
-        folder, resume = self._training_folder("identified")
+        setup = identified_setup(self.config, self.source_run, Path(sysid["identified"]).resolve(), self.origin)
+        folder, resume = training_folder(self.out, "identified")
         init = self._model_of(self.source_run) if settings.mode == "finetune" else None
         callbacks = self.progress("identified", settings.timesteps)
         train(setup, folder, device=self.device, resume=resume, callbacks=callbacks, init=init)
@@ -488,17 +368,7 @@ class _Stages:
         """Train one oracle candidate on the target for ``budget`` target steps and evaluate it there: ``finetuned``
         continues the sim policy (every layer), ``scratch`` starts a fresh one with the source's config."""
         started = time.perf_counter()
-        lr_scale = self.stages.oracle.lr_scale if name == "finetuned" else None
-        settings = finetune_settings(
-            self.origin.where("stages.oracle"),
-            steps=budget,
-            strategy="full" if name == "finetuned" else "scratch",
-            lr_scale=lr_scale,
-            count_eval=False,
-            eval_every=max(1, budget // 10),
-            final_episodes=self.config.episodes,
-            seed=self.config.seed,
-        )
+        settings = oracle_settings(self.config, name, budget, self.origin)
         result = self._finetune(f"oracle.{name}", self.source_run, settings, None, folder=f"oracle/{name}")
         return {
             "policy": str(result.run_dir),
@@ -510,7 +380,7 @@ class _Stages:
     def _finetune(
         self, name: str, start: Path, settings: FinetuneSettings, baseline: Path | None, folder: str | None = None
     ) -> Any:
-        run_dir = self._fresh(folder or name)
+        run_dir = fresh_folder(self.out, folder or name)
         callbacks = self.progress(name, settings.steps)
         return finetune(
             start, self.config.target, settings, run_dir, device=self.device, baseline=baseline, callbacks=callbacks
