@@ -6,7 +6,8 @@ import pytest
 
 from simreal.errors import ConfigError
 from simreal.resources import configs_dir
-from simreal.runs.config import apply_overrides, config_table, load_config, parse_overrides
+from simreal.runs.config_files import apply_overrides, load_config, parse_overrides
+from simreal.train.callbacks import config_table
 
 # training configs; transfer_*.yaml are the pipeline's (tests/test_transfer.py)
 SHIPPED = sorted(path.stem for path in configs_dir().glob("*.yaml") if not path.stem.startswith("transfer_"))

@@ -110,7 +110,8 @@ def test_the_main_job_card_says_how_to_train_it_again_with_todays_config():
 
     import yaml
 
-    from simreal.runs.config import TrainConfig, load_config
+    from simreal.runs.config import TrainConfig
+    from simreal.runs.config_files import load_config
 
     folder = POLICIES / "hopper_ppo_dr"
     found = re.search(

@@ -27,7 +27,7 @@ runner = CliRunner()
 
 
 def _setup(tmp_path, algo: str, **changes):
-    from simreal.runs.config import load_config
+    from simreal.runs.config_files import load_config
 
     changes.setdefault("algorithm", {})
     path = tiny_config(tmp_path, algo)

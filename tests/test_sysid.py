@@ -289,7 +289,7 @@ def test_the_identified_delay_and_noise_reach_targets_and_training_envs(tmp_path
     assert reality.get_wrapper_attr("std") == pytest.approx(result.observation_noise)  # ObservationNoise
 
     from simreal.envs.vector import EnvFactory
-    from simreal.runs.config import load_config
+    from simreal.runs.config_files import load_config
     from simreal.runs.setup import load_setup
 
     # a config that names no effects of its own takes the identified ones
@@ -339,7 +339,7 @@ def test_progress_is_one_monotone_measure_over_every_stage_that_reaches_its_tota
 
 def test_the_sysid_bar_stays_and_logs_without_a_terminal():
     from simreal.cli.sysid import SysidProgressBar
-    from simreal.sysid.identify import SysidProgress
+    from simreal.sysid.progress import SysidProgress
 
     sequence = [
         SysidProgress("delay 0", 0, 120, 0, 1000, None),
@@ -383,7 +383,7 @@ def test_the_dynamics_gap_ratio_reads_right(pendulum_data, nominal, identified, 
 def test_a_paused_delay_screen_resumes_as_if_uninterrupted_and_wrong_delays_stop_early(
     pendulum_data, delayed_pendulum_data
 ):
-    from simreal.sysid import identify as sysid
+    from simreal.sysid import fitting as sysid
 
     spec = load_robot("inverted_pendulum")
     simulator = sysid.Simulator(spec, list(TRUTH))

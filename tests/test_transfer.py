@@ -17,7 +17,8 @@ import simreal.transfer.pipeline as pipeline
 from simreal.cli import app
 from simreal.errors import ConfigError
 from simreal.evaluate.gap import fraction_closed
-from simreal.runs.config import ConfigSource, FixedScheduleConfig, load_config
+from simreal.runs.config import FixedScheduleConfig
+from simreal.runs.config_files import ConfigSource, load_config
 from simreal.runs.setup import load_setup
 from simreal.train.trainer import train
 from simreal.transfer.config import TransferConfig, load_transfer_config

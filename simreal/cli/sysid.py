@@ -11,14 +11,16 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 from simreal.errors import DataError
 from simreal.fileio import atomic_write_json, atomic_write_text, check_writable
 from simreal.sysid.collect import collect as run_collect
-from simreal.sysid.identify import SysidProgress, identify
+from simreal.sysid.identify import identify
+from simreal.sysid.progress import SysidProgress
+from simreal.sysid.result import SysidResult
 from simreal.sysid.trajectories import load_trajectories, save_trajectories, split_holdout
 
 
@@ -124,7 +126,7 @@ def sysid(
 class SysidProgressBar:
     """One bar over a whole identification, on stderr like training's: the stage, evaluations done of the budget,
     the best loss, elapsed time and ETA. The bar measures the work (window rollouts, see
-    :class:`~simreal.sysid.identify.SysidProgress`), so the checks after the fits move it too and the ETA holds
+    :class:`~simreal.sysid.progress.SysidProgress`), so the checks after the fits move it too and the ETA holds
     across stages. Where stderr is not a terminal (a log file, a pipe), where rich draws no live bar, a line is
     written at stage changes instead, at most every ``line_every`` seconds.
 
@@ -149,7 +151,7 @@ class SysidProgressBar:
             transient=False,
             disable=not console.is_interactive,
         )
-        self._task: Any = None
+        self._task: TaskID | None = None
         self._stage: str | None = None
         self._start = time.perf_counter()
         self._last_line = self._start
@@ -201,7 +203,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
-def sysid_table(result: Any) -> Table:
+def sysid_table(result: SysidResult) -> Table:
     """An identification result as a table."""
     report = result.as_dict()
     table = Table(
@@ -244,7 +246,7 @@ def sysid_table(result: Any) -> Table:
     return table
 
 
-def misfit_warning(result: Any) -> str | None:
+def misfit_warning(result: SysidResult) -> str | None:
     """One line when the model cannot explain the data, naming the likely cause."""
     misfit = result.misfit
     if misfit is None or not misfit.flagged:

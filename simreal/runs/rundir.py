@@ -48,7 +48,8 @@ from simreal.fileio import (
     staging_dir,
 )
 from simreal.runs.algorithms import VECNORMALIZE, model_file_problem
-from simreal.runs.config import TrainConfig, load_config
+from simreal.runs.config import TrainConfig
+from simreal.runs.config_files import load_config
 
 CONFIG = "config.yaml"
 RUN = "run.json"

@@ -1,6 +1,6 @@
 """A training config resolved once, at the top, into what the stages need.
 
-:func:`load_setup` reads and validates a config (:mod:`simreal.runs.config`), then loads the robot's spec once,
+:func:`load_setup` reads and validates a config (:mod:`simreal.runs.config_files`), then loads the robot's spec once,
 resolves the training ranges, the effects, the evaluation targets and the schedule's limits once, and hands them
 down as a :class:`TrainingSetup`: the vectorized envs, the evaluator and the schedule take these pieces and never
 reload the spec or re-resolve the config.
@@ -31,10 +31,9 @@ from simreal.envs.spec import (
     resolve_ranges,
 )
 from simreal.errors import ConfigError, SpecError, unknown_name
-from simreal.runs.config import (
-    ADRConfig,
+from simreal.runs.config import ADRConfig, TrainConfig
+from simreal.runs.config_files import (
     ConfigSource,
-    TrainConfig,
     apply_overrides,
     load_config_with_source,
     parse_overrides,

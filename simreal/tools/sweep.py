@@ -29,7 +29,7 @@ import numpy as np
 from simreal.errors import ConfigError, SetupError
 from simreal.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, read_yaml
 from simreal.locks import hold
-from simreal.runs.config import resolve_config_path
+from simreal.runs.config_files import resolve_config_path
 
 RESULT = "result.json"
 ERROR = "error.txt"

@@ -1,5 +1,5 @@
 """stable-baselines3 callbacks, one job each: log the sampled dynamics, run the schedule, evaluate on targets,
-checkpoint, write the config to TensorBoard.
+checkpoint, write the config to TensorBoard (as the rows of :func:`config_table`).
 
 Frequencies are given in total timesteps (summed over envs), as users think of them, and checked against the
 model's ``num_timesteps``, so they hold whatever ``n_envs`` is and across ``--resume``.
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
@@ -26,7 +27,7 @@ from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.evaluate.video import add_video, render_episode
 from simreal.fileio import read_json
 from simreal.runs.algorithms import statistics_of
-from simreal.runs.config import TrainConfig, config_table
+from simreal.runs.config import TrainConfig
 from simreal.runs.rundir import BEST, EVAL, save_best, save_checkpoint
 from simreal.train.protocol import Schedule
 
@@ -284,6 +285,21 @@ class ScheduleCallback(BaseCallback):
         if changed:
             self._push()
         return True
+
+
+def config_table(config: TrainConfig) -> list[tuple[str, str]]:
+    """The resolved config flattened to ``(dotted key, value)`` rows, for logs and TensorBoard."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            rows.append((prefix, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()))
+
+    walk("", config.model_dump(mode="json"))
+    return rows
 
 
 class ConfigText(BaseCallback):

@@ -9,7 +9,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from simreal.envs.spec import format_validation_error, validation_problem
 from simreal.errors import ConfigError
-from simreal.runs.config import ConfigSource, StrictModel, read_config
+from simreal.runs.config import StrictModel
+from simreal.runs.config_files import ConfigSource, read_config
 from simreal.transfer.strategies import DEFAULT_LR_SCALE
 
 

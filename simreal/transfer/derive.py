@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from simreal.runs.config import ConfigSource, TrainConfig, validate_config
+from simreal.runs.config import TrainConfig
+from simreal.runs.config_files import ConfigSource, validate_config
 from simreal.runs.setup import TrainingSetup, resolve
 
 

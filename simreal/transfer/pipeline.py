@@ -44,7 +44,7 @@ from simreal.evaluate.evaluator import evaluate_run
 from simreal.evaluate.gap import reality_gap
 from simreal.fileio import atomic_write_json, atomic_write_text, read_json
 from simreal.locks import LOCK, hold
-from simreal.runs.config import ConfigSource
+from simreal.runs.config_files import ConfigSource
 from simreal.runs.policy import load_policy
 from simreal.runs.rundir import MODEL, run_dir_of, saved_config
 from simreal.sysid.collect import collect

@@ -15,13 +15,8 @@ from typing import Any
 from simreal.envs.spec import load_robot, load_target, robot_label
 from simreal.errors import ConfigError, DataError, SpecError
 from simreal.fileio import read_json
-from simreal.runs.config import (
-    ConfigSource,
-    FixedScheduleConfig,
-    from_sysid_file,
-    load_config_with_source,
-    parse_overrides,
-)
+from simreal.runs.config import FixedScheduleConfig
+from simreal.runs.config_files import ConfigSource, from_sysid_file, load_config_with_source, parse_overrides
 from simreal.runs.policy import load_policy
 from simreal.runs.rundir import CONFIG, run_dir_of, saved_config
 from simreal.runs.setup import TrainingSetup
