@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 
 import simreal
-from simreal.envs.spec import load_robot, robot_names
+from simreal.envs.robots import load_robot, robot_names
 
 
 def time_steps(env: gym.Env, actions: np.ndarray) -> float:

@@ -29,7 +29,7 @@ import torch
 from simreal.deploy.deploy import deploy
 from simreal.deploy.export import ExportedPolicy, action_difference, export_policy
 from simreal.envs.factory import make_env
-from simreal.envs.spec import load_target
+from simreal.envs.robots import load_target
 from simreal.fileio import read_json
 from simreal.runs.policy import load_policy
 from simreal.sysid.collect import collect

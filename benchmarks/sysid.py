@@ -33,7 +33,8 @@ import numpy as np
 
 import simreal
 from simreal import seeding
-from simreal.envs.spec import load_robot, to_coordinates
+from simreal.envs.coordinates import to_coordinates
+from simreal.envs.robots import load_robot
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify
 from simreal.sysid.simulator import Simulator

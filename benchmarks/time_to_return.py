@@ -63,7 +63,7 @@ def clock_callback(
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from simreal.envs.spec import load_robot
+    from simreal.envs.robots import load_robot
     from simreal.envs.vector import EnvFactory, normalized_like, vectorize
 
     class Clock(BaseCallback):

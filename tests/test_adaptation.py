@@ -203,7 +203,7 @@ def test_bad_adaptation_configs_are_one_line_and_exit_2(tmp_path, changes, field
 
 
 def test_the_estimator_error_on_a_target_is_measured_against_its_true_multipliers(adaptive_run):
-    from simreal.envs.spec import load_target
+    from simreal.envs.robots import load_target
     from simreal.evaluate.evaluator import TransferEvaluator
 
     policy = load_policy(adaptive_run, true_dynamics=True)

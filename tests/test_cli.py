@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.envs.spec import load_robot, robot_names
+from simreal.envs.robots import load_robot, robot_names
 from tests.conftest import ROBOTS
 
 runner = CliRunner()

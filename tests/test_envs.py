@@ -12,7 +12,8 @@ from gymnasium.utils.env_checker import check_env
 
 import simreal
 from simreal.envs.mujoco_base import MujocoWarning
-from simreal.envs.spec import default_parameters, load_robot
+from simreal.envs.ranges import default_parameters
+from simreal.envs.robots import load_robot
 from tests.conftest import ROBOTS, TARGETS, rollout
 
 

@@ -254,7 +254,7 @@ def test_a_run_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
 
 
 def _target_env(policy):
-    from simreal.envs.spec import load_target
+    from simreal.envs.robots import load_target
     from simreal.envs.vector import EnvFactory, vectorize
     from simreal.runs.algorithms import load_vecnormalize
 

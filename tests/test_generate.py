@@ -17,7 +17,8 @@ from simreal.cli import app
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.effects import ActuatorLag, ObservationDelay
 from simreal.envs.generate import DEFAULT_KINDS, GENERATED_KINDS, generated_parameters, model_of, robot_name
-from simreal.envs.spec import ParameterRange, RobotSpec, load_robot
+from simreal.envs.robots import load_robot
+from simreal.envs.spec import ParameterRange, RobotSpec
 from simreal.errors import SpecError
 from tests.conftest import ROBOTS, TARGETS, rollout
 

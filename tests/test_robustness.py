@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.envs.spec import load_robot
+from simreal.envs.robots import load_robot
 from simreal.tools import robustness
 from simreal.tools.coverage import map_coverage
 from simreal.tools.grid import Axis, grid_axes

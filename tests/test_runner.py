@@ -13,8 +13,8 @@ import simreal
 from simreal.envs.factory import make_env
 from simreal.envs.inputs import InputLayout, PolicyInput
 from simreal.envs.privileged import DynamicsInputSpec, PrivilegedSpec
+from simreal.envs.robots import load_robot
 from simreal.envs.runner import run_episode
-from simreal.envs.spec import load_robot
 from simreal.envs.vector import EnvFactory, normalized_like, vectorize
 from simreal.errors import DataError
 from simreal.runs.policy import load_policy
@@ -111,7 +111,7 @@ def test_the_runner_acts_as_the_model_does_on_the_wrapped_env(name):
     runner on a plain target env takes the actions the model takes on the wrapped, normalized one."""
     policy = load_policy(POLICIES / name)
     setup = policy.setup
-    _, target = simreal.envs.spec.load_target(setup.spec, "severe")
+    _, target = simreal.envs.robots.load_target(setup.spec, "severe")
     pieces = {"fixed": target.parameters, "effects": target.effects}
     wrapped = vectorize(
         EnvFactory(setup.spec, history=setup.history, dynamics_input=policy.dynamics_input, **pieces), 1, seed=3

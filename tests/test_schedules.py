@@ -9,7 +9,8 @@ import pytest
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import simreal
-from simreal.envs.spec import ParameterRange, load_robot
+from simreal.envs.robots import load_robot
+from simreal.envs.spec import ParameterRange
 from simreal.train.schedules import ADRSchedule, BoundarySampler, CurriculumSchedule
 
 FULL = {"torso_mass": ParameterRange(low=0.5, high=1.5), "friction": ParameterRange(low=0.8, high=2.0)}

@@ -7,18 +7,24 @@ from collections import Counter
 
 import yaml
 
-import simreal.envs.spec as spec_module
+import simreal.envs.ranges as ranges_module
+import simreal.envs.robots as robots_module
 from simreal.runs.setup import load_setup
 from simreal.train.trainer import train
 
-COUNTED = ("load_robot", "resolve_ranges", "load_target", "load_target_file")
+COUNTED = {
+    "load_robot": robots_module,
+    "resolve_ranges": ranges_module,
+    "load_target": robots_module,
+    "load_target_file": robots_module,
+}
 
 
 def count_spec_calls(monkeypatch) -> Counter:
-    """Count the calls of the spec module's loading and resolving functions, wherever they were imported."""
+    """Count the calls of the loading and resolving functions of robots and ranges, wherever they were imported."""
     calls: Counter = Counter()
-    for name in COUNTED:
-        original = getattr(spec_module, name)
+    for name, home in COUNTED.items():
+        original = getattr(home, name)
 
         def counted(*args, _name=name, _original=original, **kwargs):
             calls[_name] += 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simreal.envs.mujoco_base import make_base_env
-from simreal.envs.spec import load_robot
+from simreal.envs.robots import load_robot
 from simreal.sysid.collect import collect
 from simreal.sysid.smoothing import position_velocity_pairs
 from simreal.sysid.states import fit_states

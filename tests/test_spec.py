@@ -10,7 +10,8 @@ import pytest
 import simreal
 from simreal import SpecError
 from simreal.envs.dynamics import DynamicsSampler
-from simreal.envs.spec import ParameterRange, load_robot
+from simreal.envs.robots import load_robot
+from simreal.envs.spec import ParameterRange
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,8 @@ def spec_dir(tmp_path, monkeypatch):
     """A copy of the shipped specs that a test may break."""
     folder = tmp_path / "envs"
     shutil.copytree(load_robot("hopper").source.rsplit("/", 1)[0], folder)
-    monkeypatch.setattr("simreal.envs.spec.envs_dir", lambda: folder)
+    monkeypatch.setattr("simreal.envs.robots.envs_dir", lambda: folder)
+    monkeypatch.setattr("simreal.envs.spec.envs_dir", lambda: folder)  # a shipped robot's reference is its name
     return folder
 
 

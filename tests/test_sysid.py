@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import simreal
 from simreal.cli import app
-from simreal.envs.spec import load_robot
+from simreal.envs.robots import load_robot
 from simreal.errors import DataError
 from simreal.sysid.collect import collect
 from simreal.sysid.identify import identify

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.envs.spec import load_robot
+from simreal.envs.robots import load_robot
 from simreal.runs.algorithms import load_model
 
 runner = CliRunner()

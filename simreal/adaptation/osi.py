@@ -16,11 +16,12 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
+from simreal.envs.coordinates import estimate_errors, to_coordinates
 from simreal.envs.factory import make_env
 from simreal.envs.history import History
 from simreal.envs.inputs import InputLayout
 from simreal.envs.runner import ObservationScaling, PolicyRunner
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec, estimate_errors, to_coordinates
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec
 from simreal.errors import DataError
 from simreal.fileio import atomic_write
 

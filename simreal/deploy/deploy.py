@@ -18,7 +18,7 @@ import numpy as np
 from simreal.deploy.export import ExportedPolicy
 from simreal.deploy.manifest import check_env
 from simreal.envs.factory import get_dynamics, make_env
-from simreal.envs.spec import load_robot, load_target
+from simreal.envs.robots import load_robot, load_target
 from simreal.errors import DataError, SpecError
 from simreal.sysid.collect import record
 from simreal.sysid.trajectories import Trajectories, save_trajectories

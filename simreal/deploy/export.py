@@ -224,7 +224,7 @@ def action_difference(source: str | os.PathLike[str], export: str | os.PathLike[
     ``steps`` steps on ``target``, both acting on the same observations (simreal's actions drive the env; episode
     ``i`` reset with seed ``i``, episodes restarting as they end): the export's parity."""
     from simreal.envs.factory import make_env
-    from simreal.envs.spec import load_target
+    from simreal.envs.robots import load_target
 
     policy, exported = load_policy(source), ExportedPolicy(export)
     runner = policy.runner()

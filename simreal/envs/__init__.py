@@ -1,4 +1,6 @@
-"""Domain-randomized MuJoCo envs: robot specs and targets as data (:mod:`~simreal.envs.spec`), their catalogues
+"""Domain-randomized MuJoCo envs: robot specs and targets as data (:mod:`~simreal.envs.spec`), loaded and checked
+(:mod:`~simreal.envs.robots`), training ranges checked against a catalogue (:mod:`~simreal.envs.ranges`), the
+coordinates learning and identification see (:mod:`~simreal.envs.coordinates`), their catalogues
 generated from the compiled model (:mod:`~simreal.envs.generate`) from where each kind applies in it
 (:mod:`~simreal.envs.kinds`), the plain env of a gymnasium id or an entry point
 (:mod:`~simreal.envs.mujoco_base`), the dynamics binding (:mod:`~simreal.envs.dynamics`), seeded random streams that

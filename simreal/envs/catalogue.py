@@ -6,7 +6,8 @@ from typing import Any
 
 from simreal.envs.dynamics import UNITS, DynamicsModel
 from simreal.envs.mujoco_base import make_base_env, mujoco_env
-from simreal.envs.spec import TargetSpec, load_robot, load_target_file, robot_names
+from simreal.envs.robots import load_robot, load_target_file, robot_names
+from simreal.envs.spec import TargetSpec
 
 
 def robot_catalogue(robot: str) -> dict[str, Any]:

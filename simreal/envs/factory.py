@@ -19,20 +19,12 @@ from simreal.envs.history import HistoryObservation
 from simreal.envs.mujoco_base import box_space, make_base_env, mujoco_env
 from simreal.envs.privileged import DynamicsInput, DynamicsInputSpec, PrivilegedInput
 from simreal.envs.randomized import RandomizedDynamics
+from simreal.envs.ranges import effect_ranges as spec_effect_ranges
+from simreal.envs.ranges import resolve_ranges
 from simreal.envs.registration import ENTRY_POINT
 from simreal.envs.rendering import follow_robot, render_modes, require_rendering
-from simreal.envs.spec import (
-    EFFECT_NAMES,
-    Effects,
-    ParameterRange,
-    RobotSpec,
-    format_validation_error,
-    load_robot,
-    load_target,
-    resolve_ranges,
-    shipped_robot_of,
-)
-from simreal.envs.spec import effect_ranges as spec_effect_ranges
+from simreal.envs.robots import load_robot, load_target, shipped_robot_of
+from simreal.envs.spec import EFFECT_NAMES, Effects, ParameterRange, RobotSpec, format_validation_error
 from simreal.envs.streams import PartOfTheEnv
 from simreal.errors import SimrealError, SpecError
 

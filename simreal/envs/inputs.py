@@ -6,7 +6,7 @@ The layout, in order (the wrapper stack :func:`~simreal.envs.factory.make_env` b
 
 1. the robot's observation ``o`` (after the effects: what the robot reports);
 2. an adaptive policy's log-multipliers ``z`` of ``dynamics`` (an offset divided by its scale instead:
-   :func:`~simreal.envs.spec.to_coordinates`; true, estimated from the last observations and actions, or unread:
+   :func:`~simreal.envs.coordinates.to_coordinates`; true, estimated from the last observations and actions, or unread:
    RMA's adaptation module never reads them);
 3. RMA's raw history: the last ``raw_history`` observations and actions;
 4. all of that, stacked over the last ``history`` steps with the actions sent
@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from simreal.envs.coordinates import to_coordinates
 from simreal.envs.history import History
 from simreal.envs.privileged import DynamicsEstimator
-from simreal.envs.spec import to_coordinates
 from simreal.errors import DataError
 
 #: Where an adaptive policy's log-multipliers come from: the episode's truth (a simulator only), its estimator, or
@@ -46,7 +46,8 @@ class InputLayout:
         raw_history: steps of raw history after them (RMA; 0: none).
         history: steps the whole is stacked over (0: not stacked).
         privileged: an asymmetric critic's inputs at the end (zeros).
-        offsets: the offsets among ``dynamics``, ``(name, scale)`` pairs (:func:`~simreal.envs.spec.offset_scales`).
+        offsets: the offsets among ``dynamics``, ``(name, scale)`` pairs
+            (:func:`~simreal.envs.coordinates.offset_scales`).
     """
 
     observation: int

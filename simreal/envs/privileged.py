@@ -12,9 +12,9 @@ from typing import Any, Protocol, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from simreal.envs.coordinates import to_coordinates
 from simreal.envs.history import History
 from simreal.envs.mujoco_base import box_space
-from simreal.envs.spec import to_coordinates
 
 
 class DynamicsEstimator(Protocol):
@@ -44,7 +44,7 @@ class PrivilegedSpec:
         names: parameters (as log-multipliers, an offset divided by its scale) and drawn effects (as values).
         mean, variance: the fixed statistics of each, over its training range.
         truth: read the episode's true values (``True``) or append zeros (``False``).
-        offsets: the offsets among ``names``, ``(name, scale)`` pairs (:func:`~simreal.envs.spec.offset_scales`).
+        offsets: the offsets among ``names``, ``(name, scale)`` pairs (:func:`~simreal.envs.coordinates.offset_scales`).
     """
 
     names: tuple[str, ...]
@@ -95,7 +95,7 @@ class DynamicsInput(gym.Wrapper, gym.utils.RecordConstructorArgs):
         names: the parameters whose multipliers the policy sees.
         estimator: ``None`` for the true multipliers.
         history: steps of raw history appended (0: none).
-        offsets: the offsets among ``names``, name -> scale (:func:`~simreal.envs.spec.offset_scales`).
+        offsets: the offsets among ``names``, name -> scale (:func:`~simreal.envs.coordinates.offset_scales`).
     """
 
     def __init__(

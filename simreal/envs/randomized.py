@@ -15,7 +15,8 @@ from gymnasium.error import ResetNeeded
 from simreal.compat import env_rng, set_env_rng
 from simreal.envs.dynamics import DynamicsModel, DynamicsSampler
 from simreal.envs.mujoco_base import mujoco_env
-from simreal.envs.spec import EFFECT_NAMES, ParameterRange, check_multiplier, check_parameter
+from simreal.envs.ranges import check_parameter
+from simreal.envs.spec import EFFECT_NAMES, ParameterRange, check_multiplier
 from simreal.envs.streams import SALT_DYNAMICS, StreamOwner, generator_from, generator_state, seeded_rng
 from simreal.errors import SpecError
 

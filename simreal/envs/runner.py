@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, cast
 import gymnasium as gym
 import numpy as np
 
+from simreal.envs.coordinates import to_coordinates
 from simreal.envs.inputs import InputLayout, PolicyInput
 from simreal.envs.privileged import DynamicsEstimator
-from simreal.envs.spec import to_coordinates
 
 if TYPE_CHECKING:  # stable-baselines3 is the train extra's: a runner is only built around one of its models
     from stable_baselines3.common.base_class import BaseAlgorithm

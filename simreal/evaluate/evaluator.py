@@ -13,10 +13,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from simreal.adaptation.rma import rma_extractor
+from simreal.envs.coordinates import estimate_errors
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
+from simreal.envs.robots import load_targets
 from simreal.envs.runner import ObservationScaling, PolicyRunner, run_episodes
-from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec, estimate_errors, load_targets
+from simreal.envs.spec import Effects, ParameterRange, RobotSpec, TargetSpec
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.evaluate.gap import mean_return_ci, reality_gap
 from simreal.runs.policy import load_policy

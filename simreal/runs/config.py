@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from simreal.envs.spec import MAX_DELAY, STEP_EFFECTS, Effects, effect_range
+from simreal.envs.ranges import effect_range
+from simreal.envs.spec import MAX_DELAY, STEP_EFFECTS, Effects
 from simreal.errors import shown
 
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from simreal.envs.spec import Effects, load_target_file, robot_label, validation_problem
+from simreal.envs.robots import load_target_file, robot_label
+from simreal.envs.spec import Effects, validation_problem
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.fileio import parse_yaml, read_yaml
 from simreal.resources import configs_dir

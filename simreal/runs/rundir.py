@@ -36,7 +36,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from simreal.envs.spec import robot_label
+from simreal.envs.robots import robot_label
 from simreal.errors import ConfigError, DataError, shown
 from simreal.fileio import (
     atomic_write,

@@ -15,21 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simreal.envs.coordinates import offset_scales
 from simreal.envs.factory import robot_sizes
 from simreal.envs.inputs import DynamicsSource, InputLayout
 from simreal.envs.privileged import DynamicsInputSpec, PrivilegedSpec
-from simreal.envs.spec import (
-    EFFECT_NAMES,
-    Effects,
-    ParameterRange,
-    RobotSpec,
-    TargetSpec,
-    effect_ranges,
-    load_robot,
-    load_targets,
-    offset_scales,
-    resolve_ranges,
-)
+from simreal.envs.ranges import effect_ranges, resolve_ranges
+from simreal.envs.robots import load_robot, load_targets
+from simreal.envs.spec import EFFECT_NAMES, Effects, ParameterRange, RobotSpec, TargetSpec
 from simreal.errors import ConfigError, SpecError, unknown_name
 from simreal.runs.config import ADRConfig, TrainConfig
 from simreal.runs.config_files import (

@@ -11,7 +11,8 @@ import numpy as np
 
 from simreal.envs.factory import get_dynamics, make_env
 from simreal.envs.mujoco_base import box_space
-from simreal.envs.spec import RobotSpec, load_robot, load_target
+from simreal.envs.robots import load_robot, load_target
+from simreal.envs.spec import RobotSpec
 from simreal.errors import DataError
 from simreal.sysid.trajectories import Trajectories
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from simreal import seeding
-from simreal.envs.spec import RobotSpec, to_coordinates
+from simreal.envs.coordinates import to_coordinates
+from simreal.envs.spec import RobotSpec
 from simreal.sysid.progress import (
     REPLICAS,
     SCREEN_CHECKPOINT,

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from simreal import seeding
-from simreal.envs.spec import RobotSpec, check_parameter, default_parameters, load_robot
+from simreal.envs.ranges import check_parameter, default_parameters
+from simreal.envs.robots import load_robot
+from simreal.envs.spec import RobotSpec
 from simreal.sysid.fitting import Fitting
 from simreal.sysid.progress import BUDGET_PER_PARAMETER, SysidProgress
 from simreal.sysid.result import SysidResult

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from simreal.envs.spec import from_coordinates
+from simreal.envs.coordinates import from_coordinates
 from simreal.sysid.fitting import Estimate, Fitting
 from simreal.sysid.states import States
 from simreal.sysid.uncertainty import CONFIDENCE, Misfit, half_widths, identifiable, intervals

@@ -10,9 +10,10 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
+from simreal.envs.coordinates import from_coordinates, offset_scales
 from simreal.envs.dynamics import DynamicsModel
 from simreal.envs.mujoco_base import make_base_env, mujoco_env
-from simreal.envs.spec import RobotSpec, from_coordinates, offset_scales
+from simreal.envs.spec import RobotSpec
 from simreal.sysid.windows import Windows
 
 

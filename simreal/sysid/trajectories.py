@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from simreal.envs.spec import RobotSpec, load_robot
+from simreal.envs.robots import load_robot
+from simreal.envs.spec import RobotSpec
 from simreal.errors import DataError, shown
 from simreal.fileio import atomic_write
 

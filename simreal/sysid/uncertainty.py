@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-from simreal.envs.spec import RobotSpec, from_coordinates
+from simreal.envs.coordinates import from_coordinates
+from simreal.envs.spec import RobotSpec
 from simreal.sysid.simulator import Simulator
 from simreal.sysid.states import States
 from simreal.sysid.windows import Windows, state_vector

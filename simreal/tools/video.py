@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simreal.envs.spec import Effects, load_target
+from simreal.envs.robots import load_target
+from simreal.envs.spec import Effects
 from simreal.errors import DataError, SetupError
 from simreal.fileio import atomic_write, check_writable
 

@@ -40,7 +40,8 @@ from simreal.adaptation.osi import OSI_FILE
 from simreal.envs.factory import robot_sizes
 from simreal.envs.inputs import InputLayout
 from simreal.envs.privileged import DynamicsInputSpec
-from simreal.envs.spec import TargetSpec, load_target
+from simreal.envs.robots import load_target
+from simreal.envs.spec import TargetSpec
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError
 from simreal.evaluate.gap import mean_return_ci

@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
-from simreal.envs.spec import load_target
+from simreal.envs.robots import load_target
 from simreal.errors import ConfigError, DataError
 from simreal.evaluate.evaluator import evaluate_run
 from simreal.evaluate.gap import reality_gap

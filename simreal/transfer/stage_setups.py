@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simreal.envs.spec import load_robot, load_target, robot_label
+from simreal.envs.robots import load_robot, load_target, robot_label
 from simreal.errors import ConfigError, DataError, SpecError
 from simreal.fileio import read_json
 from simreal.runs.config import FixedScheduleConfig
