@@ -26,6 +26,12 @@ TRAIN_EXTRA = ("stable_baselines3", "torch", "tensorboard", "matplotlib")
 COMMON_FLAGS = {"override": "--set", "device": "--device"}
 
 
+def flag(default: bool | None, declaration: str, description: str) -> Any:
+    """A boolean option (``--name``, or ``--name/--no-name`` with a ``None`` default: decided later) shown in
+    ``--help`` without a metavar."""
+    return typer.Option(default, declaration, help=description, metavar="")
+
+
 def one_line_errors(
     command: Callable[..., Any] | None = None, *, flags: Mapping[str, str] | None = None
 ) -> Callable[..., Any]:

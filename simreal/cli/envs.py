@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, one_line_errors
+from simreal.cli.common import console, flag, one_line_errors
 from simreal.envs.catalogue import catalogue, target_entry
 from simreal.envs.generate import starter_file
 
@@ -35,7 +35,7 @@ def envs(
         metavar="ENV_ID",
         help="Print a starter robot file for a gymnasium MuJoCo env id: its catalogue generated from the model.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.", metavar=""),
+    as_json: bool = flag(False, "--json", "Print JSON instead of tables."),
 ) -> None:
     """List the robots, their randomizable parameters and their shipped targets."""
     if generate is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, one_line_errors, require_training
+from simreal.cli.common import console, flag, one_line_errors, require_training
 from simreal.fileio import atomic_write_json, check_writable
 
 
@@ -22,11 +22,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the envs and the bootstrap."),
     json_out: Path = typer.Option(None, "--json", help="Write the results to this JSON file."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
-    true_dynamics: bool = typer.Option(
-        False,
-        "--true-dynamics",
-        help="Adaptive policies: give the policy the true dynamics, not its estimate.",
-        metavar="",
+    true_dynamics: bool = flag(
+        False, "--true-dynamics", "Adaptive policies: give the policy the true dynamics, not its estimate."
     ),
 ) -> None:
     """Evaluate a policy in its source simulator and on targets: returns, reality gap and 95% bootstrap CIs."""

@@ -10,13 +10,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, err_console, one_line_errors, require_training
+from simreal.cli.common import console, err_console, flag, one_line_errors, require_training
 from simreal.errors import ConfigError
-
-
-def _flag(default: bool, declaration: str, description: str) -> Any:
-    """A boolean option shown in ``--help`` without a metavar."""
-    return typer.Option(default, declaration, help=description, metavar="")
 
 
 @one_line_errors(flags={"baseline": "--baseline"})
@@ -33,10 +28,10 @@ def finetune(
     layer_decay: float = typer.Option(
         1.0, "--layer-decay", help="Each layer below the top learns this many times slower (ULMFiT: 2.6)."
     ),
-    update_normalization: bool = _flag(
+    update_normalization: bool = flag(
         False, "--update-normalization", "Keep updating the source's normalization statistics on the target."
     ),
-    count_eval: bool = _flag(
+    count_eval: bool = flag(
         True, "--count-eval/--no-count-eval", "Curve evaluations count against --steps (else reported apart)."
     ),
     eval_every: int = typer.Option(
@@ -44,7 +39,7 @@ def finetune(
     ),
     eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per curve evaluation."),
     final_episodes: int = typer.Option(20, "--final-episodes", help="Episodes of the final evaluation."),
-    from_scratch: bool = _flag(
+    from_scratch: bool = flag(
         False, "--from-scratch", "The baseline: a fresh policy (the run's config) trained on the target."
     ),
     baseline: Path = typer.Option(

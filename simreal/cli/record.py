@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from simreal.cli.common import console, one_line_errors, require_training
+from simreal.cli.common import console, flag, one_line_errors, require_training
 
 
 @one_line_errors(flags={"side_by_side": "--side-by-side", "size": "--size", "width": "--size", "height": "--size"})
@@ -14,18 +14,13 @@ def record(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     out: Path = typer.Option(..., "--out", help="The video: .mp4 or .gif."),
     target: str = typer.Option(None, "--target", "-t", help="Target name or YAML; default: nominal dynamics."),
-    side_by_side: bool = typer.Option(
-        False, "--side-by-side", help="Nominal dynamics beside the --target.", metavar=""
-    ),
+    side_by_side: bool = flag(False, "--side-by-side", "Nominal dynamics beside the --target."),
     episodes: int = typer.Option(1, "--episodes", min=1, help="Episodes, one after the other."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first episode."),
     max_steps: int = typer.Option(1000, "--max-steps", min=1, help="At most this many steps per episode."),
     size: str = typer.Option("480x480", "--size", help="WIDTHxHEIGHT of each panel, in pixels (even numbers)."),
-    true_dynamics: bool = typer.Option(
-        False,
-        "--true-dynamics",
-        help="Adaptive policies: act on the true dynamics, not the estimate.",
-        metavar="",
+    true_dynamics: bool = flag(
+        False, "--true-dynamics", "Adaptive policies: act on the true dynamics, not the estimate."
     ),
 ) -> None:
     """Render a policy's episodes offscreen to an MP4 or GIF video, the camera following the robot."""

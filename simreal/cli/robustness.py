@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, one_line_errors, require_training
+from simreal.cli.common import console, flag, one_line_errors, require_training
 from simreal.fileio import check_writable
 
 if TYPE_CHECKING:
@@ -31,11 +31,8 @@ def robustness(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the episodes (the same in every cell) and bootstrap."),
     against: Path = typer.Option(None, "--against", help="A second policy: both on the same grid, and the difference."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes; default: one per core."),
-    true_dynamics: bool = typer.Option(
-        False,
-        "--true-dynamics",
-        help="Adaptive policies: act on the true dynamics, not the estimate.",
-        metavar="",
+    true_dynamics: bool = flag(
+        False, "--true-dynamics", "Adaptive policies: act on the true dynamics, not the estimate."
     ),
     out: Path = typer.Option(None, "--out", help="Output folder; default: RUN/robustness/<axes>."),
 ) -> None:

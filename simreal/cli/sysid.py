@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simreal.cli.common import console, err_console, one_line_errors, require_training
+from simreal.cli.common import console, err_console, flag, one_line_errors, require_training
 from simreal.errors import DataError
 from simreal.fileio import atomic_write_json, atomic_write_text, check_writable
 from simreal.sysid.collect import collect as run_collect
@@ -56,9 +56,7 @@ def sysid(
         None, "--budget", min=10, help="CMA-ES objective evaluations in all; default: 600 per parameter."
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of CMA-ES and of the window sampling."),
-    delay: bool = typer.Option(
-        False, "--delay", help="Also identify an action delay of 0..3 control steps.", metavar=""
-    ),
+    delay: bool = flag(False, "--delay", "Also identify an action delay of 0..3 control steps."),
     holdout: int = typer.Option(
         None, "--holdout", min=0, help="Episodes held out; default: a fifth of them, when there are at least 5."
     ),
@@ -66,17 +64,11 @@ def sysid(
     min_width: float = typer.Option(
         0.1, "--min-width", min=0.0, max=1.9, help="Training ranges span at least this fraction of the estimate."
     ),
-    use_observations: bool = typer.Option(
-        False,
-        "--use-observations",
-        help="Rebuild states from observations even when qpos/qvel were recorded.",
-        metavar="",
+    use_observations: bool = flag(
+        False, "--use-observations", "Rebuild states from observations even when qpos/qvel were recorded."
     ),
-    smooth: bool = typer.Option(
-        None,
-        "--smooth/--no-smooth",
-        help="Denoise rebuilt positions; default: when states come from observations.",
-        metavar="",
+    smooth: bool = flag(
+        None, "--smooth/--no-smooth", "Denoise rebuilt positions; default: when states come from observations."
     ),
     out: Path = typer.Option(None, "--out", help="Write the identified target and ranges to this YAML."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
