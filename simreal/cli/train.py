@@ -34,7 +34,7 @@ def train(
     """Train PPO or SAC on randomized dynamics, evaluate on the targets, log everything to TensorBoard."""
     require_training("simreal train")
     from simreal.cli.progress import RichProgress
-    from simreal.runs.rundir import default_run_name, resume_point
+    from simreal.runs.rundir import default_run_name
     from simreal.runs.setup import load_setup, resume_setup
     from simreal.train.trainer import train as run_training
 
@@ -45,11 +45,6 @@ def train(
             raise ConfigError("--run-dir: --resume names the run directory already")
         setup = resume_setup(resume, config, settings, labels)
         folder = resume
-        point = resume_point(resume)
-        for line in point.passed_over:  # damaged checkpoints: said before the resume starts from an older one
-            err_console.print(f"[yellow]passed over:[/] {escape(line)}", highlight=False, soft_wrap=True)
-        if point.folder is not None and point.passed_over:
-            err_console.print(f"resuming from {escape(str(point.folder))}", highlight=False, soft_wrap=True)
     elif config is None:
         raise ConfigError("CONFIG: missing (a config YAML or a shipped config name), or --resume RUN_DIR")
     else:
@@ -63,6 +58,7 @@ def train(
             resume=resume is not None,
             callbacks=[RichProgress(setup.config.total_timesteps, err_console)],
             command=sys.argv,
+            on_resume=_say_passed_over,
         )
     except Interrupted as stopped:
         err_console.print(
@@ -87,3 +83,11 @@ def train(
         console.print(f"trained {result.num_timesteps} of {total} timesteps: {result.run_dir}")
     console.print(evaluation_table(result.final_eval, f"{setup.spec.robot}: final evaluation"))
     console.print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
+
+
+def _say_passed_over(checkpoint: Path | None, passed_over: list[str]) -> None:
+    """Damaged checkpoints a resume passed over, said before it starts from an older one."""
+    for line in passed_over:
+        err_console.print(f"[yellow]passed over:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if checkpoint is not None and passed_over:
+        err_console.print(f"resuming from {escape(str(checkpoint))}", highlight=False, soft_wrap=True)

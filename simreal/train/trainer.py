@@ -8,7 +8,7 @@ callbacks it passes in. Where a call starts (a new run, or a checkpoint put back
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ def train(
     callbacks: Sequence[BaseCallback] = (),
     command: list[str] | None = None,
     init: str | Path | None = None,
+    on_resume: Callable[[Path | None, list[str]], None] | None = None,
 ) -> TrainResult:
     """Train the config's algorithm, evaluating on targets and checkpointing as it says.
 
@@ -94,6 +95,9 @@ def train(
         init: a new run starts from this model file's weights and normalization statistics instead of fresh ones
             (warm start, e.g. continuing a policy in an identified simulator); the config's learning rate and
             schedule apply from the start.
+        on_resume: called before a resume trains, with the checkpoint it starts from (``None``: the run was killed
+            before its first one and starts over) and what is wrong with each newer, damaged checkpoint it passed
+            over (the CLI says so before the training starts).
 
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.
@@ -119,7 +123,7 @@ def train(
     threads = torch.get_num_threads()
     try:
         with hold(run_dir, "run directory"):
-            return _train(setup, run_dir, device, resume, callbacks, command, init)
+            return _train(setup, run_dir, device, resume, callbacks, command, init, on_resume)
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
@@ -164,10 +168,13 @@ def _train(
     callbacks: Sequence[BaseCallback],
     command: list[str] | None,
     init: str | Path | None,
+    on_resume: Callable[[Path | None, list[str]], None] | None,
 ) -> TrainResult:
     """:func:`train` in a run directory this process holds."""
     config = setup.config
     point = starting_point(setup, run_dir, resume)
+    if resume and on_resume is not None:
+        on_resume(point.checkpoint, point.passed_over)
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
     model, schedule = _build(setup, point, device, init)

@@ -331,16 +331,20 @@ class _FinetuneCallback(BaseCallback):
         if self.budget.train_steps < self._next_eval:
             return
         self._next_eval = self.budget.train_steps + self.settings.evaluation_interval
+        self._evaluate_within_budget()
+
+    def _evaluate_within_budget(self) -> None:
+        """Evaluate, unless a counted evaluation could overrun the budget: then it is skipped (and counted)."""
         if self.budget.count_eval and not self.budget.affords(
             self.evaluation.curve_episodes * self.evaluation.max_episode_steps
         ):
-            self.skipped += 1  # an evaluation could overrun the budget: skip it
+            self.skipped += 1
             return
         self._evaluate()
 
     def _evaluate(self) -> None:
         spent = self.budget.used  # the target experience behind the evaluated policy
-        result = self.evaluation.target(self.model, statistics_of(self.model.get_env()))
+        result = self.evaluation.target(self.model, statistics_of(training_envs(self.model)))
         self.budget.eval_steps += result["steps"]
         returns = result["returns"]
         low, high = mean_return_ci([returns], self._rng)
@@ -364,12 +368,7 @@ class _FinetuneCallback(BaseCallback):
         self.budget.train_steps = self.model.num_timesteps
         if self.curve and self.curve[-1]["train_steps"] == self.budget.train_steps:
             return
-        if self.budget.count_eval and not self.budget.affords(
-            self.evaluation.curve_episodes * self.evaluation.max_episode_steps
-        ):
-            self.skipped += 1
-            return
-        self._evaluate()
+        self._evaluate_within_budget()
 
     def close(self) -> None:
         self.writer.close()
