@@ -69,8 +69,8 @@ def test_import_reads_no_robot_file_and_a_broken_one_breaks_only_its_robot(tmp_p
     shutil.copytree(REPO / "envs", envs)
     (envs / "walker2d.yaml").write_text("robot: walker2d\nparameters: [not, a, mapping\n")
     code = (
-        "import simreal, simreal.envs.spec as s, gymnasium as gym, pathlib\n"
-        f"s.envs_dir = lambda: pathlib.Path({str(envs)!r})\n"
+        "import simreal, simreal.envs.robots as r, gymnasium as gym, pathlib\n"
+        f"r.envs_dir = lambda: pathlib.Path({str(envs)!r})\n"
         "assert 'simreal/Walker2d-v0' in gym.registry\n"
         "print(simreal.get_dynamics(gym.make('simreal/Hopper-v0', target='severe'))['torso_mass'])\n"
         "try:\n"

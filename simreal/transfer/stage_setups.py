@@ -17,7 +17,6 @@ from simreal.errors import ConfigError, DataError, SpecError
 from simreal.fileio import read_json
 from simreal.runs.config import FixedScheduleConfig
 from simreal.runs.config_files import ConfigSource, from_sysid_file, load_config_with_source, parse_overrides
-from simreal.runs.policy import load_policy
 from simreal.runs.rundir import CONFIG, run_dir_of, saved_config
 from simreal.runs.setup import TrainingSetup
 from simreal.transfer.config import FinetuneSettings, TransferConfig, finetune_settings
@@ -32,11 +31,11 @@ def check_target(config: TransferConfig, origin: ConfigSource) -> None:
     """
     source = config.source
     try:
-        if source.run is not None:
-            spec = load_policy(source.run).setup.spec
+        if source.run is not None:  # the run's config names its robot: the model is loaded by the source stage
+            robot = saved_config(run_dir_of(Path(source.run))).robot
         else:
             robot = load_config_with_source(source.training_config, source.overrides)[0].robot
-            spec = load_robot(robot)
+        spec = load_robot(robot)
     except (ConfigError, DataError, SpecError):
         return  # the source stage reports its own problem, naming its own field
     try:
