@@ -41,7 +41,7 @@ def main() -> None:
     )
     print(f"stable-baselines3 {stable_baselines3.__version__}, torch {torch.__version__}")
     for axis in () if args.timing_only else AXES:
-        result = robustness_map(policy, [axis], args.grid, episodes=args.episodes, seed=1000, against=baseline)
+        result = robustness_map(policy, [axis], points=args.grid, episodes=args.episodes, seed=1000, against=baseline)
         write_map(result, args.out / axis)
         print(
             f"\n{axis} (training range of hopper_ppo_dr: {result.axes[0].training}; targets {result.axes[0].targets})"
@@ -67,7 +67,7 @@ def main() -> None:
             for workers in (1, 2):
                 start = time.perf_counter()
                 maps[workers] = robustness_map(
-                    policy, params, grid, episodes=episodes, workers=workers, against=against
+                    policy, params, points=grid, episodes=episodes, workers=workers, against=against
                 )
                 seconds[workers].append(time.perf_counter() - start)
         assert maps[1].returns == maps[2].returns, "the numbers depend on the workers"

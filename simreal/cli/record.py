@@ -34,7 +34,18 @@ def record(
         raise DataError(f"--size: expected WIDTHxHEIGHT (e.g. 480x480), got {shown(size)}") from None
     if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE):
         raise DataError(f"--size: {size}: each side from {MIN_SIZE} to {MAX_SIZE} pixels")
-    made = record_video(source, out, target, side_by_side, episodes, seed, max_steps, width, height, true_dynamics)
+    made = record_video(
+        source,
+        out,
+        target=target,
+        side_by_side=side_by_side,
+        episodes=episodes,
+        seed=seed,
+        max_steps=max_steps,
+        width=width,
+        height=height,
+        true_dynamics=true_dynamics,
+    )
     for label, returns in made.panels.items():
         console.print(f"{label}: returns {', '.join(f'{r:.1f}' for r in returns)}")
     timing = f"{made.frames} frames, {made.seconds:.2f} s at {made.fps:g} fps"

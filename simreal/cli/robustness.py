@@ -48,7 +48,15 @@ def robustness(
     if out is not None:
         check_writable(out, folder=True)  # before the grid is spent
     result = robustness_map(
-        source, names, grid, [parse_span(s) for s in span or []], episodes, seed, workers, against, true_dynamics
+        source,
+        names,
+        points=grid,
+        spans=[parse_span(s) for s in span or []],
+        episodes=episodes,
+        seed=seed,
+        workers=workers,
+        against=against,
+        true_dynamics=true_dynamics,
     )
     if out is None:
         out = run_dir_of(source) / "robustness" / "_".join(names)

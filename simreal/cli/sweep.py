@@ -39,7 +39,10 @@ def sweep(
 
     folder = out or Path("runs") / f"sweep_{Path(config).stem}"
     chosen = list(range(first_seed, first_seed + seeds))
-    jobs = plan_sweep(config, folder, chosen, parse_grid(grid or []), list(overrides or []), episodes, eval_seed)
+    grid_points = parse_grid(grid or [])
+    jobs = plan_sweep(
+        config, folder, chosen, grid_points, overrides=list(overrides or []), episodes=episodes, eval_seed=eval_seed
+    )
     err_console.print(f"{len(jobs)} jobs into {folder}")
 
     def event(outcome: JobOutcome) -> None:
@@ -47,7 +50,7 @@ def sweep(
         took = f" ({outcome.seconds:.0f} s)" if outcome.seconds else ""
         err_console.print(f"{outcome.status:>7}  {escape(outcome.job.name)}{took}{detail}", highlight=False)
 
-    result = run_sweep(jobs, address, cpus_per_job, device, event)
+    result = run_sweep(jobs, address=address, cpus_per_job=cpus_per_job, device=device, on_event=event)
     write_aggregate(result.rows, folder)
     keys = [key for key in (result.rows[0] if result.rows else {}) if key not in _FIXED]
     table = Table(title=f"sweep: {config}, mean return over seeds", title_justify="left")

@@ -195,7 +195,14 @@ def evaluate_run(
     chosen = load_targets(spec, targets or None)
     setup = policy.setup
     evaluator = TransferEvaluator(
-        spec, chosen, episodes, seed, policy.layout, setup.ranges, setup.effects, policy.estimator
+        spec,
+        targets=chosen,
+        episodes=episodes,
+        seed=seed,
+        layout=policy.layout,
+        ranges=setup.ranges,
+        effects=setup.effects,
+        estimator=policy.estimator,
     )
     try:
         report = evaluator.evaluate(policy.model, policy.statistics)

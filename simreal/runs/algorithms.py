@@ -92,7 +92,13 @@ def normalized_for(
     settings = config.env.normalize
     gamma = config.algorithm.hyperparameters.gamma
     return normalize(
-        venv, settings.observations, settings.rewards, settings.clip_obs, settings.clip_reward, gamma, pinned
+        venv,
+        observations=settings.observations,
+        rewards=settings.rewards,
+        clip_obs=settings.clip_obs,
+        clip_reward=settings.clip_reward,
+        gamma=gamma,
+        pinned=pinned,
     )
 
 

@@ -188,7 +188,13 @@ class Fitting:
 
     def windows(self, delay: int, count: int, rng_seed: int) -> Windows:
         return make_windows(
-            self.data, self.states, self.local.skipped, self.horizon, delay, count, np.random.default_rng(rng_seed)
+            self.data,
+            states=self.states,
+            skipped=self.local.skipped,
+            horizon=self.horizon,
+            delay=delay,
+            max_windows=count,
+            rng=np.random.default_rng(rng_seed),
         )
 
     def held_out_windows(self, estimate: Estimate) -> Windows | None:

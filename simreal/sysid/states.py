@@ -90,11 +90,11 @@ def fit_states(
     skipped = spec.observation.skipped_positions if spec.observation else 0
     smoothed = smooth_positions(
         qpos,
-        qvel,
-        data.episode,
-        velocity_ok,
-        model.opt.timestep * frame_skip,
-        position_velocity_pairs(model, skipped),
-        increment_weight(model, frame_skip),
+        qvel=qvel,
+        episode=data.episode,
+        velocity_ok=velocity_ok,
+        dt=model.opt.timestep * frame_skip,
+        pairs=position_velocity_pairs(model, skipped),
+        end_weight=increment_weight(model, frame_skip),
     )
     return States(smoothed.qpos, qvel, exact, True, smoothed.position_noise, smoothed.smoothed_noise)

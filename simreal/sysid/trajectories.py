@@ -88,16 +88,16 @@ class Trajectories:
         pick = lambda a: None if a is None else a[keep]  # noqa: E731
         return Trajectories(
             self.episode[keep],
-            self.step[keep],
-            self.observations[keep],
-            self.actions[keep],
-            self.rewards[keep],
-            self.terminated[keep],
-            self.truncated[keep],
-            pick(self.qpos),
-            pick(self.qvel),
-            dict(self.meta),
-            self.path,
+            step=self.step[keep],
+            observations=self.observations[keep],
+            actions=self.actions[keep],
+            rewards=self.rewards[keep],
+            terminated=self.terminated[keep],
+            truncated=self.truncated[keep],
+            qpos=pick(self.qpos),
+            qvel=pick(self.qvel),
+            meta=dict(self.meta),
+            path=self.path,
         )
 
 

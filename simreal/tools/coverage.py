@@ -19,7 +19,7 @@ second policy whose ranges the map does not hold) gets no figures and a reason: 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,11 +133,7 @@ def map_coverage(result: RobustnessMap, seed: int | None = None) -> dict[str, Co
     """
     seed = result.meta.get("seed", 0) if seed is None else seed
     training = {axis.name: axis.training for axis in result.axes}
-    coverages = {
-        "policy": _policy_coverage(
-            result, result.returns, result.nominal, training, None, result.meta.get("policy"), seed
-        )
-    }
+    coverages = {"policy": _policy_coverage(result, _Side(result.returns, result.nominal, training), seed)}
     if result.against is not None:
         against_training: dict[str, tuple[float, float] | None]
         if result.against_training is None:
@@ -146,27 +142,30 @@ def map_coverage(result: RobustnessMap, seed: int | None = None) -> dict[str, Co
         else:
             against_training = {axis.name: result.against_training.get(axis.name) for axis in result.axes}
             unknown = None
-        coverages["against"] = _policy_coverage(
-            result, result.against, result.against_nominal, against_training, unknown, result.meta.get("against"), seed
-        )
+        side = _Side(result.against, result.against_nominal, against_training, unknown, result.meta.get("against"))
+        coverages["against"] = _policy_coverage(result, side, seed)
     return coverages
 
 
-def _policy_coverage(
-    result: RobustnessMap,
-    returns: list[list[float]],
-    nominal: list[float] | None,
-    training: dict[str, tuple[float, float] | None],
-    unknown: str | None,
-    policy: str | None,
-    seed: int,
-) -> Coverage:
+@dataclass(frozen=True)
+class _Side:
+    """One policy's side of a map: its returns per cell, its nominal return (``None``: not measured), its training
+    range per axis (``None``: not randomized, or not recorded, which ``unknown`` then says) and its path."""
+
+    returns: list[list[float]]
+    nominal: list[float] | None
+    training: dict[str, tuple[float, float] | None]
+    unknown: str | None = None
+    policy: str | None = None
+
+
+def _policy_coverage(result: RobustnessMap, side: _Side, seed: int) -> Coverage:
     index = result.nominal_index()
     nominal_from: str | None
     if index is not None:
-        nominal, nominal_from = returns[index], "grid"
+        side, nominal_from = replace(side, nominal=side.returns[index]), "grid"
     else:
-        nominal_from = "evaluation" if nominal is not None else None
+        nominal_from = "evaluation" if side.nominal is not None else None
     rng = np.random.default_rng(seed)
     axes = result.axes
     per_axis = {}
@@ -175,25 +174,17 @@ def _policy_coverage(
         if cells is None:
             other = axes[1 - position]
             reason = f"{other.name}'s nominal value {other.nominal:g} is not on the grid: no slice through nominal"
-            per_axis[axis.name] = AxisCoverage({axis.name: training[axis.name]}, reason=reason)
+            per_axis[axis.name] = AxisCoverage({axis.name: side.training[axis.name]}, reason=reason)
             continue
         per_axis[axis.name] = _coverage(
-            result,
-            [axis],
-            training,
-            unknown,
-            cells,
-            returns,
-            nominal,
-            rng,
-            fraction_by_length=axis.name not in STEP_EFFECTS,
+            result, side, [axis], cells, rng, fraction_by_length=axis.name not in STEP_EFFECTS
         )
     region = None
     if len(axes) == 2:
-        everything = list(range(len(returns)))
-        region = _coverage(result, axes, training, unknown, everything, returns, nominal, rng, fraction_by_length=False)
-    mean = float(np.mean(nominal)) if nominal is not None else None
-    return Coverage(policy, mean, nominal_from, per_axis, region)
+        everything = list(range(len(side.returns)))
+        region = _coverage(result, side, axes, everything, rng, fraction_by_length=False)
+    mean = float(np.mean(side.nominal)) if side.nominal is not None else None
+    return Coverage(side.policy, mean, nominal_from, per_axis, region)
 
 
 def _slice(result: RobustnessMap, position: int) -> list[int] | None:
@@ -213,22 +204,22 @@ def _slice(result: RobustnessMap, position: int) -> list[int] | None:
 
 def _coverage(
     result: RobustnessMap,
+    side: _Side,
     measured: list[Axis],
-    training: dict[str, tuple[float, float] | None],
-    unknown: str | None,
     cells: list[int],
-    returns: list[list[float]],
-    nominal: list[float] | None,
     rng: np.random.Generator,
     fraction_by_length: bool,
 ) -> AxisCoverage:
-    """The figures over ``cells`` (a line along one axis, or the whole 2-D grid), measured on the ``measured`` axes'
-    training ranges."""
-    ranges = {axis.name: training[axis.name] for axis in measured}
+    """The figures of one policy's ``side`` over ``cells`` (a line along one axis, or the whole 2-D grid), measured
+    on the ``measured`` axes' training ranges."""
+    returns, nominal = side.returns, side.nominal
+    ranges = {axis.name: side.training[axis.name] for axis in measured}
     missing = [name for name, r in ranges.items() if r is None]
     if missing:
         which = f"{', '.join(missing)}: " if len(measured) > 1 else ""  # a single axis's entry is named already
-        reason = unknown or f"{which}not randomized in training (trained at the nominal value only): no training range"
+        reason = (
+            side.unknown or f"{which}not randomized in training (trained at the nominal value only): no training range"
+        )
         return AxisCoverage(ranges, reason=reason)
     bounds = [(axis, r) for axis in measured if (r := ranges[axis.name]) is not None]
     positions = [result.axes.index(axis) for axis in measured]

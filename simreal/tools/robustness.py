@@ -19,13 +19,16 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from simreal.envs.spec import EFFECT_NAMES, STEP_EFFECTS, Effects
 from simreal.errors import ConfigError
 from simreal.tools.grid import DEFAULT_POINTS, Axis, grid_axes, nominal_index, training_ranges
+
+if TYPE_CHECKING:
+    from simreal.runs.policy import LoadedPolicy
 
 SCHEMA = "simreal.robustness/1"
 
@@ -122,8 +125,7 @@ def _evaluate_cell(job: _Job) -> list[float]:
 
 
 def _evaluate(
-    sources: tuple[str, ...],
-    loaded: dict[str, Any],
+    loaded: dict[str, LoadedPolicy],
     names: tuple[str, ...],
     cells: list[tuple[float, ...]],
     episodes: int,
@@ -132,8 +134,8 @@ def _evaluate(
     true_dynamics: bool,
 ) -> list[list[list[float]]]:
     """Every cell's returns (``names``: the axes; ``cells``: their values), in the order given, for each policy in
-    ``sources`` (``loaded``: those policies, loaded on the CPU by the caller, which evaluates with them; workers load
-    their own). The calling process evaluates cells itself while ``workers - 1`` spawned processes start up and take
+    ``loaded`` (by source, in order; loaded on the CPU by the caller, which evaluates with them; workers load their
+    own). The calling process evaluates cells itself while ``workers - 1`` spawned processes start up and take
     cells too, one at a time from the same queue (a spawned worker needs a few seconds to import torch and load the
     policies: the caller does not wait for it). Every process loads every policy once, so a comparison costs no second
     start-up. Should the workers break (a process that cannot start or one that was killed), the calling process
@@ -141,6 +143,7 @@ def _evaluate(
     no workers (spawn re-runs the main program's file)."""
     import torch
 
+    sources = tuple(loaded)
     jobs: list[_Job] = [(source, names, cell, episodes, seed) for source in sources for cell in cells]
     results: list[list[float] | None] = [None] * len(jobs)
     queue = iter(range(len(jobs)))
@@ -199,6 +202,7 @@ def _evaluate(
 def robustness_map(
     source: str | os.PathLike[str],
     params: Sequence[str],
+    *,
     points: int = DEFAULT_POINTS,
     spans: Sequence[tuple[float, float]] = (),
     episodes: int = 10,
@@ -238,11 +242,10 @@ def robustness_map(
     # the nominal return is what coverage is relative to: one extra cell when the grid misses it
     if nominal_cell is None:
         cells.append(tuple(axis.nominal for axis in axes))
-    sources = (str(source), str(against)) if other else (str(source),)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(cells) * len(sources)))
     loaded = {str(source): policy, **({str(against): other} if other else {})}
+    workers = max(1, min(workers or os.cpu_count() or 1, len(cells) * len(loaded)))
     names = tuple(axis.name for axis in axes)
-    evaluated = _evaluate(sources, loaded, names, cells, episodes, seed, workers, true_dynamics)
+    evaluated = _evaluate(loaded, names, cells, episodes, seed, workers, true_dynamics)
     nominals = [list(r[-1 if nominal_cell is None else nominal_cell]) for r in evaluated]
     if nominal_cell is None:
         evaluated = [r[:-1] for r in evaluated]

@@ -131,7 +131,19 @@ def plan_sweep(
                 raise ConfigError(f"{label}: {exc}") from None
             folder = Path(out) / _safe(label) / f"seed_{seed}"
             name = f"{label} seed {seed}"
-            jobs.append(SweepJob(name, kind, str(path), settings, point, seed, str(folder), episodes, eval_seed))
+            jobs.append(
+                SweepJob(
+                    name,
+                    kind=kind,
+                    config=str(path),
+                    overrides=settings,
+                    point=point,
+                    seed=seed,
+                    folder=str(folder),
+                    episodes=episodes,
+                    eval_seed=eval_seed,
+                )
+            )
     return jobs
 
 

@@ -51,6 +51,7 @@ class Recording:
 def record_video(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
+    *,
     target: str | None = None,
     side_by_side: bool = False,
     episodes: int = 1,

@@ -201,7 +201,15 @@ def _train(
         [DynamicsLogger(), ConfigText(config), *scheduling, evaluation, *videos, checkpoints, *callbacks, stop]
     )
     try:
-        _learn(model, everything, stop, config.total_timesteps, point.checkpoint is None, checkpoints, run_dir)
+        _learn(
+            model,
+            callbacks=everything,
+            stop=stop,
+            total=config.total_timesteps,
+            new=point.checkpoint is None,
+            checkpoints=checkpoints,
+            run_dir=run_dir,
+        )
         if config.adaptation.kind == "rma":
             _train_adapter(setup, model, run_dir)  # the policy now acts on the adaptation module's estimate
         elif setup.adaptive:
@@ -313,7 +321,13 @@ def _train_estimator(setup: TrainingSetup, model: BaseAlgorithm, run_dir: Path) 
 
     try:
         universal = UniversalPolicy(
-            model, statistics_of(env), setup.spec, setup.ranges, setup.effects, setup.input_layout(), adaptation.history
+            model,
+            statistics=statistics_of(env),
+            spec=setup.spec,
+            ranges=setup.ranges,
+            effects=setup.effects,
+            layout=setup.input_layout(),
+            history=adaptation.history,
         )
         estimator, reports = train_osi(
             universal,

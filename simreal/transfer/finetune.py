@@ -131,7 +131,16 @@ def finetune(
     threads = torch.get_num_threads()
     try:
         with hold(run_dir, "run directory"):
-            return _finetune(source, target, settings, Path(run_dir), device, baseline, callbacks, command)
+            return _finetune(
+                source,
+                target=target,
+                settings=settings,
+                run_dir=Path(run_dir),
+                device=device,
+                baseline=baseline,
+                callbacks=callbacks,
+                command=command,
+            )
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 

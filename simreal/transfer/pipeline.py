@@ -120,7 +120,15 @@ def _run_stages(
     """:func:`run_pipeline` in an output folder this process holds."""
     state = _state(config, out)
     told = on_stage or (lambda stage, event: None)
-    runner = _Stages(config, out, state, device, progress or (lambda stage, total: []), told, origin)
+    runner = _Stages(
+        config,
+        out=out,
+        state=state,
+        device=device,
+        progress=progress or (lambda stage, total: []),
+        on_stage=told,
+        origin=origin,
+    )
     for name in STAGES:
         if not runner.enabled(name):
             continue
