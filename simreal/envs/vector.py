@@ -21,8 +21,8 @@ from simreal.envs.spec import Effects, ParameterRange, RobotSpec
 
 
 class EnvFactory:
-    """:func:`simreal.envs.make_env` with fixed arguments, as a picklable callable (SubprocVecEnv sends it to its
-    workers).
+    """:func:`simreal.envs.factory.make_env` with fixed arguments, as a picklable callable (SubprocVecEnv sends it
+    to its workers).
 
     Args:
         spec: the robot.
