@@ -56,12 +56,12 @@ class RichProgress(BaseCallback):
         return True
 
     def _refresh(self) -> None:
+        if self._task is None:  # not started
+            return
         elapsed = time.perf_counter() - self._start[0]
         rate = (self.num_timesteps - self._start[1]) / elapsed if elapsed > 0 else 0.0
         episodes = self.model.ep_info_buffer
         ret = f"{np.mean([e['r'] for e in episodes]):.1f}" if episodes else "-"
-        if self._task is None:  # not started
-            return
         self.progress.update(self._task, completed=min(self.num_timesteps, self.total), rate=f"{rate:.0f}", ret=ret)
 
     def _on_training_end(self) -> None:
