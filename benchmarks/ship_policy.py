@@ -3,7 +3,8 @@ nominal dynamics, the training distribution and every shipped target, and write 
 
     python benchmarks/ship_policy.py RUN_DIR NAME [--episodes 20] [--seed 1000] [--note TEXT]
 
-``policies/NAME/`` gets ``model.zip``, ``vecnormalize.pkl``, ``config.yaml``, ``run.json``, ``eval.json`` (the
+``policies/NAME/`` gets the model's files (``weights.pt``, ``model.json``, ``vecnormalize.npz``, and stable-baselines3's
+``model.zip``, ``vecnormalize.pkl``), ``config.yaml``, ``run.json``, ``eval.json`` (the
 ``simreal evaluate --json`` document) and ``MODEL_CARD.md`` (config, seed, budget, returns with bootstrap 95% CIs,
 the commands that reproduce it). An existing ``policies/NAME`` is replaced only once the new one is complete.
 """
@@ -25,7 +26,7 @@ import simreal
 from simreal.evaluate.evaluator import evaluate_run
 from simreal.fileio import replace_dir, staging_dir
 
-KEEP = ("model.zip", "vecnormalize.pkl", "config.yaml", "run.json")
+KEEP = ("weights.pt", "model.json", "vecnormalize.npz", "model.zip", "vecnormalize.pkl", "config.yaml", "run.json")
 #: an adaptive run's estimator and its training record, kept when the run has them
 ADAPTIVE = ("osi.pt", "osi.json", "rma.json")
 

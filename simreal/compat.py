@@ -12,6 +12,11 @@
   :func:`set_tensorboard_writer`).
 - Gymnasium's ``env.np_random`` seeds a generator when read before any reset; a checkpoint must read the one there is
   (or none) without creating one: ``_np_random`` (:func:`env_rng`, :func:`set_env_rng`).
+- A model rebuilt from its config and its weights (never unpickled, see :mod:`simreal.runs.model_files`) gets back
+  what ``load()`` would restore from the zip's data: the update and episode counts (``_n_updates``,
+  ``_episode_num``: :func:`update_count`, :func:`episode_count`, :func:`set_counts`), the logging window
+  (:func:`set_episode_infos`) and the tensors saved outside state dicts (``_get_torch_save_params``:
+  :func:`torch_variables`).
 - torch's ``SummaryWriter`` writes a raw summary (an animated image) only through its file writer
   (:func:`add_summary`).
 
@@ -20,7 +25,9 @@ Nothing here imports those libraries: the functions take their objects.
 
 from __future__ import annotations
 
+import functools
 import types
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -99,3 +106,32 @@ def set_env_rng(env: gym.Env[Any, Any], rng: np.random.Generator | None) -> None
 def add_summary(writer: SummaryWriter, summary: Any, step: int) -> None:
     """Write a TensorBoard ``Summary`` protobuf through a torch ``SummaryWriter``."""
     writer._get_file_writer().add_summary(summary, step)
+
+
+def update_count(model: BaseAlgorithm) -> int:
+    """The gradient updates a stable-baselines3 model has made (``_n_updates``, saved in its zip's data)."""
+    return int(model._n_updates)
+
+
+def episode_count(model: BaseAlgorithm) -> int:
+    """The episodes a stable-baselines3 model has finished (``_episode_num``, counted by off-policy algorithms)."""
+    return int(model._episode_num)
+
+
+def set_counts(model: BaseAlgorithm, n_updates: int, episode_num: int) -> None:
+    """Give a rebuilt model the update and episode counts its saved self had (what ``load()`` restores)."""
+    model._n_updates = n_updates
+    model._episode_num = episode_num
+
+
+def set_episode_infos(model: BaseAlgorithm, episodes: list[dict[str, float]]) -> None:
+    """Give a rebuilt model the logging window of finished episodes its saved self had (``ep_info_buffer``)."""
+    model.ep_info_buffer = deque(episodes, maxlen=model._stats_window_size)
+    model.ep_success_buffer = deque(maxlen=model._stats_window_size)  # set with it, or learn() finds one missing
+
+
+def torch_variables(model: BaseAlgorithm) -> dict[str, Any]:
+    """The tensors a stable-baselines3 model saves outside its modules' state dicts (``_get_torch_save_params``'s
+    second list: SAC's ``log_ent_coef`` or ``ent_coef_tensor``), by name."""
+    names = model._get_torch_save_params()[1]
+    return {name: functools.reduce(getattr, name.split("."), model) for name in names}

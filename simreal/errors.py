@@ -56,6 +56,13 @@ class Interrupted(KeyboardInterrupt):
         self.signal_name, self.exit_code = signal_name, exit_code
 
 
+#: What trusting pickles allows (``--trust-pickles``, ``trust_pickles=True``), said once wherever it is offered.
+TRUST_PICKLES = (
+    "unpickle stable-baselines3's model.zip data and vecnormalize.pkl: a pickle can run any code it carries, so only "
+    "for files from a source you trust"
+)
+
+
 def unknown_name(kind: str, name: object, known: Iterable[str], owner: str | None = None) -> str:
     """The message for a name that is not among ``known``: ``unknown parameter 'x' for hopper (known: a, b)``.
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import simreal.fileio as fileio
 from simreal.cli import app
 from simreal.locks import LOCK, hold
-from simreal.runs.algorithms import load_model
+from simreal.runs.algorithms import load_pickled_model as load_model
 from simreal.runs.setup import load_setup, resume_setup
 from simreal.sysid.collect import collect
 from simreal.sysid.trajectories import save_trajectories
@@ -195,16 +195,14 @@ def _truncate(path: Path) -> None:
 
 
 def _zip_without_data(path: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
-        weights = archive.read("policy.pth")
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("policy.pth", weights)
+        archive.writestr("policy.pth", b"not weights")
 
 
 DAMAGE = {
-    "truncated model.zip": lambda c: _truncate(c / "000000000096" / "model.zip"),
-    "zip without its data": lambda c: _zip_without_data(c / "000000000096" / "model.zip"),
-    "truncated vecnormalize.pkl": lambda c: _truncate(c / "000000000096" / "vecnormalize.pkl"),
+    "truncated weights.pt": lambda c: _truncate(c / "000000000096" / "weights.pt"),
+    "model.json not JSON": lambda c: (c / "000000000096" / "model.json").write_text("{"),
+    "truncated vecnormalize.npz": lambda c: _truncate(c / "000000000096" / "vecnormalize.npz"),
     "state.json not an object": lambda c: (c / "000000000096" / "state.json").write_text("[1, 2]"),
     "state.json not JSON": lambda c: (c / "000000000096" / "state.json").write_text('{"streams": ['),
     "latest.json not JSON": lambda c: (c / "latest.json").write_text("{"),
@@ -229,8 +227,8 @@ def test_resume_passes_over_a_damaged_checkpoint_says_so_and_ends_where_an_unint
 
 def test_a_run_whose_every_checkpoint_is_damaged_is_one_line(killed):
     for checkpoint in (killed / "checkpoints").glob("0*"):
-        _truncate(checkpoint / "model.zip")
-    refused(["train", "--resume", str(killed)], str(killed), "no intact checkpoint", "model.zip")
+        _truncate(checkpoint / "weights.pt")
+    refused(["train", "--resume", str(killed)], str(killed), "no intact checkpoint", "weights.pt")
 
 
 def _an_npz(path: Path) -> None:
@@ -240,7 +238,7 @@ def _an_npz(path: Path) -> None:
 
 MODEL_FILES = {
     "truncated": _truncate,
-    "zip without its data": _zip_without_data,
+    "a zip of other data": _zip_without_data,
     "an npz": _an_npz,
     "empty": lambda p: p.write_bytes(b""),
     "text": lambda p: p.write_text("not a model"),
@@ -251,8 +249,8 @@ MODEL_FILES = {
 def test_a_damaged_or_foreign_model_file_is_one_line(kind, runs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(runs["whole"], run)
-    MODEL_FILES[kind](run / "model.zip")
-    refused(["evaluate", str(run), "--episodes", "2"], str(run / "model.zip"), "not a readable PPO model")
+    MODEL_FILES[kind](run / "weights.pt")
+    refused(["evaluate", str(run), "--episodes", "2"], str(run / "weights.pt"), "not a torch file of plain tensors")
 
 
 # -- paths that leave their folder ------------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ def test_an_rma_policy_saves_loads_evaluates_and_runs_in_the_pipeline(rma_run, t
     result = run_pipeline(TransferConfig.model_validate(config), tmp_path / "out")
     assert [row["stage"] for row in result.report["stages"]] == ["zero_shot", "scratch", "finetune"]
     # head fine-tuning left the adaptation module (the policy's bottom layer) as it was
-    from simreal.runs.algorithms import load_model
+    from simreal.runs.algorithms import load_pickled_model as load_model
 
     before = load_model(rma_run / "model.zip", "ppo").policy.features_extractor.adapter
     after = load_model(tmp_path / "out" / "finetune" / "model.zip", "ppo").policy.features_extractor.adapter

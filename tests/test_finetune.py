@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from simreal.cli import app
-from simreal.runs.algorithms import load_model
+from simreal.runs.algorithms import load_pickled_model as load_model
 from simreal.runs.policy import load_policy
 from simreal.runs.setup import load_setup
 from simreal.train.trainer import train
@@ -162,14 +162,10 @@ def test_layer_rates_survive_the_learning_rate_schedule(source):
 
 
 def test_normalization_statistics_carry_over_frozen_or_updating(source, tmp_path):
-    with open(source / "vecnormalize.pkl", "rb") as handle:
-        import pickle
-
-        start = pickle.load(handle).obs_rms.mean.copy()
+    start = np.load(source / "vecnormalize.npz")["obs_mean"]
     for update in (False, True):
         finetune(source, "severe", settings(update_normalization=update), tmp_path / f"u{update}")
-        with open(tmp_path / f"u{update}" / "vecnormalize.pkl", "rb") as handle:
-            mean = pickle.load(handle).obs_rms.mean
+        mean = np.load(tmp_path / f"u{update}" / "vecnormalize.npz")["obs_mean"]
         assert np.array_equal(mean, start) != update
 
 
@@ -256,11 +252,11 @@ def test_a_run_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
 def _target_env(policy):
     from simreal.envs.robots import load_target
     from simreal.envs.vector import EnvFactory, vectorize
-    from simreal.runs.algorithms import load_vecnormalize
+    from simreal.runs.algorithms import load_statistics
 
     _, target = load_target(policy.setup.spec, "severe")
     venv = vectorize(EnvFactory(policy.setup.spec, fixed=target.parameters, effects=target.effects), 2, 0)
-    return load_vecnormalize(policy.path.parent / "vecnormalize.pkl", venv)
+    return load_statistics(policy.path.parent, venv)
 
 
 def _optimizers(model) -> list[torch.optim.Optimizer]:
@@ -276,7 +272,7 @@ def test_a_warm_started_sac_acts_from_the_first_step_on_target_data_only(source)
         pytest.skip("SAC only")
     policy = load_policy(source)
     venv = _target_env(policy).venv
-    model = warm_start(source / "model.zip", policy.setup.config, venv, "cpu")
+    model = warm_start(source / "model.zip", policy.setup.config, venv, "cpu", policy.setup.input_layout())
     assert model.learning_starts == 0 and model.num_timesteps == 0
     assert model.replay_buffer.size() == 0  # the buffer is not in the model file: no simulation data mixed in
     before = [p.detach().clone() for p in model.actor.parameters()]

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import simreal
 from simreal.cli import app
-from simreal.runs.algorithms import load_model
+from simreal.runs.algorithms import load_pickled_model as load_model
 from simreal.runs.setup import load_setup, resume_setup
 from simreal.train.trainer import train
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from simreal.cli import app
 from simreal.envs.robots import load_robot
-from simreal.runs.algorithms import load_model
+from simreal.runs.algorithms import load_pickled_model as load_model
 
 runner = CliRunner()
 
@@ -62,13 +62,15 @@ def test_train_end_to_end_writes_the_run_directory(tmp_path, algo):
     assert result.exit_code == 0, result.output
     assert "target: severe" in result.stdout and "tensorboard --logdir" in result.stdout
 
-    for name in ("model.zip", "vecnormalize.pkl", "best/model.zip", "best/vecnormalize.pkl", "eval.json"):
+    model_files = ("weights.pt", "model.json", "vecnormalize.npz", "model.zip", "vecnormalize.pkl")
+    for name in (*model_files, *(f"best/{name}" for name in model_files), "eval.json"):
         assert (run_dir / name).is_file(), name
     latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
     checkpoint = run_dir / "checkpoints" / latest["checkpoint"]
     assert latest["num_timesteps"] == 512
-    assert (checkpoint / "model.zip").is_file() and (checkpoint / "vecnormalize.pkl").is_file()
-    assert (checkpoint / "replay_buffer.pkl").is_file() == (algo == "sac")
+    assert all((checkpoint / name).is_file() for name in model_files)
+    assert (checkpoint / "replay_buffer.npz").is_file() == (algo == "sac")
+    assert not (checkpoint / "replay_buffer.pkl").exists()
     assert len([p for p in (run_dir / "checkpoints").iterdir() if p.is_dir()]) == 2  # keep: 2
 
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -209,7 +211,7 @@ def test_bad_files_and_devices_give_one_line(tmp_path, trained_run):
     corrupt.write_bytes(b"not a zip at all")
     (tmp_path / "config.yaml").write_text((trained_run / "config.yaml").read_text())
     result = runner.invoke(app, ["evaluate", str(corrupt)])
-    assert result.exit_code == 2 and "model.zip: not a readable PPO model" in result.stderr
+    assert result.exit_code == 2 and "model.zip: holds pickles only" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     gone = runner.invoke(app, ["evaluate", str(tmp_path / "no_run")])
     assert gone.exit_code == 2 and "no such run directory or model file" in gone.stderr
@@ -269,7 +271,7 @@ def test_a_checkpoint_interrupted_mid_write_leaves_the_latest_intact(tmp_path, m
 
     import simreal
     from simreal.runs import rundir
-    from simreal.runs.algorithms import load_model
+    from simreal.runs.algorithms import load_pickled_model as load_model
 
     venv = DummyVecEnv([lambda: simreal.make("hopper", nominal=True)])
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, policy_kwargs={"net_arch": [8]}, device="cpu")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from simreal.errors import Interrupted, SetupError, SimrealError
+from simreal.errors import TRUST_PICKLES, Interrupted, SetupError, SimrealError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +30,21 @@ def flag(default: bool | None, declaration: str, description: str) -> Any:
     """A boolean option (``--name``, or ``--name/--no-name`` with a ``None`` default: decided later) shown in
     ``--help`` without a metavar."""
     return typer.Option(default, declaration, help=description, metavar="")
+
+
+#: The library's ``trust_pickles`` argument, for the commands that take it as a flag.
+TRUST_FLAG = {"trust_pickles": "--trust-pickles"}
+
+
+def trust_pickles_flag() -> Any:
+    """``--trust-pickles``: let a policy or run holding stable-baselines3's pickles only load."""
+    return flag(False, "--trust-pickles", f"Allow a run or model holding pickles only: {TRUST_PICKLES}.")
+
+
+def say_trusted(trust_pickles: bool) -> None:
+    """One line on stderr when pickles are trusted: what the flag just allowed."""
+    if trust_pickles:
+        err_console.print(f"[yellow]--trust-pickles:[/] will {TRUST_PICKLES}", highlight=False, soft_wrap=True)
 
 
 def one_line_errors(

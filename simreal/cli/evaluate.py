@@ -8,11 +8,19 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, flag, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    flag,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 from simreal.fileio import atomic_write_json, check_writable
 
 
-@one_line_errors
+@one_line_errors(flags=TRUST_FLAG)
 def evaluate(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     target: list[str] = typer.Option(
@@ -25,6 +33,7 @@ def evaluate(
     true_dynamics: bool = flag(
         False, "--true-dynamics", "Adaptive policies: give the policy the true dynamics, not its estimate."
     ),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Evaluate a policy in its source simulator and on targets: returns, reality gap and 95% bootstrap CIs."""
     require_training("simreal evaluate")
@@ -33,8 +42,15 @@ def evaluate(
 
     if json_out is not None:
         check_writable(json_out)  # before the evaluation is spent
+    say_trusted(trust_pickles)
     report = evaluate_run(
-        source, list(target or []) or None, episodes, seed, resolve_device(device), true_dynamics=true_dynamics
+        source,
+        list(target or []) or None,
+        episodes,
+        seed,
+        resolve_device(device),
+        true_dynamics=true_dynamics,
+        trust_pickles=trust_pickles,
     )
     if json_out is not None:
         atomic_write_json(json_out, report)

@@ -10,11 +10,20 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, err_console, flag, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    err_console,
+    flag,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 from simreal.errors import ConfigError
 
 
-@one_line_errors(flags={"baseline": "--baseline"})
+@one_line_errors(flags={"baseline": "--baseline", **TRUST_FLAG})
 def finetune(
     run: Path = typer.Argument(..., help="The sim-trained run directory (or a model file inside one)."),
     target: str = typer.Option(..., "--target", "-t", help="Target name or YAML to fine-tune on."),
@@ -50,6 +59,7 @@ def finetune(
         None, "--run-dir", help="Where to write (default: runs/<run>_ft_<target>_<strategy>_<time>)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Fine-tune a policy on a target with a strategy from transfer-learning practice, under a target-step budget."""
     require_training("simreal finetune")
@@ -77,6 +87,7 @@ def finetune(
     if settings.strategy == "scratch" and baseline is not None:
         raise ConfigError("--baseline: the from-scratch run is the baseline itself")
     folder = run_dir or _default_run_dir(run, target, settings.strategy)
+    say_trusted(trust_pickles)
     result = run_finetune(
         run,
         target,
@@ -86,6 +97,7 @@ def finetune(
         baseline=baseline,
         callbacks=[RichProgress(settings.steps, err_console, description=settings.strategy)],
         command=sys.argv,
+        trust_pickles=trust_pickles,
     )
     _print_result(result.report, folder)
 

@@ -8,12 +8,21 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from simreal.cli.common import console, err_console, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    as_flags,
+    console,
+    err_console,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 from simreal.cli.evaluate import evaluation_table
 from simreal.errors import ConfigError, Interrupted
 
 
-@one_line_errors
+@one_line_errors(flags=TRUST_FLAG)
 def train(
     config: str = typer.Argument(
         None, help="A config YAML, or the name of a shipped one (e.g. hopper_ppo_dr); optional with --resume."
@@ -30,6 +39,7 @@ def train(
         help="Continue this run directory from its last checkpoint, with its own config "
         "(extend its budget with --set total_timesteps=N).",
     ),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Train PPO or SAC on randomized dynamics, evaluate on the targets, log everything to TensorBoard."""
     require_training("simreal train")
@@ -50,6 +60,7 @@ def train(
     else:
         setup = load_setup(config, settings, labels)
         folder = run_dir or Path("runs") / default_run_name(setup.config)
+    say_trusted(trust_pickles)
     try:
         result = run_training(
             setup,
@@ -59,6 +70,7 @@ def train(
             callbacks=[RichProgress(setup.config.total_timesteps, err_console)],
             command=sys.argv,
             on_resume=_say_passed_over,
+            trust_pickles=trust_pickles,
         )
     except Interrupted as stopped:
         err_console.print(
@@ -88,6 +100,8 @@ def train(
 def _say_passed_over(checkpoint: Path | None, passed_over: list[str]) -> None:
     """Damaged checkpoints a resume passed over, said before it starts from an older one."""
     for line in passed_over:
-        err_console.print(f"[yellow]passed over:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]passed over:[/] {escape(as_flags(line, TRUST_FLAG))}", highlight=False, soft_wrap=True
+        )
     if checkpoint is not None and passed_over:
         err_console.print(f"resuming from {escape(str(checkpoint))}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from simreal.deploy.export import ExportedPolicy
-from simreal.deploy.manifest import check_env
+from simreal.deploy.manifest import check_env, robot_reference
 from simreal.envs.factory import get_dynamics, make_env
 from simreal.envs.robots import load_robot, load_target
 from simreal.errors import DataError, SpecError
@@ -39,6 +39,7 @@ def deploy(
     episodes: int = 1,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> Deployment:
     """Run ``episodes`` episodes of an exported policy on ``env`` and record them.
 
@@ -48,11 +49,16 @@ def deploy(
         episodes: how many (episode ``i`` reset with seed ``seed + i``).
         seed: the first episode's seed.
         out: write the recording there (``.npz`` or ``.csv``, atomically; ``None``: not written).
+        overwrite: replace ``out`` if it exists (a real robot's recording can be hours of work: by default it is
+            refused before anything runs).
 
     Raises:
-        DataError: an invalid export, an env that does not match its manifest (the field named), or an unknown env.
+        DataError: an invalid export, an env that does not match its manifest (the field named), an unknown env, or
+            ``out`` exists without ``overwrite``.
         SetupError: an ONNX export without onnxruntime.
     """
+    if out is not None and not overwrite and os.path.lexists(out):
+        raise DataError(f"{out}: already exists: a recording is replaced only with overwrite=True")
     policy = ExportedPolicy(export)
     made, meta = _env(env, policy)
     try:
@@ -75,10 +81,10 @@ def deploy(
 def _env(env: str | gym.Env, policy: ExportedPolicy) -> tuple[gym.Env, dict[str, Any]]:
     """The env to drive and the recording's meta (a simreal env's true dynamics; only its name otherwise)."""
     manifest = policy.manifest
-    meta: dict[str, Any] = {"robot": manifest.robot, "policy": str(policy.folder), "export": manifest.format}
+    spec = load_robot(robot_reference(policy.folder, manifest))
+    meta: dict[str, Any] = {"robot": spec.robot, "policy": str(policy.folder), "export": manifest.format}
     if isinstance(env, gym.Env):
         return env, {**meta, "source": "env", "env": str(env.spec.id if env.spec else type(env.unwrapped).__name__)}
-    spec = load_robot(manifest.robot)
     if env == "nominal":
         made = make_env(spec)
         return made, {**meta, "source": "simulator", "dynamics": get_dynamics(made)}
@@ -92,7 +98,7 @@ def _env(env: str | gym.Env, policy: ExportedPolicy) -> tuple[gym.Env, dict[str,
     except gym.error.Error as exc:
         known = ", ".join(sorted(spec.targets))
         raise SpecError(
-            f"env {env!r}: not nominal, a target of {manifest.robot} ({known}), a target YAML or a registered "
+            f"env {env!r}: not nominal, a target of {spec.robot} ({known}), a target YAML or a registered "
             f"gymnasium id ({type(exc).__name__})"
         ) from None
     except (TypeError, ValueError) as exc:

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from simreal.deploy.manifest import FILES, MANIFEST, Format, Manifest, bounds, load_manifest
+from simreal.deploy.manifest import FILES, MANIFEST, ROBOT_FILE, Format, Manifest, bounds, export_file, load_manifest
 from simreal.deploy.network import DeployedPolicy
 from simreal.envs.mujoco_base import box_space, mujoco_env
+from simreal.envs.spec import RobotSpec
 from simreal.errors import DataError, SetupError
-from simreal.fileio import atomic_write, atomic_write_json
+from simreal.fileio import atomic_write, atomic_write_json, atomic_write_text, read_yaml
 from simreal.runs.policy import LoadedPolicy, load_policy
 
 #: ONNX needs the ``export`` extra; TorchScript only torch.
@@ -27,7 +29,9 @@ ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 INPUTS, OUTPUTS = ["observation", "state"], ["action", "next_state"]
 
 
-def export_policy(source: str | os.PathLike[str], format: Format, out: str | os.PathLike[str]) -> Path:
+def export_policy(
+    source: str | os.PathLike[str], format: Format, out: str | os.PathLike[str], trust_pickles: bool = False
+) -> Path:
     """Write ``out/policy.onnx`` (or ``policy.pt``) and ``out/manifest.json`` for the policy of run ``source``.
 
     The artifact maps ``(observation, state)`` (float64, batch of one) to ``(action, next_state)``; the state starts
@@ -37,6 +41,7 @@ def export_policy(source: str | os.PathLike[str], format: Format, out: str | os.
         source: a run directory or a model file inside one.
         format: ``onnx`` or ``torchscript``.
         out: the folder to write (created; files in it replaced atomically).
+        trust_pickles: let a run holding stable-baselines3's pickles only load (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Returns:
         The manifest's path.
@@ -47,7 +52,7 @@ def export_policy(source: str | os.PathLike[str], format: Format, out: str | os.
     """
     if format == "onnx":
         _require_onnx()
-    policy = load_policy(source, device="cpu")
+    policy = load_policy(source, device="cpu", trust_pickles=trust_pickles)
     # float64 networks for ONNX: see simreal.deploy.network
     module = DeployedPolicy(policy, torch.float64 if format == "onnx" else torch.float32).eval()
     out = Path(out)
@@ -61,8 +66,23 @@ def export_policy(source: str | os.PathLike[str], format: Format, out: str | os.
             atomic_write(out / FILES[format], lambda tmp: traced.save(str(tmp)))
         else:
             atomic_write(out / FILES[format], lambda tmp: _export_onnx(module, example, tmp))
-    manifest = manifest_of(policy, format, module.state_size)
+    robot = _write_robot(policy.setup.spec, out)
+    manifest = manifest_of(policy, format, module.state_size, robot)
     return atomic_write_json(out / MANIFEST, manifest.dump())
+
+
+def _write_robot(spec: RobotSpec, out: Path) -> str:
+    """How the manifest names the robot: a shipped robot by its name; any other (a robot file, an inline robot) by
+    its YAML, written into the export as :data:`~simreal.deploy.manifest.ROBOT_FILE` so that the export carries it
+    (a manifest never points outside its folder)."""
+    reference = spec.reference
+    if isinstance(reference, str) and reference == spec.robot:
+        return spec.robot
+    # an inline robot's catalogue is generated (see load_robot): a file of it says so
+    data = read_yaml(reference, DataError) if isinstance(reference, str) else {"generate": {}, **reference}
+    data["robot"] = spec.robot  # the name it had, not the file's stem
+    atomic_write_text(out / ROBOT_FILE, yaml.safe_dump(data, sort_keys=False))
+    return ROBOT_FILE
 
 
 def _export_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
@@ -87,8 +107,8 @@ def _write_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path
     program.save(str(path), external_data=False)
 
 
-def manifest_of(policy: LoadedPolicy, format: Format, state_size: int) -> Manifest:
-    """The manifest of ``policy`` exported in ``format``."""
+def manifest_of(policy: LoadedPolicy, format: Format, state_size: int, robot: str | None = None) -> Manifest:
+    """The manifest of ``policy`` exported in ``format``, its robot named ``robot`` (default: the robot's name)."""
     import simreal
     from simreal.envs.factory import make_env
 
@@ -108,7 +128,7 @@ def manifest_of(policy: LoadedPolicy, format: Format, state_size: int) -> Manife
             "schema": "simreal.export/1",
             "format": format,
             "file": FILES[format],
-            "robot": setup.spec.robot,
+            "robot": robot or setup.spec.robot,
             "env_id": setup.spec.gym_id,
             "algorithm": setup.config.algorithm.name,
             "observation": {
@@ -147,9 +167,7 @@ class ExportedPolicy:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.manifest: Manifest = load_manifest(self.folder)
-        path = self.folder / self.manifest.file
-        if not path.is_file():
-            raise DataError(f"{path}: not found (the manifest's file)")
+        path = export_file(self.folder, self.manifest.file)
         self._run = _onnx_session(path) if self.manifest.format == "onnx" else _torchscript(path)
         self._state = np.zeros((1, self.manifest.state_size))
         observation = np.zeros((1, self.manifest.observation.size))

@@ -3,6 +3,11 @@ the robot driving it must match (observation and action layout and bounds, the c
 policy came from.
 
 An env is checked against it before the first step (:func:`check_env`): a mismatch is one line naming the field.
+
+An export is data that may come from anywhere: every file it uses (the manifest, the artifact, the robot's YAML)
+must be a regular file inside its folder once symlinks are resolved (:func:`export_file`), and the manifest names
+its robot by a shipped robot's name or by a robot file inside the folder, never by a path elsewhere
+(:func:`robot_reference`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from simreal.runs.config import StrictModel
 
 SCHEMA = "simreal.export/1"
 MANIFEST = "manifest.json"
+#: The robot's YAML inside an export whose robot is not a shipped one (a robot file or an inline robot).
+ROBOT_FILE = "robot.yaml"
+#: The largest observation, action or state an export may declare: far above any robot's (a humanoid's observation
+#: is 348), low enough that the zeros allocated for it stay small.
+MAX_SIZE = 1_000_000
+#: The largest manifest read (a humanoid's is a few kB).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 #: The artifact's file name, per format.
 FILES = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
 
@@ -33,7 +45,7 @@ Format = Literal["onnx", "torchscript"]
 class Space(StrictModel):
     """A flat box: its size and bounds (``None`` where unbounded)."""
 
-    size: int = Field(ge=1)
+    size: int = Field(ge=1, le=MAX_SIZE)
     low: list[float | None]
     high: list[float | None]
 
@@ -44,7 +56,9 @@ class Manifest(StrictModel):
     Attributes:
         schema_: the format's version (``simreal.export/1``).
         format: ``onnx`` or ``torchscript``; file: the artifact beside the manifest.
-        robot, env_id: the robot the policy was trained on and its gymnasium id.
+        robot: the robot the policy was trained on: a shipped robot's name, or the path of its YAML inside the
+            export's folder (:data:`ROBOT_FILE`).
+        env_id: the robot's gymnasium id (``None`` for a robot built from an entry point).
         algorithm: ``ppo`` or ``sac``.
         observation, action: what the artifact reads and returns, per step, with the bounds of the robot's spaces.
         control_period_s: seconds between actions on the robot the policy was trained for.
@@ -58,13 +72,13 @@ class Manifest(StrictModel):
     format: Format
     file: str
     robot: str
-    env_id: str
+    env_id: str | None
     algorithm: str
     observation: Space
     action: Space
     control_period_s: float = Field(gt=0)
     input: dict[str, Any]
-    state_size: int = Field(ge=1)
+    state_size: int = Field(ge=1, le=MAX_SIZE)
     delay_steps: tuple[int, int]
     simreal_version: str
     source: str
@@ -82,17 +96,65 @@ def bounds(values: np.ndarray) -> list[float | None]:
     return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
+def export_file(folder: Path, name: str, where: str | None = None) -> Path:
+    """The file ``name`` of an export, checked to be a regular file inside ``folder`` after symlinks are resolved
+    (a symlink to a file elsewhere, a device or a pipe is refused).
+
+    Args:
+        folder: the export's folder.
+        name: the file's path relative to it.
+        where: what errors name (the manifest and its field, for a file the manifest names); default: the file.
+
+    Raises:
+        DataError: the file is missing, not a regular file, or lies outside ``folder``.
+    """
+    path = folder / name
+    named = f"{where}: {path}" if where else str(path)
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        target = "" if resolved == path else f" (it leads to {resolved})"
+        raise DataError(f"{named}: outside {folder}{target}: an export uses only files inside its folder")
+    if not resolved.exists():
+        raise DataError(f"{named}: not found")
+    if not resolved.is_file():
+        raise DataError(f"{named}: not a regular file")
+    return path
+
+
+def robot_reference(folder: Path, manifest: Manifest) -> str | Path:
+    """What the manifest's robot loads from: a shipped robot's name, or the robot file inside ``folder``.
+
+    Raises:
+        DataError: naming the manifest and ``robot``: neither a shipped robot nor a file inside the folder.
+    """
+    from simreal.envs.robots import robot_names
+
+    where = f"{folder / MANIFEST}: robot"
+    robot = manifest.robot
+    if Path(robot).suffix in (".yaml", ".yml"):
+        return export_file(folder, robot, where)
+    if robot not in robot_names():
+        raise DataError(f"{where}: {robot!r} is neither a shipped robot nor a robot YAML file inside {folder}")
+    return robot
+
+
 def load_manifest(folder: Path) -> Manifest:
     """Read and validate an export's manifest.
 
     Raises:
-        DataError: no manifest, not JSON, a field missing or wrong (named), or an input layout that does not add up.
+        DataError: no manifest, not JSON, a field missing or wrong (named), an input layout that does not add up, a
+            size above :data:`MAX_SIZE`, or a robot or file that is not inside the export (:func:`robot_reference`).
     """
     path = folder / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: not found (is {folder} a folder simreal export wrote?)")
+    export_file(folder, MANIFEST)
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size} bytes, more than a manifest's {MAX_MANIFEST_BYTES}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (is {folder} a folder simreal export wrote?)") from None
+    except RecursionError:
+        raise DataError(f"{path}: not readable JSON (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -103,6 +165,7 @@ def load_manifest(folder: Path) -> Manifest:
         raise DataError(format_validation_error(path, exc)) from None
     if Path(manifest.file).name != manifest.file or manifest.file.startswith("."):
         raise DataError(f"{path}: file: {manifest.file!r} is not a file name inside {folder}")
+    robot_reference(folder, manifest)
     try:
         layout = manifest.layout
     except (TypeError, ValueError) as exc:

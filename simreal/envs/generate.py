@@ -121,32 +121,43 @@ def model_of(
     Raises:
         SpecError: naming ``source``: the id is not registered, the env cannot be built, or it is not a MuJoCo env.
     """
-    from simreal.envs.mujoco_base import route_mujoco_warnings
+    from simreal.envs.mujoco_base import error_line, route_mujoco_warnings
 
     route_mujoco_warnings()
-    shown = gym_id if not isinstance(gym_id, EnvSpec) else gym_id.entry_point if field == "entry_point" else gym_id.id
+    label = gym_id if not isinstance(gym_id, EnvSpec) else _label(gym_id, field)
     try:
         env = gym.make(gym_id, disable_env_checker=True, **dict(env_kwargs))
     except Exception as exc:  # a user's env: any failure to build it is bad input, said on one line
-        raise SpecError(f"{source}: {field}: cannot make {shown!r}: {_first_line(exc)}") from None
+        raise SpecError(f"{source}: {field}: cannot make {label!r}: {error_line(exc)}") from None
     try:
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
-            raise SpecError(f"{source}: {field}: {shown!r} is not a MuJoCo env (its env has no MjModel 'model')")
+            raise SpecError(f"{source}: {field}: {label!r} is not a MuJoCo env (its env has no MjModel 'model')")
         return model
     finally:
         env.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _label(spec: EnvSpec, field: str) -> str:
+    """How messages name the env of ``spec``: its id, or its entry point (``module:Class``)."""
+    entry = spec.entry_point
+    if field != "entry_point":
+        return spec.id
+    if isinstance(entry, str):
+        return entry
+    return f"{getattr(entry, '__module__', '?')}:{getattr(entry, '__qualname__', entry)}"
 
 
 def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
     """The compiled model of a robot's env (its ``gym_id`` or ``entry_point``, built with its ``env_kwargs`` or
-    ``kwargs``; see :func:`model_of`)."""
-    from simreal.envs.mujoco_base import base_env_spec
+    ``kwargs``; see :func:`model_of`), its entry point checked to be an env class before anything is called
+    (:func:`~simreal.envs.mujoco_base.env_class`).
+
+    Raises:
+        SpecError: naming ``source`` and the field: as :func:`model_of`, an entry point that is not a gymnasium env
+            class, or a model without actuators (a policy would have nothing to drive).
+    """
+    from simreal.envs.mujoco_base import base_env_spec, error_line
 
     gym_id, entry_point = data.get("gym_id"), data.get("entry_point")
     if not isinstance(gym_id, str) and not isinstance(entry_point, str):
@@ -160,12 +171,20 @@ def robot_model(data: Mapping[str, Any], source: object) -> mujoco.MjModel:
         if gym_id not in gym.registry and ":" not in gym_id:
             raise SpecError(f"{source}: gym_id: {gym_id!r} is not a registered gymnasium id")
         try:
-            env_spec = base_env_spec(gym_id, None, None, gym_id)
+            env_spec = base_env_spec(gym_id, None, None, gym_id, source)
+        except SpecError:
+            raise
         except Exception as exc:  # gymnasium's errors for an id it cannot find or import
-            raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {_first_line(exc)}") from None
+            raise SpecError(f"{source}: gym_id: cannot make {gym_id!r}: {error_line(exc)}") from None
     else:
-        env_spec = base_env_spec(None, entry_point, None, str(data.get("simreal_id") or "simreal/Robot-v0"))
-    return model_of(env_spec, env_kwargs, source, "gym_id" if isinstance(gym_id, str) else "entry_point")
+        env_id = str(data.get("simreal_id") or "simreal/Robot-v0")
+        env_spec = base_env_spec(None, entry_point, None, env_id, source)
+    field = "gym_id" if isinstance(gym_id, str) else "entry_point"
+    model = model_of(env_spec, env_kwargs, source, field)
+    if model.nu == 0:
+        label = gym_id if isinstance(gym_id, str) else entry_point
+        raise SpecError(f"{source}: {field}: {label!r} has no actuator: a policy would have nothing to drive")
+    return model
 
 
 def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: object) -> dict[str, Any]:
@@ -177,7 +196,7 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
         SpecError: naming ``source`` and the field: a malformed ``generate`` block, an unknown kind, an exclusion
             that matches nothing, an override of a name that is neither generated nor a whole parameter.
     """
-    from simreal.envs.spec import validation_problem
+    from simreal.envs.spec import check_name, validation_problem
 
     data = dict(data)
     if data.get("generate") is None:
@@ -197,11 +216,19 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
             raise SpecError(f"{source}: generate.exclude.{index}: {pattern!r} matches no generated parameter")
         for name in matched:
             del generated[name]
+    renamed_from: dict[str, str] = {}
     for old, new in block.rename.items():
         if old not in generated:
             raise SpecError(f"{source}: generate.rename.{old}: no generated parameter of that name")
+        try:
+            check_name(new)
+        except ValueError as exc:
+            raise SpecError(f"{source}: generate.rename.{old}: {exc}") from None
+        if new in renamed_from:
+            raise SpecError(f"{source}: generate.rename: {renamed_from[new]} and {old} are both renamed to {new!r}")
         if new in generated:
             raise SpecError(f"{source}: generate.rename.{old}: {new!r} is already a parameter")
+        renamed_from[new] = old
     generated = {block.rename.get(name, name): fields for name, fields in generated.items()}
     overrides = data.get("parameters") or {}
     if not isinstance(overrides, Mapping):
@@ -219,6 +246,9 @@ def expand_generated(data: Mapping[str, Any], model: mujoco.MjModel, source: obj
                 f"{data.get('gym_id') or data.get('entry_point')} "
                 f"(generated: {', '.join(generated) or 'none'}); a parameter of its own needs a 'kind'"
             )
+    if not generated:
+        field = "generate.exclude" if block.exclude else "generate.kinds"
+        raise SpecError(f"{source}: {field}: no parameter is left in the catalogue: nothing to randomize")
     data["parameters"] = generated
     return data
 

@@ -12,12 +12,14 @@ training ranges :mod:`simreal.envs.ranges`', and the coordinates learning sees :
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simreal.envs.generate import GenerateSpec
+from simreal.errors import shown
 from simreal.resources import envs_dir
 
 Kind = Literal["mass", "friction", "damping", "armature", "frictionloss", "gain", "kp", "kv", "gravity", "com"]
@@ -48,6 +50,17 @@ OFFSET_KINDS = frozenset({"frictionloss", "com"})
 MAX_DELAY = 100
 #: Kinds whose multiplier must be strictly positive (a body without mass, a motor without gear is no robot).
 POSITIVE_KINDS = frozenset({"mass", "friction", "gain", "kp"})
+#: A parameter's name: a letter or ``_``, then letters, digits, ``_``, ``.`` or ``-``. Names are keys, table columns,
+#: command-line lists and parts of file names: never empty, never a path (no separator, no ``..`` of its own).
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def check_name(name: object) -> None:
+    """Raise ``ValueError`` when ``name`` is not a parameter's name (:data:`PARAMETER_NAME`)."""
+    if not isinstance(name, str) or not PARAMETER_NAME.fullmatch(name):
+        raise ValueError(
+            f"{shown(name)} is not a parameter name (a letter or '_', then letters, digits, '_', '.' or '-')"
+        )
 
 
 class ParameterRange(BaseModel):
@@ -263,7 +276,10 @@ class RobotSpec(BaseModel):
     ``MujocoEnv``), built with ``env_kwargs`` (or ``kwargs``, gymnasium's word) and limited to ``max_episode_steps``
     (default: the id's own limit, else 1000). With ``generate``, the catalogue is generated from the env's compiled
     model (:mod:`simreal.envs.generate`) and the file's ``parameters`` override it; ``parameters`` here is the
-    result.
+    result: at least one, each named by :data:`PARAMETER_NAME`.
+
+    An entry point (a registered id's too) must name a :class:`gymnasium.Env` subclass: it is checked before
+    anything is called (:func:`~simreal.envs.mujoco_base.env_class`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -280,6 +296,15 @@ class RobotSpec(BaseModel):
     parameters: dict[str, ParameterSpec]
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
+
+    @field_validator("parameters")
+    @classmethod
+    def _named(cls, parameters: dict[str, ParameterSpec]) -> dict[str, ParameterSpec]:
+        if not parameters:
+            raise ValueError("no parameter: a robot needs at least one to randomize")
+        for name in parameters:
+            check_name(name)
+        return parameters
 
     @model_validator(mode="after")
     def _one_env(self) -> RobotSpec:

@@ -169,6 +169,7 @@ def evaluate_run(
     seed: int = 0,
     device: str = "cpu",
     true_dynamics: bool = False,
+    trust_pickles: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a trained policy on its source simulator and on targets: the ``simreal evaluate`` document.
 
@@ -180,6 +181,8 @@ def evaluate_run(
         device: torch device for the policy.
         true_dynamics: give an adaptive policy the true dynamics instead of its estimator's (a simulator-only
             reference).
+        trust_pickles: let a run holding stable-baselines3's pickles only load
+            (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Returns:
         A JSON-ready mapping: ``schema``, ``model``, ``robot``, ``algorithm``, ``episodes``, ``seed``, ``source``
@@ -190,7 +193,7 @@ def evaluate_run(
         DataError: a missing or corrupt run, model or statistics file.
         SpecError: an unknown target, or two targets of the same name.
     """
-    policy = load_policy(source, device=device, true_dynamics=true_dynamics)
+    policy = load_policy(source, device=device, true_dynamics=true_dynamics, trust_pickles=trust_pickles)
     spec = policy.setup.spec
     chosen = load_targets(spec, targets or None)
     setup = policy.setup

@@ -1,8 +1,10 @@
 """The algorithms simreal trains (stable-baselines3's PPO and SAC): the registry by config name, their constructor
-arguments from a config, the torch device, and loading saved models and normalization statistics."""
+arguments from a config, the torch device, and loading saved models and normalization statistics (rebuilt from the
+config and plain files, :mod:`simreal.runs.model_files`; stable-baselines3's pickles only when trusted)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 import zlib
@@ -19,11 +21,12 @@ from simreal import compat
 from simreal.adaptation.rma import extractor_kwargs
 from simreal.envs.inputs import InputLayout
 from simreal.envs.vector import normalize
-from simreal.errors import ConfigError, DataError, shown
+from simreal.errors import TRUST_PICKLES, ConfigError, DataError, shown
+from simreal.runs import model_files
 from simreal.runs.asymmetric import ASYMMETRIC_POLICIES
 from simreal.runs.config import TrainConfig
 
-#: The normalization statistics saved beside a model file.
+#: stable-baselines3's normalization statistics (a pickle) written beside a model file, for its users.
 VECNORMALIZE = "vecnormalize.pkl"
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
@@ -126,10 +129,65 @@ def new_model(config: TrainConfig, venv: VecEnv, device: str, layout: InputLayou
     return algorithm(policy, venv, seed=config.seed, device=device, verbose=0, **kwargs)
 
 
+def pickles_only(path: Path) -> DataError:
+    """The refusal of a model or statistics file simreal could only read by unpickling it."""
+    return DataError(
+        f"{path}: holds pickles only (a foreign stable-baselines3 file, or a run saved before simreal kept "
+        f"weights.pt and vecnormalize.npz): trust_pickles lets it load, and would {TRUST_PICKLES}"
+    )
+
+
 def load_model(
+    model_path: Path,
+    config: TrainConfig,
+    layout: InputLayout,
+    venv: VecEnv,
+    device: str = "auto",
+    trust_pickles: bool = False,
+) -> BaseAlgorithm:
+    """A saved model on ``venv``: rebuilt from ``config`` with the weights and counters of the files beside
+    ``model_path`` (see :mod:`simreal.runs.model_files`), nothing unpickled; or, with ``trust_pickles``, a folder
+    holding stable-baselines3's zip only, loaded by stable-baselines3.
+
+    Args:
+        model_path: the model zip (its folder holds ``weights.pt`` and ``model.json``).
+        config: the run's config (the model's algorithm, network and hyperparameters).
+        layout: the policy's input (an asymmetric critic's and an RMA extractor's sizes).
+        venv: the env the model acts and trains on (already normalized as saved).
+        device: torch device.
+        trust_pickles: allow a pickle-only folder (see :data:`TRUST_PICKLES`).
+
+    Raises:
+        DataError: missing or unreadable files, weights that do not fit the config, or pickles only without trust.
+    """
+    folder = model_path.parent
+    if not require_model_files(model_path, trust_pickles):
+        return load_pickled_model(model_path, config.algorithm.name, env=venv, device=device, for_training=True)
+    info = model_files.read_model_info(folder)
+    model = new_model(config, venv, device, layout)
+    model_files.load_weights(model, folder, info)
+    return model
+
+
+def require_model_files(model_path: Path, trust_pickles: bool) -> bool:
+    """Whether the model of ``model_path`` is in simreal's own files (``False``: stable-baselines3's pickles, which
+    ``trust_pickles`` allows).
+
+    Raises:
+        DataError: pickles only without ``trust_pickles``.
+    """
+    if model_files.has_model_files(model_path.parent):
+        return True
+    if not trust_pickles:
+        raise pickles_only(model_path)
+    return False
+
+
+def load_pickled_model(
     path: Path, algorithm: str, env: VecEnv | None = None, device: str = "auto", for_training: bool = False
 ) -> BaseAlgorithm:
-    """Load a stable-baselines3 model file (a zip holding pickles: load only files you trust).
+    """Load a stable-baselines3 model zip with stable-baselines3 (it unpickles the zip's data: only for files the
+    user trusts, see :data:`TRUST_PICKLES`).
 
     Args:
         path: the model zip.
@@ -193,24 +251,25 @@ def warm_start(
     config: TrainConfig,
     venv: VecEnv,
     device: str,
+    layout: InputLayout,
     lr_scale: float = 1.0,
     update_normalization: bool = True,
+    trust_pickles: bool = False,
 ) -> BaseAlgorithm:
     """A saved model set up to keep training on ``venv`` (a new env: a target, another simulator).
 
-    The ``vecnormalize.pkl`` beside the model wraps ``venv`` (fresh statistics would scramble the inputs), updating
-    or frozen; the learning rate is the config's times ``lr_scale`` on the config's schedule, restarted (train with
+    The statistics beside the model wrap ``venv`` (fresh statistics would scramble the inputs), updating or frozen;
+    the learning rate is the config's times ``lr_scale`` on the config's schedule, restarted (train with
     ``reset_num_timesteps=True``); SAC acts with its policy from the first step (its ``learning_starts`` would spend
     steps on random actions) and starts with an empty replay buffer (it is not in the model file).
 
     Raises:
-        DataError: an unreadable model or statistics file.
+        DataError: an unreadable model or statistics file, or pickles only without ``trust_pickles``.
     """
-    stats_path = model_path.parent / VECNORMALIZE
-    if stats_path.exists():
-        venv = load_vecnormalize(stats_path, venv)
+    venv = load_statistics(model_path.parent, venv, trust_pickles)
+    if isinstance(venv, VecNormalize):
         venv.training = update_normalization
-    model = load_model(model_path, config.algorithm.name, env=venv, device=device, for_training=True)
+    model = load_model(model_path, config, layout, venv, device, trust_pickles)
     hyper = config.algorithm.hyperparameters
     rate = hyper.learning_rate * lr_scale
     model.learning_rate = LinearDecay(rate) if getattr(hyper, "linear_lr_decay", False) else rate
@@ -238,8 +297,24 @@ def statistics_of(venv: VecEnv | None) -> VecNormalize | None:
     return venv if isinstance(venv, VecNormalize) else None
 
 
-def load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
-    """Load VecNormalize statistics (a pickle: load only files you trust) around ``venv``.
+def load_statistics(folder: Path, venv: VecEnv, trust_pickles: bool = False) -> VecEnv:
+    """``venv`` wrapped in the normalization statistics saved in ``folder`` (``vecnormalize.npz``; with
+    ``trust_pickles``, a ``vecnormalize.pkl`` alone), or ``venv`` itself when the model was not normalized.
+
+    Raises:
+        DataError: unreadable statistics, statistics that do not fit the env, or a pickle only without trust.
+    """
+    if os.path.lexists(folder / model_files.STATISTICS):
+        return model_files.read_statistics(folder, venv)
+    if not os.path.lexists(folder / VECNORMALIZE):
+        return venv
+    if not trust_pickles:
+        raise pickles_only(folder / VECNORMALIZE)
+    return load_pickled_vecnormalize(folder / VECNORMALIZE, venv)
+
+
+def load_pickled_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:
+    """Load stable-baselines3's pickled VecNormalize statistics around ``venv`` (only for files the user trusts).
 
     Raises:
         DataError: the file is corrupt or does not fit the env.

@@ -19,7 +19,8 @@ from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
-from simreal.runs.algorithms import load_model, load_vecnormalize
+from simreal.runs.algorithms import load_model, load_statistics, require_model_files, statistics_of
+from simreal.runs.model_files import STATISTICS, contained_file
 from simreal.runs.rundir import CONFIG, MODEL, VECNORMALIZE, find_run_dir, saved_config
 from simreal.runs.setup import TrainingSetup, resolve
 
@@ -50,23 +51,27 @@ class LoadedPolicy:
         return PolicyRunner(self.model, self.layout, scaling, self.estimator, deterministic, n_envs)
 
 
-def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynamics: bool = False) -> LoadedPolicy:
+def load_policy(
+    source: str | os.PathLike[str], device: str = "cpu", true_dynamics: bool = False, trust_pickles: bool = False
+) -> LoadedPolicy:
     """Load a policy from a run directory (its final model) or a model file inside a run directory.
 
-    The VecNormalize statistics are the ``vecnormalize.pkl`` beside the model file. Model zips and statistics hold
-    pickles: load only runs you trust. An adaptive policy comes with its estimator: UP-OSI's ``osi.pt`` gives it the
+    The model is rebuilt from the run's config with the weights and normalization statistics beside the model file
+    (``weights.pt``, ``model.json``, ``vecnormalize.npz``): nothing is unpickled, unless ``trust_pickles`` lets a
+    folder holding stable-baselines3's pickles only load (see :data:`simreal.runs.algorithms.TRUST_PICKLES`).
+    An adaptive policy comes with its estimator: UP-OSI's ``osi.pt`` gives it the
     estimated dynamics (before it is trained, the true ones), RMA's adaptation module is in the model. With
     ``true_dynamics`` it is given the true parameters instead (the universal policy alone; RMA's base policy on the
     encoded truth), a reference only a simulator can provide.
 
     Raises:
-        DataError: no such file or folder, no config for it, a corrupt model or statistics file.
+        DataError: no such file or folder, no config for it, a corrupt model or statistics file, pickles only.
     """
     path = Path(source)
     if path.is_dir():
         run_dir, model_path = path, path / MODEL
-        if not model_path.exists():
-            raise DataError(f"{path}: run directory has no {MODEL} (train it to the end, or name a checkpoint's)")
+        if not (model_path.exists() or (path / "weights.pt").exists()):
+            raise DataError(f"{path}: run directory has no model (train it to the end, or name a checkpoint's)")
     elif path.is_file():
         model_path = path
         found = find_run_dir(path)
@@ -79,18 +84,16 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
         setup = resolve(saved_config(run_dir), str(run_dir / CONFIG))
     except ConfigError as exc:
         raise DataError(str(exc)) from None
-    model = load_model(model_path, setup.config.algorithm.name, device=device)
-    statistics = None
-    stats_path = model_path.parent / VECNORMALIZE
-    if stats_path.exists():
-        factory = EnvFactory(setup.spec, history=setup.history, dynamics_input=setup.dynamics_input)
-        venv = vectorize(factory, n_envs=1, seed=0)
-        statistics = load_vecnormalize(stats_path, venv)
-    elif setup.config.env.normalize.observations:
-        raise DataError(f"{stats_path}: missing: the model was trained on normalized observations")
-    expected = statistics.observation_space.shape if statistics is not None else None
-    if expected is not None and model.observation_space.shape != expected:
-        raise DataError(f"{stats_path}: observation size {expected} does not fit the model's")
+    require_model_files(model_path, trust_pickles)  # before anything is built
+    factory = EnvFactory(setup.spec, history=setup.history, dynamics_input=setup.dynamics_input)
+    venv = load_statistics(model_path.parent, vectorize(factory, n_envs=1, seed=0), trust_pickles)
+    statistics = statistics_of(venv)
+    if statistics is None and setup.config.env.normalize.observations:
+        raise DataError(f"{model_path.parent / STATISTICS}: missing: the model was trained on normalized observations")
+    model = load_model(model_path, setup.config, setup.input_layout(), venv, device, trust_pickles)
+    if statistics is not None and model.observation_space.shape != statistics.observation_space.shape:
+        where = model_path.parent / VECNORMALIZE
+        raise DataError(f"{where}: observation size {statistics.observation_space.shape} does not fit the model's")
     dynamics_input = setup.dynamics_input
     dynamics_source: DynamicsSource | None = None
     extractor = rma_extractor(model)
@@ -104,7 +107,7 @@ def load_policy(source: str | os.PathLike[str], device: str = "cpu", true_dynami
             )
         dynamics_source = "true" if true_dynamics else "unread"
     if dynamics_input is not None and dynamics_input.adaptive and not true_dynamics and (run_dir / OSI_FILE).exists():
-        estimator = load_estimator(run_dir / OSI_FILE)
+        estimator = load_estimator(contained_file(run_dir, OSI_FILE))
         if estimator.names != list(dynamics_input.names):
             seen = list(dynamics_input.names)
             raise DataError(f"{run_dir / OSI_FILE}: names: estimates {estimator.names}, the policy sees {seen}")

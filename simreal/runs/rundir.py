@@ -5,16 +5,20 @@ Layout::
     <run_dir>/
       config.yaml            the resolved config (after --set)
       run.json               every start and resume: command line, versions, git commit, device, timesteps
-      model.zip              final model            + vecnormalize.pkl beside it
+      weights.pt, model.json final model: weights as torch state dicts, counters and spaces as JSON
+      vecnormalize.npz       its normalization statistics as arrays
+      model.zip              the same model as stable-baselines3 saves it (+ vecnormalize.pkl), for its users
       eval.json              the final evaluation
-      best/                  best on nominal source: model.zip, vecnormalize.pkl, eval.json (one folder, swapped)
-      checkpoints/<steps>/   model.zip, vecnormalize.pkl, replay_buffer.pkl (SAC), state.json
+      best/                  best on nominal source: the model's files and eval.json (one folder, swapped)
+      checkpoints/<steps>/   the model's files, replay_buffer.npz (SAC), state.json
       checkpoints/latest.json  which checkpoint is the latest complete one
       tb/                    TensorBoard event files
       osi.pt, osi.json       UP-OSI runs: the estimator (plain tensors) and its training rounds' errors
       rma.json               RMA runs: the adaptation module's training rounds' errors (the module is in model.zip)
 
-Model zips and ``vecnormalize.pkl`` hold pickles: load only run directories you trust.
+simreal reads a model back from ``weights.pt``, ``model.json`` and ``vecnormalize.npz`` (rebuilt from
+``config.yaml``, see :mod:`simreal.runs.model_files`), never from the pickles in ``model.zip`` and
+``vecnormalize.pkl`` unless told to trust them; every file it reads must be a regular file inside the run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -47,6 +53,8 @@ from simreal.fileio import (
     replace_dir,
     staging_dir,
 )
+from simreal.locks import LOCK
+from simreal.runs import model_files
 from simreal.runs.algorithms import VECNORMALIZE, model_file_problem
 from simreal.runs.config import TrainConfig
 from simreal.runs.config_files import load_config
@@ -54,10 +62,11 @@ from simreal.runs.config_files import load_config
 CONFIG = "config.yaml"
 RUN = "run.json"
 MODEL = "model.zip"
-REPLAY_BUFFER = "replay_buffer.pkl"
 EVAL = "eval.json"
 #: Written into a wheel built from a git checkout (hatch_build.py): the commit it was built from.
 BUILD_INFO = "_build_info.json"
+#: stable-baselines3's replay buffer file: read (unpickled) only from a trusted checkpoint of an older run.
+PICKLED_REPLAY_BUFFER = "replay_buffer.pkl"
 BEST = "best"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -141,17 +150,24 @@ def saved_config(run_dir: Path) -> TrainConfig:
         DataError: no ``config.yaml``, or one that is not a valid config.
     """
     path = run_dir / CONFIG
+    if not path.is_file() and run_dir.is_dir() and (not any(run_dir.iterdir()) or (run_dir / LOCK).exists()):
+        raise DataError(
+            f"{run_dir}: no {CONFIG}: a training stopped before it began left this folder, with nothing to resume; "
+            "start that training again into this folder: a new run takes it over"
+        )
     if not path.is_file():
         raise DataError(f"{run_dir}: not a simreal run directory (no {CONFIG})")
     try:
-        return load_config(path)
+        return load_config(model_files.contained_file(run_dir, CONFIG))
     except ConfigError as exc:
         raise DataError(str(exc)) from None
 
 
 def save_model(model: BaseAlgorithm, venv: VecEnv, folder: Path) -> None:
-    """Save ``model.zip`` and, when the env is normalized, ``vecnormalize.pkl`` into ``folder``, each atomically."""
+    """Save the model into ``folder``, each file atomically: simreal's own files (``weights.pt``, ``model.json``,
+    ``vecnormalize.npz`` when the env is normalized) and stable-baselines3's (``model.zip``, ``vecnormalize.pkl``)."""
     folder.mkdir(parents=True, exist_ok=True)
+    model_files.write_model_files(model, venv, folder)
     atomic_write(folder / MODEL, lambda tmp: model.save(tmp))
     if isinstance(venv, VecNormalize):
         atomic_write(folder / VECNORMALIZE, lambda tmp: venv.save(str(tmp)))
@@ -178,7 +194,7 @@ def save_checkpoint(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, state: di
     staged = staging_dir(folder / name)
     save_model(model, venv, staged)
     if isinstance(model, SAC):
-        model.save_replay_buffer(staged / REPLAY_BUFFER)
+        model_files.write_replay_buffer(model, staged / model_files.REPLAY)
     atomic_write_json(staged / "state.json", {**state, "num_timesteps": model.num_timesteps})
     final = replace_dir(staged, folder / name)
     atomic_write_json(folder / LATEST, {"checkpoint": name, "num_timesteps": model.num_timesteps})
@@ -204,18 +220,19 @@ class ResumePoint:
     passed_over: list[str] = field(default_factory=list)
 
 
-def resume_point(run_dir: Path) -> ResumePoint:
+def resume_point(run_dir: Path, trust_pickles: bool = False) -> ResumePoint:
     """The newest intact checkpoint of a run: the one ``latest.json`` names when it is intact, else the newest
     older one that is (see :func:`checkpoint_problem`), saying what was passed over and why.
 
     A ``latest.json`` that is damaged, or that names anything but a checkpoint folder of this run, is passed over
-    too: then every complete checkpoint folder is a candidate.
+    too: then every complete checkpoint folder is a candidate. ``trust_pickles``: a checkpoint holding
+    stable-baselines3's pickles only is a candidate too.
     """
     folder = run_dir / CHECKPOINTS
     passed: list[str] = []
     newest: str | None = None
     try:
-        pointer = read_json(folder / LATEST)
+        pointer = read_json(model_files.contained_file(folder, LATEST)) if (folder / LATEST).exists() else None
     except DataError as exc:
         pointer, passed = None, [str(exc)]
     if pointer is not None:
@@ -232,7 +249,7 @@ def resume_point(run_dir: Path) -> ResumePoint:
     for name in names:
         if newest is not None and name > newest:
             continue  # written by a killed run that never pointed latest.json at it
-        problem = checkpoint_problem(folder / name)
+        problem = checkpoint_problem(folder / name, trust_pickles)
         if problem is None:
             return ResumePoint(folder / name, passed)
         passed.append(f"{folder / name}: {problem}")
@@ -246,26 +263,26 @@ def _is_checkpoint_name(name: object) -> bool:
     return isinstance(name, str) and re.fullmatch(r"\d{12}", name) is not None
 
 
-def checkpoint_problem(checkpoint: Path) -> str | None:
-    """What is wrong with a checkpoint folder, or ``None`` when it is intact: every file it needs is there and
-    whole (the model zip's checksums and members, the pickles' end, ``state.json`` an object with the env streams).
+def checkpoint_problem(checkpoint: Path, trust_pickles: bool = False) -> str | None:
+    """What is wrong with a checkpoint folder, or ``None`` when it is intact: a folder inside its run (not a link
+    out of it) holding every file it needs, each whole and read without unpickling (the weights as plain tensors,
+    ``model.json`` valid, the arrays readable, ``state.json`` an object with the env streams). With
+    ``trust_pickles``, a checkpoint of stable-baselines3's pickles only is checked as those files (the zip's
+    checksums and members, the pickles' end).
     """
-    model = checkpoint / MODEL
-    if not model.is_file():
-        return f"{MODEL} is missing"
-    problem = model_file_problem(model)
+    run = checkpoint.parent.parent
+    if checkpoint.is_symlink() or not checkpoint.resolve().is_relative_to(run.resolve()):
+        return f"leads out of the run (to {checkpoint.resolve()})"
+    if model_files.has_model_files(checkpoint):
+        problem = _model_files_problem(checkpoint)
+    elif trust_pickles:
+        problem = _pickles_problem(checkpoint)
+    else:
+        problem = "holds pickles only: trust_pickles lets a resume read it"
     if problem is not None:
-        return f"{MODEL}: {problem}"
-    if (checkpoint / VECNORMALIZE).exists():
-        try:
-            with open(checkpoint / VECNORMALIZE, "rb") as handle:
-                pickle.load(handle)  # small: the statistics of one run, written by this run
-        except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises, the checkpoint is not intact
-            return f"{VECNORMALIZE} is damaged ({type(exc).__name__})"
-    if (checkpoint / REPLAY_BUFFER).exists() and not _pickle_is_whole(checkpoint / REPLAY_BUFFER):
-        return f"{REPLAY_BUFFER} is truncated"
+        return problem
     try:
-        state = read_json(checkpoint / "state.json")
+        state = read_json(model_files.contained_file(checkpoint, "state.json"))
     except DataError as exc:
         return f"state.json is damaged ({str(exc).split(': ', 1)[-1]})"
     if state is None or not isinstance(state.get("streams"), list) or not isinstance(state.get("num_timesteps"), int):
@@ -273,9 +290,43 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     return None
 
 
+def _model_files_problem(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint's own files, each read whole without unpickling (small, but for the replay
+    buffer, whose arrays a resume reads anyway)."""
+    name = model_files.MODEL_INFO
+    try:
+        model_files.read_model_info(checkpoint)
+        name = model_files.WEIGHTS
+        weights = torch.load(model_files.contained_file(checkpoint, name), weights_only=True)
+        if not isinstance(weights, dict) or "policy" not in weights:
+            return f"{name}: not a model's state dicts"
+        for name in (model_files.STATISTICS, model_files.REPLAY):
+            if os.path.lexists(checkpoint / name):
+                with np.load(model_files.contained_file(checkpoint, name), allow_pickle=False) as arrays:
+                    _ = arrays.files
+    except DataError as exc:
+        return str(exc).removeprefix(f"{checkpoint}/")
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged torch or npz file raises, the checkpoint is not intact
+        return f"{name} is damaged ({type(exc).__name__})"
+    return None
+
+
+def _pickles_problem(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint of stable-baselines3's pickles, checked without unpickling them."""
+    model = checkpoint / MODEL
+    if not model.is_file():
+        return f"{MODEL} is missing"
+    problem = model_file_problem(model)
+    if problem is not None:
+        return f"{MODEL}: {problem}"
+    for name in (VECNORMALIZE, PICKLED_REPLAY_BUFFER):
+        if (checkpoint / name).exists() and not _pickle_is_whole(checkpoint / name):
+            return f"{name} is truncated"
+    return None
+
+
 def _pickle_is_whole(path: Path) -> bool:
-    """A pickle ends with the STOP opcode; a truncated file almost never does (and a load would fail on it). For
-    the replay buffer, which can be gigabytes, this is the check: loading it twice would double a resume's cost."""
+    """A pickle ends with the STOP opcode; a truncated file almost never does (and a load would fail on it)."""
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() == 0:

@@ -23,16 +23,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from simreal import compat
 from simreal.errors import ConfigError, DataError
 from simreal.fileio import read_json
-from simreal.runs.algorithms import load_model, load_vecnormalize, training_envs
-from simreal.runs.rundir import (
-    CONFIG,
-    MODEL,
-    REPLAY_BUFFER,
-    VECNORMALIZE,
-    clean_leftovers,
-    resume_point,
-    saved_config,
-)
+from simreal.runs import model_files
+from simreal.runs.algorithms import load_model, load_statistics, training_envs
+from simreal.runs.rundir import CONFIG, MODEL, PICKLED_REPLAY_BUFFER, clean_leftovers, resume_point, saved_config
 from simreal.runs.setup import TrainingSetup
 from simreal.train.callbacks import TransferEvalCallback
 from simreal.train.protocol import Schedule
@@ -50,8 +43,9 @@ class StartingPoint:
     restarted: bool
 
 
-def starting_point(setup: TrainingSetup, run_dir: Path, resume: bool) -> StartingPoint:
-    """Where a training call in ``run_dir`` starts: a new run, or the run's newest intact checkpoint.
+def starting_point(setup: TrainingSetup, run_dir: Path, resume: bool, trust_pickles: bool = False) -> StartingPoint:
+    """Where a training call in ``run_dir`` starts: a new run, or the run's newest intact checkpoint
+    (``trust_pickles``: one holding stable-baselines3's pickles only is a candidate too).
 
     Raises:
         ConfigError: a new run into a folder that already holds a run, or a budget below what the run trained.
@@ -61,10 +55,10 @@ def starting_point(setup: TrainingSetup, run_dir: Path, resume: bool) -> Startin
     passed_over: list[str] = []
     checkpoint: Path | None = None
     if resume:
-        checkpoint, passed_over = _resume_point(run_dir)
+        checkpoint, passed_over = _resume_point(run_dir, trust_pickles)
     else:
         _new_run_dir(run_dir)
-    state = read_json(checkpoint / "state.json", default={}) if checkpoint is not None else {}
+    state = read_json(model_files.contained_file(checkpoint, "state.json")) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
     if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
         # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)
@@ -81,7 +75,7 @@ def _new_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
+def _resume_point(run_dir: Path, trust_pickles: bool) -> tuple[Path | None, list[str]]:
     """The newest intact checkpoint (``None``: the run never wrote one), and what was wrong with the newer ones
     passed over.
 
@@ -89,7 +83,7 @@ def _resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
         DataError: every checkpoint the run wrote is damaged.
     """
     clean_leftovers(run_dir)
-    point = resume_point(run_dir)
+    point = resume_point(run_dir, trust_pickles)
     if point.folder is None and point.passed_over:
         raise DataError(f"{run_dir}: no intact checkpoint to resume from ({'; '.join(point.passed_over)})")
     return point.folder, point.passed_over
@@ -111,15 +105,25 @@ def checkpoint_state(model: BaseAlgorithm, evaluation: TransferEvalCallback, sch
     }
 
 
-def restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[str, Any], device: str) -> BaseAlgorithm:
+def restore(
+    setup: TrainingSetup,
+    venv: VecEnv,
+    checkpoint: Path,
+    state: dict[str, Any],
+    device: str,
+    trust_pickles: bool = False,
+) -> BaseAlgorithm:
     """The checkpoint's model on ``venv``, every env continuing its random streams from the checkpoint."""
     streams = state["streams"]
     raw = venv
-    if (checkpoint / VECNORMALIZE).exists():
-        venv = load_vecnormalize(checkpoint / VECNORMALIZE, raw)
-    model = load_model(checkpoint / MODEL, setup.config.algorithm.name, env=venv, device=device, for_training=True)
-    if isinstance(model, OffPolicyAlgorithm) and (checkpoint / REPLAY_BUFFER).exists():
-        model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
+    venv = load_statistics(checkpoint, raw, trust_pickles)
+    model = load_model(checkpoint / MODEL, setup.config, setup.input_layout(), venv, device, trust_pickles)
+    if isinstance(model, OffPolicyAlgorithm):
+        if model_files.has_model_files(checkpoint):
+            if (checkpoint / model_files.REPLAY).exists():
+                model_files.read_replay_buffer(model, checkpoint)
+        elif (checkpoint / PICKLED_REPLAY_BUFFER).exists():  # trusted: a checkpoint of stable-baselines3's pickles
+            model.load_replay_buffer(checkpoint / PICKLED_REPLAY_BUFFER)
     # loading queued the run's seeds for every env's next reset: spend them, then put the streams back
     raw.reset()
     episodes = state.get("episodes")
@@ -135,7 +139,8 @@ def restore(setup: TrainingSetup, venv: VecEnv, checkpoint: Path, state: dict[st
         obs = venv.reset()
         original = venv.get_original_obs() if isinstance(venv, VecNormalize) else None
         compat.set_rollout_state(model, obs, np.ones((venv.num_envs,), dtype=bool), original)
-    # loading also reseeded torch and numpy with the run's seed: the policy's sampling continues where it stood
+    # building the model also reseeded torch and numpy with the run's seed: the policy's sampling continues where it
+    # stood
     _restore_global_rng(state.get("global_rng"))
     return model
 

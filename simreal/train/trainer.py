@@ -25,12 +25,12 @@ from simreal.adaptation.osi import OSI_FILE, OSIEstimator, UniversalPolicy, trai
 from simreal.adaptation.rma import rma_extractor, train_adapter
 from simreal.envs.rendering import require_rendering
 from simreal.envs.vector import EnvFactory, vectorize
-from simreal.errors import DataError, Interrupted
+from simreal.errors import Interrupted
 from simreal.evaluate.evaluator import TransferEvaluator
 from simreal.fileio import atomic_write_json
 from simreal.locks import hold
 from simreal.runs.algorithms import new_model, normalized_for, resolve_device, statistics_of, training_envs, warm_start
-from simreal.runs.rundir import CONFIG, EVAL, record_end, record_start, save_model, write_config
+from simreal.runs.rundir import EVAL, record_end, record_start, save_model, saved_config, write_config
 from simreal.runs.setup import TrainingSetup
 from simreal.train.callbacks import (
     CheckpointEvery,
@@ -80,6 +80,7 @@ def train(
     command: list[str] | None = None,
     init: str | Path | None = None,
     on_resume: Callable[[Path | None, list[str]], None] | None = None,
+    trust_pickles: bool = False,
 ) -> TrainResult:
     """Train the config's algorithm, evaluating on targets and checkpointing as it says.
 
@@ -98,6 +99,8 @@ def train(
         on_resume: called before a resume trains, with the checkpoint it starts from (``None``: the run was killed
             before its first one and starts over) and what is wrong with each newer, damaged checkpoint it passed
             over (the CLI says so before the training starts).
+        trust_pickles: resume from, or start from ``init``, stable-baselines3's pickles alone (a run saved before
+            simreal kept its own files, a foreign model): see :data:`simreal.runs.algorithms.TRUST_PICKLES`.
 
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.
@@ -118,18 +121,18 @@ def train(
     device = resolve_device(device)
     if setup.config.eval.video_steps:
         require_rendering()  # before anything is written: a missing GL setup is one line, not a failed run
-    if resume and not (run_dir / CONFIG).is_file():
-        raise DataError(f"{run_dir}: nothing to resume: not a simreal run directory (no {CONFIG})")
+    if resume:
+        saved_config(run_dir)  # a folder that holds no run is one line naming what to do
     threads = torch.get_num_threads()
     try:
         with hold(run_dir, "run directory"):
-            return _train(setup, run_dir, device, resume, callbacks, command, init, on_resume)
+            return _train(setup, run_dir, device, resume, callbacks, command, init, on_resume, trust_pickles)
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
 def _build(
-    setup: TrainingSetup, point: StartingPoint, device: str, init: str | Path | None
+    setup: TrainingSetup, point: StartingPoint, device: str, init: str | Path | None, trust_pickles: bool
 ) -> tuple[BaseAlgorithm, Schedule]:
     """The training envs, the schedule and the model: new, warm-started from ``init``, or the checkpoint's."""
     config = setup.config
@@ -142,14 +145,14 @@ def _build(
         schedule.restore(point.state.get("schedule", {}))
         if config.randomization.enabled:
             venv.env_method("set_sampler", schedule.sampler())  # before the first reset draws any dynamics
+        layout = setup.input_layout()
         if point.checkpoint is None and init is not None:
-            model = warm_start(Path(init), config, venv, device)
+            model = warm_start(Path(init), config, venv, device, layout, trust_pickles=trust_pickles)
             set_random_seed(config.seed, using_cuda=device == "cuda")  # loading reseeded with the init's seed
         elif point.checkpoint is None:
-            layout = setup.input_layout()
             model = new_model(config, normalized_for(venv, config, setup.pinned(layout)), device, layout)
         else:
-            model = restore(setup, venv, point.checkpoint, point.state, device)
+            model = restore(setup, venv, point.checkpoint, point.state, device, trust_pickles)
     except BaseException:
         venv.close()
         raise
@@ -169,15 +172,16 @@ def _train(
     command: list[str] | None,
     init: str | Path | None,
     on_resume: Callable[[Path | None, list[str]], None] | None,
+    trust_pickles: bool,
 ) -> TrainResult:
     """:func:`train` in a run directory this process holds."""
     config = setup.config
-    point = starting_point(setup, run_dir, resume)
+    point = starting_point(setup, run_dir, resume, trust_pickles)
     if resume and on_resume is not None:
         on_resume(point.checkpoint, point.passed_over)
     torch.set_num_threads(config.torch_threads or 1)
     set_random_seed(config.seed, using_cuda=device == "cuda")
-    model, schedule = _build(setup, point, device, init)
+    model, schedule = _build(setup, point, device, init, trust_pickles)
     venv = training_envs(model)
     write_config(run_dir, config)
     record_start(run_dir, command, device, point.timesteps)

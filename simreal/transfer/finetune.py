@@ -106,6 +106,7 @@ def finetune(
     baseline: str | Path | None = None,
     callbacks: Sequence[BaseCallback] = (),
     command: list[str] | None = None,
+    trust_pickles: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the policy of run ``source`` on ``target`` (or train a fresh one there, ``strategy: scratch``).
 
@@ -118,6 +119,8 @@ def finetune(
         baseline: a from-scratch fine-tuning run (same robot, target and budget) to judge negative transfer against.
         callbacks: extra stable-baselines3 callbacks (the CLI's progress bar).
         command: the command line to record (default: ``sys.argv``).
+        trust_pickles: let a source holding stable-baselines3's pickles only load (see
+            :data:`simreal.runs.algorithms.TRUST_PICKLES`).
 
     Returns:
         The run directory and its report (also written to ``finetune.json``).
@@ -140,6 +143,7 @@ def finetune(
                 baseline=baseline,
                 callbacks=callbacks,
                 command=command,
+                trust_pickles=trust_pickles,
             )
     finally:
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
@@ -154,11 +158,12 @@ def _finetune(
     baseline: str | Path | None,
     callbacks: Sequence[BaseCallback],
     command: list[str] | None,
+    trust_pickles: bool,
 ) -> FinetuneResult:
     """:func:`finetune` into a run directory this process holds."""
     started = time.perf_counter()
     device = resolve_device(device)
-    policy = load_policy(source, device=device)
+    policy = load_policy(source, device=device, trust_pickles=trust_pickles)
     setup = policy.setup
     target_name, target_spec = load_target(setup.spec, target)
     scratch = settings.strategy == "scratch"
@@ -172,7 +177,7 @@ def _finetune(
     venv = vectorize(_on_target(setup, target_spec, dynamics_input), config.env.n_envs, settings.seed)
     evaluation = Evaluations(setup, target_spec, settings, layout, None if scratch else policy.estimator)
     try:
-        model = _model(policy, config, venv, settings, device, layout)
+        model = _model(policy, config, venv, settings, device, layout, trust_pickles)
         source_before = None if scratch else evaluation.source(model, policy.statistics)
         tracker, penalty = _learn(model, config, settings, run_dir, device, command, evaluation, callbacks)
         statistics = statistics_of(training_envs(model))
@@ -278,11 +283,15 @@ def _model(
     settings: FinetuneSettings,
     device: str,
     layout: InputLayout,
+    trust_pickles: bool,
 ) -> BaseAlgorithm:
     """The model to train on the target: the source's (its statistics carried over) or a fresh one."""
     if settings.strategy != "scratch":
         scale, update = settings.learning_rate_scale, settings.update_normalization
-        return warm_start(policy.path, config, venv, device, lr_scale=scale, update_normalization=update)
+        built = policy.setup.input_layout()  # the layout the source's model was built for
+        return warm_start(
+            policy.path, config, venv, device, built, scale, update_normalization=update, trust_pickles=trust_pickles
+        )
     return new_model(config, normalized_for(venv, config), device, layout)
 
 

@@ -1,0 +1,249 @@
+"""Run and policy folders are data: loading one never unpickles anything.
+
+A run keeps its model as torch state dicts (``weights.pt``, read with ``weights_only=True``), counters as validated
+JSON (``model.json``) and statistics as plain arrays (``vecnormalize.npz``); stable-baselines3's pickles are still
+written beside them for its users, but simreal reads them only with ``--trust-pickles``. Folders crafted to run code
+when loaded (a pickle in ``vecnormalize.pkl``, a payload in ``model.zip``'s data, a pickled object in
+``weights.pt``) do nothing on ``evaluate``, ``export``, ``train --resume`` and ``finetune``: each case runs the CLI
+in its own process and checks that a marker file the payload would create never appears.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from stable_baselines3.common.callbacks import BaseCallback
+
+from simreal.runs.algorithms import load_pickled_model
+from simreal.runs.model_files import read_model_info
+from simreal.runs.policy import load_policy
+from simreal.runs.setup import load_setup
+from simreal.train.trainer import train
+
+TINY = {
+    "robot": "inverted_pendulum",
+    "seed": 3,
+    "total_timesteps": 128,
+    "algorithm": {
+        "name": "ppo",
+        "hyperparameters": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "network": {"pi": [8], "vf": [8]},
+    },
+    "env": {"n_envs": 1},
+    "eval": {"frequency": 0, "episodes": 1, "targets": []},
+    "checkpoint": {"frequency": 64, "keep": 2},
+}
+
+
+class _Payload:
+    """A pickle that runs a shell command when loaded."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def _payload(marker: Path) -> bytes:
+    return pickle.dumps(_Payload(f"touch {marker}"))
+
+
+def _poison_zip_data(path: Path, marker: Path) -> None:
+    """Put a pickle payload where stable-baselines3's zip keeps a cloudpickled object (the observation space)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    data["observation_space"][":serialized:"] = base64.b64encode(_payload(marker)).decode()
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def _poison(folder: Path, marker: Path) -> None:
+    """A crafted model folder: both of stable-baselines3's files carry a payload."""
+    (folder / "vecnormalize.pkl").write_bytes(_payload(marker))
+    _poison_zip_data(folder / "model.zip", marker)
+
+
+def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "simreal.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit status 2, one ``error:`` line (the last) holding every ``expected`` text, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == lines[-1:] and "Traceback" not in result.stderr, result.stderr
+    for text in expected:
+        assert text in errors[0], (text, errors[0])
+    return errors[0]
+
+
+class _Killed(BaseException):
+    pass
+
+
+class _KillAt(BaseCallback):
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.at:
+            raise _Killed
+        return True
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny finished run, and the same run killed at 100 timesteps (checkpoints at 64 and 128 would be)."""
+    folder = tmp_path_factory.mktemp("pickles")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    setup = load_setup(config)
+    train(setup, folder / "whole", device="cpu")
+    with pytest.raises(_Killed):
+        train(setup, folder / "killed", device="cpu", callbacks=[_KillAt(100)])
+    return {"config": config, "whole": folder / "whole", "killed": folder / "killed"}
+
+
+def _copy(source: Path, folder: Path) -> Path:
+    shutil.copytree(source, folder)
+    return folder
+
+
+def test_a_run_loads_from_its_own_files_exactly_as_stable_baselines3_saved_it(runs):
+    policy = load_policy(runs["whole"])
+    pickled = load_pickled_model(runs["whole"] / "model.zip", "ppo")
+    ours, theirs = policy.model.policy.state_dict(), pickled.policy.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert policy.model.num_timesteps == pickled.num_timesteps == read_model_info(runs["whole"]).num_timesteps
+    with open(runs["whole"] / "vecnormalize.pkl", "rb") as handle:
+        statistics = pickle.load(handle)  # our own test's file: trusted
+    assert policy.statistics is not None
+    assert np.array_equal(policy.statistics.obs_rms.mean, statistics.obs_rms.mean)
+    assert np.array_equal(policy.statistics.obs_rms.var, statistics.obs_rms.var)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "resume", "finetune"])
+def test_pickles_crafted_to_run_code_are_never_loaded(command, runs, tmp_path):
+    marker = tmp_path / "marker"
+    source = "killed" if command == "resume" else "whole"
+    run = _copy(runs[source], tmp_path / "run")
+    for folder in [run, *(p for p in (run / "checkpoints").iterdir() if p.is_dir())]:
+        if (folder / "model.zip").exists():
+            _poison(folder, marker)
+    args = {
+        "evaluate": ["evaluate", str(run), "--episodes", "1", "--target", "mild"],
+        "export": ["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "export")],
+        "resume": ["train", "--resume", str(run), "--device", "cpu"],
+        "finetune": ["finetune", str(run), "--target", "mild", "--steps", "64", "--run-dir", str(tmp_path / "ft")],
+    }[command]
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr  # simreal's own files are whole: the command works
+    assert not marker.exists()
+
+
+def test_a_pickle_only_run_is_refused_in_one_line_unless_trusted(runs, tmp_path):
+    marker = tmp_path / "marker"
+    run = _copy(runs["whole"], tmp_path / "run")
+    for name in ("weights.pt", "model.json", "vecnormalize.npz"):
+        (run / name).unlink()
+    plain = _copy(run, tmp_path / "plain")  # stable-baselines3's own, unpoisoned
+    _poison(run, marker)
+    for command in (["evaluate", str(run)], ["export", str(run), "--out", str(tmp_path / "e")]):
+        one_line(cli(*command), str(run / "model.zip"), "holds pickles only", "--trust-pickles")
+    one_line(cli("finetune", str(run), "--target", "mild", "--steps", "64"), "holds pickles only")
+    assert not marker.exists() and not (tmp_path / "e").exists()
+    trusted = cli("evaluate", str(plain), "--episodes", "1", "--target", "mild", "--trust-pickles")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "--trust-pickles: will unpickle" in trusted.stderr  # one line says what the flag allowed
+
+
+def test_weights_that_are_a_pickled_object_are_one_line_and_run_nothing(runs, tmp_path):
+    marker = tmp_path / "marker"
+    run = _copy(runs["whole"], tmp_path / "run")
+    torch.save({"policy": _Payload(f"touch {marker}")}, run / "weights.pt")
+    one_line(cli("evaluate", str(run)), str(run / "weights.pt"), "not a torch file of plain tensors")
+    assert not marker.exists()
+
+
+def test_statistics_that_hold_an_object_array_are_refused(runs, tmp_path):
+    run = _copy(runs["whole"], tmp_path / "run")
+    arrays = dict(np.load(run / "vecnormalize.npz"))
+    arrays["obs_mean"] = np.array([_Payload("true")], dtype=object)
+    with open(run / "vecnormalize.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+    one_line(cli("evaluate", str(run)), str(run / "vecnormalize.npz"), "not an npz of plain arrays")
+
+
+@pytest.mark.parametrize("name", ["weights.pt", "vecnormalize.npz", "model.json"])
+def test_a_model_file_that_links_out_of_its_folder_is_refused(name, runs, tmp_path):
+    run = _copy(runs["whole"], tmp_path / "run")
+    outside = tmp_path / f"outside-{name}"
+    shutil.copy2(run / name, outside)
+    (run / name).unlink()
+    (run / name).symlink_to(outside)
+    one_line(cli("evaluate", str(run)), str(run / name), "leads out of")
+
+
+def test_a_checkpoint_replaced_by_a_link_out_of_the_run_is_never_resumed_from(runs, tmp_path):
+    run = _copy(runs["killed"], tmp_path / "run")
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())["checkpoint"]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(run / "checkpoints" / latest, elsewhere)
+    (run / "checkpoints" / latest).symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    # the killed run's only checkpoint: nothing else to resume from
+    one_line(cli("train", "--resume", str(run), "--device", "cpu"), "no intact checkpoint", "leads out of the run")
+    assert sorted(p.name for p in elsewhere.iterdir()) == before
+
+
+def test_a_folder_left_by_a_kill_before_its_config_is_taken_over_and_resume_says_so(runs, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".simreal.lock").write_text("")
+    one_line(cli("train", "--resume", str(folder)), str(folder), "stopped before it began", "a new run takes it over")
+    result = cli("train", str(runs["config"]), "--run-dir", str(folder), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "weights.pt").is_file() and read_model_info(folder).num_timesteps == 128
+
+
+def test_sac_resumes_from_its_replay_buffer_arrays_exactly(tmp_path):
+    sac = {
+        **TINY,
+        "total_timesteps": 160,
+        "algorithm": {
+            "name": "sac",
+            "hyperparameters": {"learning_starts": 32, "batch_size": 16, "buffer_size": 1000},
+            "network": {"pi": [8], "qf": [8]},
+        },
+        "checkpoint": {"frequency": 64, "keep": 2},
+    }
+    config = tmp_path / "sac.yaml"
+    config.write_text(yaml.safe_dump(sac))
+    setup = load_setup(config)
+    train(setup, tmp_path / "whole", device="cpu")
+    with pytest.raises(_Killed):
+        train(setup, tmp_path / "killed", device="cpu", callbacks=[_KillAt(100)])
+    assert (tmp_path / "killed" / "checkpoints" / "000000000064" / "replay_buffer.npz").is_file()
+    train(setup, tmp_path / "killed", device="cpu", resume=True)
+    a, b = (load_policy(tmp_path / run).model.policy.state_dict() for run in ("whole", "killed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
