@@ -1,7 +1,11 @@
 """Reading YAML and JSON with clear errors; writing files and folders atomically, with clear errors too.
 
-Every file simreal reads is checked for what it claims to be: UTF-8 text, YAML without duplicate keys or alias
-expansion bombs, JSON objects where an object is expected. Every write goes through a temporary file renamed into
+Every file simreal reads is checked for what it claims to be before it is parsed: a regular file (not a named pipe
+that would block forever, not a device such as ``/dev/zero`` that never ends) under a size limit
+(:data:`MAX_TEXT_BYTES`), UTF-8 text, YAML without duplicate keys or alias expansion bombs, YAML and JSON nested at
+most :data:`MAX_DEPTH` levels (deeper is refused before a parser's recursion reaches it), JSON objects where an
+object is expected, ``.npz`` archives read without pickles and with their arrays' declared sizes checked before numpy
+allocates them. Every write goes through a temporary file renamed into
 place, and a file system that says no (read-only, full, a folder where a file should be) is a
 :class:`~simreal.errors.StorageError` naming the path and the reason.
 """
@@ -9,14 +13,20 @@ place, and a file system that says no (read-only, full, a folder where a file sh
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
+import stat
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import yaml
 
 from simreal.errors import DataError, SimrealError, StorageError, shown
@@ -24,11 +34,190 @@ from simreal.errors import DataError, SimrealError, StorageError, shown
 #: The most nodes a YAML document may hold once its aliases are expanded: configs, robots and targets hold a few
 #: hundred; a "billion laughs" of nested aliases holds billions and is refused before anything expands it.
 MAX_YAML_NODES = 100_000
+#: The largest YAML or JSON file simreal reads (configs, robots, targets, manifests, checkpoint and pipeline states):
+#: the largest of them hold a few hundred kilobytes, so 16 MiB leaves room for any real one, and a bigger file (or a
+#: device that never ends) is refused before it is read.
+MAX_TEXT_BYTES = 16 * 2**20
+#: The deepest a YAML or JSON document may nest lists and mappings: simreal's own files nest fewer than 10 levels; a
+#: deeper document is refused before a parser recurses into it (Python's recursion limit is about 1000 frames, and
+#: the parsers spend several per level).
+MAX_DEPTH = 100
+
+
+def size_text(size: int) -> str:
+    """A byte count as a short figure: ``16 MiB``, ``512 KiB``, ``12 bytes``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder, not a file"),
+    (stat.S_ISFIFO, "a named pipe (FIFO), not a regular file"),
+    (stat.S_ISCHR, "a character device, not a regular file"),
+    (stat.S_ISBLK, "a block device, not a regular file"),
+    (stat.S_ISSOCK, "a socket, not a regular file"),
+)
+
+
+@contextmanager
+def open_regular(
+    path: str | os.PathLike[str], error: type[SimrealError], limit: int = MAX_TEXT_BYTES
+) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading in binary, once it is known to be a regular file of at most ``limit`` bytes.
+
+    The file is opened without blocking and checked through its open descriptor: a named pipe with no writer does
+    not hang the open, and what is checked is what is read.
+
+    Raises:
+        error: a missing or unreadable file, a folder, a named pipe, a device or a socket, or a file over
+            ``limit`` (naming the limit).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read file ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        problem = next((kind for is_kind, kind in _FILE_KINDS if is_kind(info.st_mode)), None)
+        if problem is None and not stat.S_ISREG(info.st_mode):
+            problem = "not a regular file"
+        if problem is None and info.st_size > limit:
+            problem = f"{size_text(info.st_size)}, over the {size_text(limit)} limit of a file simreal reads"
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem is not None:
+        os.close(fd)
+        raise error(f"{path}: {problem}")
+    with open(fd, "rb") as handle:
+        yield handle
+
+
+def contained_file(folder: str | os.PathLike[str], name: str, where: str | None = None) -> Path:
+    """``folder / name`` (as given, for messages) once it is known to be a regular file inside ``folder`` after
+    symlinks are resolved: a run, a checkpoint or an export that was downloaded cannot make simreal read a file
+    elsewhere on the machine.
+
+    Args:
+        folder: the folder the file belongs to.
+        name: the file's path relative to it.
+        where: what errors name before the path (a manifest and its field, for a file a manifest names).
+
+    Raises:
+        DataError: the file is missing, not a regular file, or lies outside ``folder`` (naming where it leads).
+    """
+    folder = Path(folder)
+    path = folder / name
+    named = f"{where}: {path}" if where else str(path)
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        target = "" if resolved == path else f" (it leads to {resolved})"
+        raise DataError(f"{named}: outside {folder}{target}: only files inside the folder are read")
+    if not resolved.exists():
+        raise DataError(f"{named}: not found")
+    if not resolved.is_file():
+        raise DataError(f"{named}: not a regular file")
+    return path
+
+
+def read_bytes(path: str | os.PathLike[str], error: type[SimrealError], limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The content of ``path``, a regular file of at most ``limit`` bytes (see :func:`open_regular`)."""
+    with open_regular(path, error, limit) as handle:
+        try:
+            raw = handle.read(limit + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read file ({exc.strerror})") from None
+    if len(raw) > limit:  # it grew while it was read
+        raise error(f"{path}: over the {size_text(limit)} limit of a file simreal reads")
+    return raw
+
+
+def read_npz(path: str | os.PathLike[str], error: type[SimrealError], limit: int) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive, read without pickles, from a regular file of at most ``limit`` bytes whose
+    arrays hold at most ``limit`` bytes once uncompressed (each array's declared size is read from its header
+    before anything is allocated: numpy allocates what a header declares before it reads the data).
+
+    Raises:
+        error: not a regular file, over ``limit`` (the file or its arrays), not an ``.npz`` archive (a single
+            ``.npy`` array included), or damaged; naming the file (and the array over the limit).
+    """
+    path = Path(path)
+    with open_regular(path, error, limit) as handle:
+        try:
+            _check_npz_sizes(path, handle, error, limit)
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise error(f"{path}: not an .npz archive of named arrays (a single .npy array)")
+            with loaded as archive:
+                return {name: archive[name] for name in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
+            # a 0-byte file is "no data" to numpy; a truncated one fails inside zipfile
+            problem = "empty file" if path.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
+            raise error(f"{path}: not a readable .npz file ({problem})") from None
+
+
+def _check_npz_sizes(path: Path, handle: IO[bytes], error: type[SimrealError], limit: int) -> None:
+    """The arrays of the ``.npz`` open in ``handle`` hold at most ``limit`` bytes in all, by their headers."""
+    magic = np.lib.format.MAGIC_PREFIX
+    if not zipfile.is_zipfile(handle):
+        handle.seek(0)
+        if handle.read(len(magic)) == magic:
+            raise error(f"{path}: not an .npz archive of named arrays (a single .npy array)")
+        handle.seek(0)
+        return  # np.load tells what it is
+    total = 0
+    with zipfile.ZipFile(handle) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                if member.read(len(magic)) != magic:
+                    total += info.file_size  # not an array: numpy reads it as bytes, as long as the zip says
+                else:
+                    member.seek(0)
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else None
+                    shape, _, dtype = (read_header or np.lib.format.read_array_header_2_0)(member)
+                    total += math.prod(shape) * dtype.itemsize
+            if total > limit:
+                raise error(
+                    f"{path}: {info.filename.removesuffix('.npy')}: the arrays hold more than {size_text(limit)} "
+                    "uncompressed, over the limit of this file"
+                )
+    handle.seek(0)
 
 
 class StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys (YAML leaves them undefined; PyYAML keeps the last) and
-    documents whose aliases expand past :data:`MAX_YAML_NODES` nodes."""
+    """PyYAML's safe loader that refuses duplicate keys (YAML leaves them undefined; PyYAML keeps the last),
+    documents nested deeper than :data:`MAX_DEPTH` levels (counted as they are composed, before the composer's
+    recursion goes deeper) and documents whose aliases expand past :data:`MAX_YAML_NODES` nodes or
+    :data:`MAX_DEPTH` levels."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        with self._nested():
+            return super().compose_sequence_node(anchor)
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        with self._nested():
+            return super().compose_mapping_node(anchor)
+
+    @contextmanager
+    def _nested(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            yield
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -47,29 +236,42 @@ class StrictLoader(yaml.SafeLoader):
 
     def get_single_node(self) -> yaml.Node | None:
         node = super().get_single_node()
-        if node is not None and _expanded_size(node) > MAX_YAML_NODES:
-            raise yaml.YAMLError(f"more than {MAX_YAML_NODES} values once its aliases are expanded")
+        if node is not None:
+            problem = _expansion_problem(node)
+            if problem is not None:
+                raise yaml.YAMLError(problem)
         return node
 
 
-def _expanded_size(root: yaml.Node) -> int:
-    """How many nodes ``root`` holds with every alias expanded, counted once per distinct node (aliases share a
-    node object), so a bomb is measured without being expanded."""
-    sizes: dict[int, int] = {}
-    order: list[yaml.Node] = []
-    stack = [root]
+def _expansion_problem(root: yaml.Node) -> str | None:
+    """What is wrong with ``root`` once its aliases are expanded: more than :data:`MAX_YAML_NODES` nodes, more than
+    :data:`MAX_DEPTH` levels, or an alias inside the node it names (a loop); ``None`` when nothing is. Each distinct
+    node is measured once (aliases share a node object), so a bomb is measured without being expanded."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:  # post-order without recursion: a deep document is no stack overflow
-        node = stack.pop()
-        if id(node) in sizes:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            own = 1 if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else 0
+            depth[key] = own + max((depth[id(child)] for child in children), default=0)
+            if size[key] > MAX_YAML_NODES:
+                return f"more than {MAX_YAML_NODES} values once its aliases are expanded"
+            if depth[key] > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels once its aliases are expanded"
             continue
-        sizes[id(node)] = -1
-        order.append(node)
-        stack.extend(_children(node))
-    for node in reversed(order):
-        sizes[id(node)] = 1 + sum(max(sizes[id(child)], 1) for child in _children(node))
-        if sizes[id(node)] > MAX_YAML_NODES:
-            return sizes[id(node)]
-    return sizes[id(root)]
+        if key in size:
+            continue
+        if key in entered:  # entered and not finished: the node holds an alias to itself
+            return "an alias inside the node it names (a loop)"
+        entered.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    return None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -85,21 +287,14 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-def read_text(path: str | os.PathLike[str], error: type[SimrealError]) -> str:
-    """The UTF-8 text of ``path``.
+def read_text(path: str | os.PathLike[str], error: type[SimrealError], limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of ``path``, a regular file of at most ``limit`` bytes.
 
     Raises:
-        error: the file is missing or unreadable, or is not UTF-8 text (naming the byte offset).
+        error: the file is missing or unreadable, not a regular file (a folder, a named pipe, a device), over
+            ``limit``, or not UTF-8 text (naming the byte offset).
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: a folder, not a file") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read file ({exc.strerror})") from None
+    raw = read_bytes(path, error, limit)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -117,8 +312,9 @@ def read_yaml(path: str | os.PathLike[str], error: type[SimrealError]) -> dict[s
         The parsed mapping.
 
     Raises:
-        error: the file is missing, unreadable, not UTF-8, not valid YAML (a duplicate key and an alias bomb
-            included), or not a mapping at its top level.
+        error: the file is missing, not a regular file, over :data:`MAX_TEXT_BYTES`, not UTF-8, not valid YAML (a
+            duplicate key, nesting deeper than :data:`MAX_DEPTH` and an alias bomb included), or not a mapping at
+            its top level.
     """
     text = read_text(path, error)
     try:
@@ -231,19 +427,63 @@ def read_json(path: str | os.PathLike[str], default: Any = None, expect: type = 
         expect: the type its top level must be (``dict``: a JSON object; ``object``: anything).
 
     Raises:
-        DataError: the file exists but is not UTF-8 JSON, or its top level is not an ``expect``.
+        DataError: the file exists but is not a regular file of at most :data:`MAX_TEXT_BYTES`, is not UTF-8 JSON,
+            nests deeper than :data:`MAX_DEPTH` levels, or its top level is not an ``expect``.
     """
     path = Path(path)
     if not path.exists():
         return default
-    try:
-        data = json.loads(read_text(path, DataError))
-    except ValueError as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
+    data = parse_json(read_text(path, DataError), str(path))
     if not isinstance(data, expect):
         wanted = "an object" if expect is dict else expect.__name__
         raise DataError(f"{path}: expected {wanted} at the top level, got {type(data).__name__}")
     return data
+
+
+#: What the nesting scan of a JSON text looks at: an escape (two characters, so an escaped quote is no quote), a
+#: quote, a bracket.
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def json_too_deep(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """Where a JSON text first nests deeper than ``limit`` lists and objects (a character offset), ``None`` when it
+    does not: a scan without recursion, to run before ``json.loads`` (whose parser recurses once per level).
+
+    Brackets inside strings do not count. A backslash outside a string is invalid JSON, which ``json.loads`` refuses
+    at that point: the scan and the parser agree on everything before it."""
+    if text.count("[") + text.count("{") <= limit:
+        return None  # too few brackets to nest that deep: no scan needed
+    depth, in_string = 0, False
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue
+        elif token in "[{":
+            depth += 1
+            if depth > limit:
+                return match.start()
+        else:
+            depth -= 1
+    return None
+
+
+def parse_json(text: str, where: str, error: type[SimrealError] = DataError) -> Any:
+    """Parse a JSON text read from ``where`` (a file, or a file and its field), its nesting checked first.
+
+    Raises:
+        error: not valid JSON, or nested deeper than :data:`MAX_DEPTH` levels; naming ``where``.
+    """
+    deep_at = json_too_deep(text)
+    if deep_at is not None:
+        raise error(f"{where}: JSON nested deeper than {MAX_DEPTH} levels (at character {deep_at})")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise error(f"{where}: not readable JSON ({exc})") from None
+    except RecursionError:  # a deep document in a deep call stack: the scan's limit leaves room, this is a guard
+        raise error(f"{where}: JSON nested too deeply to read") from None
 
 
 def staging_dir(final: str | os.PathLike[str]) -> Path:

@@ -280,6 +280,23 @@ def test_a_huge_state_size_is_refused_naming_the_bound(exports, tmp_path):
     one_error(runner.invoke(app, ["deploy", str(copy), "--env", "nominal"]), "state_size", f"{MAX_SIZE}")
 
 
+@pytest.mark.parametrize("kind", ["nested", "fifo", "zero"])
+def test_a_manifest_that_nests_too_deep_or_is_not_a_file_is_one_line_at_once(exports, tmp_path, kind):
+    copy = copied(exports["shipped"], tmp_path)
+    manifest = copy / "manifest.json"
+    manifest.unlink()
+    if kind == "nested":
+        manifest.write_text("[" * 100_000 + "]" * 100_000)
+        expected = "nest"
+    elif kind == "fifo":
+        os.mkfifo(manifest)
+        expected = "not a regular file"
+    else:
+        manifest.symlink_to("/dev/zero")
+        expected = "outside"
+    one_error(cli("deploy", str(copy), "--env", "nominal"), str(manifest), expected)  # a hang fails the timeout
+
+
 # -- 7. nothing overwritten -------------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,9 @@ import pytest
 import torch
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
+from typer.testing import CliRunner
 
+from simreal.cli import app
 from simreal.runs.algorithms import load_pickled_model
 from simreal.runs.model_files import read_model_info
 from simreal.runs.policy import load_policy
@@ -177,6 +179,45 @@ def test_a_pickle_only_run_is_refused_in_one_line_unless_trusted(runs, tmp_path)
     assert "--trust-pickles: will unpickle" in trusted.stderr  # one line says what the flag allowed
 
 
+@pytest.mark.parametrize("command", ["robustness", "collect", "transfer", "resume"])
+def test_every_command_that_loads_a_run_refuses_pickles_only_naming_the_flag(command, runs, tmp_path):
+    marker = tmp_path / "marker"
+    run = _copy(runs["killed" if command == "resume" else "whole"], tmp_path / "run")
+    for folder in [run, *(p for p in (run / "checkpoints").iterdir() if p.is_dir())]:
+        for name in ("weights.pt", "model.json", "vecnormalize.npz"):
+            if (folder / name).exists():
+                (folder / name).unlink()
+        if (folder / "model.zip").exists():
+            _poison(folder, marker)
+    transfer = tmp_path / "transfer.yaml"
+    transfer.write_text(yaml.safe_dump({"target": "mild", "source": {"run": str(run)}}))
+    args = {
+        "robustness": ["robustness", str(run), "--params", "pole_mass", "--grid", "2", "--out", str(tmp_path / "m")],
+        "collect": ["collect", str(run), "--robot", "inverted_pendulum", "--out", str(tmp_path / "r.npz")],
+        "transfer": ["transfer", str(transfer), "--out", str(tmp_path / "t")],
+        "resume": ["train", "--resume", str(run), "--device", "cpu"],
+    }[command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "holds pickles only" in result.stderr and "--trust-pickles" in result.stderr, result.stderr
+    assert "Traceback" not in result.output and not marker.exists()
+    assert not any((tmp_path / name).exists() for name in ("m", "r.npz", "t"))
+
+
+@pytest.mark.parametrize("kind", ["nested", "fifo"])
+def test_a_checkpoint_state_that_nests_too_deep_or_is_a_pipe_is_passed_over(kind, runs, tmp_path):
+    run = _copy(runs["killed"], tmp_path / "run")
+    (checkpoint,) = [p for p in (run / "checkpoints").iterdir() if p.is_dir()]
+    state = checkpoint / "state.json"
+    state.unlink()
+    if kind == "nested":
+        state.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        os.mkfifo(state)
+    # the run's only checkpoint: one line naming it, at once (a pipe would hang a plain read)
+    one_line(cli("train", "--resume", str(run), "--device", "cpu", timeout=120), "no intact checkpoint", "state.json")
+
+
 def test_weights_that_are_a_pickled_object_are_one_line_and_run_nothing(runs, tmp_path):
     marker = tmp_path / "marker"
     run = _copy(runs["whole"], tmp_path / "run")
@@ -191,7 +232,7 @@ def test_statistics_that_hold_an_object_array_are_refused(runs, tmp_path):
     arrays["obs_mean"] = np.array([_Payload("true")], dtype=object)
     with open(run / "vecnormalize.npz", "wb") as handle:
         np.savez(handle, **arrays)
-    one_line(cli("evaluate", str(run)), str(run / "vecnormalize.npz"), "not an npz of plain arrays")
+    one_line(cli("evaluate", str(run)), str(run / "vecnormalize.npz"), "not a readable .npz file", "Object arrays")
 
 
 @pytest.mark.parametrize("name", ["weights.pt", "vecnormalize.npz", "model.json"])
@@ -201,7 +242,7 @@ def test_a_model_file_that_links_out_of_its_folder_is_refused(name, runs, tmp_pa
     shutil.copy2(run / name, outside)
     (run / name).unlink()
     (run / name).symlink_to(outside)
-    one_line(cli("evaluate", str(run)), str(run / name), "leads out of")
+    one_line(cli("evaluate", str(run)), str(run / name), "outside", "only files inside the folder")
 
 
 def test_a_checkpoint_replaced_by_a_link_out_of_the_run_is_never_resumed_from(runs, tmp_path):
@@ -247,3 +288,15 @@ def test_sac_resumes_from_its_replay_buffer_arrays_exactly(tmp_path):
     train(setup, tmp_path / "killed", device="cpu", resume=True)
     a, b = (load_policy(tmp_path / run).model.policy.state_dict() for run in ("whole", "killed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_trusted_pickle_only_run_resumes_exactly(runs, tmp_path):
+    run = _copy(runs["killed"], tmp_path / "run")
+    for folder in [run, *(p for p in (run / "checkpoints").iterdir() if p.is_dir())]:
+        for name in ("weights.pt", "model.json", "vecnormalize.npz"):
+            if (folder / name).exists():
+                (folder / name).unlink()
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--device", "cpu", "--trust-pickles"])
+    assert result.exit_code == 0, result.output
+    a, b = (load_policy(folder).model.policy.state_dict() for folder in (run, runs["whole"]))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the end of an uninterrupted run, and in simreal's own files

@@ -87,3 +87,26 @@ def test_a_raw_summary_reaches_tensorboard(tmp_path):
     events.Reload()
     (event,) = events.Scalars("x")
     assert event.step == 7 and event.value == 2.5
+
+
+def test_what_a_rebuilt_model_gets_back_from_its_saved_self():
+    model = tiny_ppo()
+    model.learn(64)
+    assert compat.update_count(model) == 2 and compat.episode_count(model) == 0  # PPO does not count episodes
+    rebuilt = tiny_ppo()
+    compat.set_counts(rebuilt, compat.update_count(model), 7)
+    compat.set_episode_infos(rebuilt, [{"r": 1.0, "l": 3, "t": 0.1}])
+    assert compat.update_count(rebuilt) == 2 and compat.episode_count(rebuilt) == 7
+    assert list(rebuilt.ep_info_buffer) == [{"r": 1.0, "l": 3, "t": 0.1}]
+    rebuilt.learn(32, reset_num_timesteps=False)  # stable-baselines3 goes on with both windows set
+    assert len(rebuilt.ep_info_buffer) >= 1
+
+
+def test_the_tensors_a_model_keeps_outside_its_state_dicts():
+    from stable_baselines3 import SAC
+
+    venv = DummyVecEnv([lambda: gym.make("InvertedPendulum-v5")])
+    sac = SAC("MlpPolicy", venv, policy_kwargs={"net_arch": [8]}, buffer_size=100, seed=0)
+    variables = compat.torch_variables(sac)
+    assert list(variables) == ["log_ent_coef"] and variables["log_ent_coef"] is sac.log_ent_coef
+    assert compat.torch_variables(tiny_ppo()) == {}

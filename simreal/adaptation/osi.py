@@ -6,6 +6,7 @@ estimates (DAgger-like: the data come from the states the deployed pair visits),
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,11 +23,15 @@ from simreal.envs.history import History
 from simreal.envs.inputs import InputLayout
 from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.spec import Effects, ParameterRange, RobotSpec
-from simreal.errors import DataError
-from simreal.fileio import atomic_write
+from simreal.errors import DataError, shown
+from simreal.fileio import atomic_write, open_regular
 
 #: The estimator's file in a run directory.
 OSI_FILE = "osi.pt"
+#: The largest estimator file read, and the widest layer it may declare (a config's own bound on a layer's units):
+#: a file is data, and the sizes it declares are checked before anything is allocated for them.
+MAX_ESTIMATOR_BYTES = 2**30
+MAX_WIDTH = 8192
 
 
 class OSISettings(Protocol):
@@ -96,12 +101,14 @@ def load_estimator(path: Path) -> OSIEstimator:
         DataError: a missing or unreadable file.
     """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, DataError, MAX_ESTIMATOR_BYTES) as handle:
+            payload = torch.load(handle, map_location="cpu", weights_only=True)
+        sizes = [payload["inputs"], *payload["hidden"]]
+        if not all(isinstance(size, int) and 1 <= size <= MAX_WIDTH for size in sizes) or len(sizes) > 17:
+            raise ValueError(f"inputs/hidden: sizes {shown(sizes)}, each at most {MAX_WIDTH}, at most 16 layers")
         network = OSINetwork(payload["inputs"], len(payload["names"]), list(payload["hidden"]))
         network.load_state_dict(payload["state_dict"])
-    except FileNotFoundError:
-        raise DataError(f"{path}: estimator file not found") from None
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, AttributeError, pickle.UnpicklingError) as exc:
         raise DataError(f"{path}: not a readable OSI estimator ({type(exc).__name__}: {exc})") from None
     meta = {key: payload[key] for key in ("inputs", "hidden")}
     return OSIEstimator(network, payload["names"], payload["history"], meta)

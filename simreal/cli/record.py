@@ -6,10 +6,20 @@ from pathlib import Path
 
 import typer
 
-from simreal.cli.common import console, flag, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    flag,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 
 
-@one_line_errors(flags={"side_by_side": "--side-by-side", "size": "--size", "width": "--size", "height": "--size"})
+@one_line_errors(
+    flags={"side_by_side": "--side-by-side", "size": "--size", "width": "--size", "height": "--size", **TRUST_FLAG}
+)
 def record(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     out: Path = typer.Option(..., "--out", help="The video: .mp4 or .gif."),
@@ -22,6 +32,7 @@ def record(
     true_dynamics: bool = flag(
         False, "--true-dynamics", "Adaptive policies: act on the true dynamics, not the estimate."
     ),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Render a policy's episodes offscreen to an MP4 or GIF video, the camera following the robot."""
     require_training("simreal record")
@@ -34,6 +45,7 @@ def record(
         raise DataError(f"--size: expected WIDTHxHEIGHT (e.g. 480x480), got {shown(size)}") from None
     if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE):
         raise DataError(f"--size: {size}: each side from {MIN_SIZE} to {MAX_SIZE} pixels")
+    say_trusted(trust_pickles)
     made = record_video(
         source,
         out,
@@ -45,6 +57,7 @@ def record(
         width=width,
         height=height,
         true_dynamics=true_dynamics,
+        trust_pickles=trust_pickles,
     )
     for label, returns in made.panels.items():
         console.print(f"{label}: returns {', '.join(f'{r:.1f}' for r in returns)}")

@@ -9,14 +9,32 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, flag, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    flag,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 from simreal.fileio import check_writable
 
 if TYPE_CHECKING:
     from simreal.tools.coverage import AxisCoverage, Coverage
 
 
-@one_line_errors(flags={"params": "--params", "points": "--grid", "spans": "--range", "against": "--against"})
+@one_line_errors(
+    flags={
+        "params": "--params",
+        "points": "--grid",
+        "spans": "--range",
+        "against": "--against",
+        "episodes": "--episodes",
+        "seed": "--seed",
+        **TRUST_FLAG,
+    }
+)
 def robustness(
     source: Path = typer.Argument(..., help="A run directory, or a model file inside one."),
     params: str = typer.Option(..., "--params", help="One or two axes, comma-separated: parameters or effects."),
@@ -35,16 +53,19 @@ def robustness(
         False, "--true-dynamics", "Adaptive policies: act on the true dynamics, not the estimate."
     ),
     out: Path = typer.Option(None, "--out", help="Output folder; default: RUN/robustness/<axes>."),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Evaluate a policy over a 1-D or 2-D grid of parameter multipliers or effects (others nominal)."""
     require_training("simreal robustness")
     from simreal.runs.rundir import run_dir_of
+    from simreal.sysid.identify import split_names
     from simreal.tools.coverage import map_coverage
     from simreal.tools.grid import parse_span
     from simreal.tools.map_files import write_map
     from simreal.tools.robustness import robustness_map
 
-    names = [name.strip() for name in params.split(",") if name.strip()]
+    names = split_names(params)
+    say_trusted(trust_pickles)
     if out is not None:
         check_writable(out, folder=True)  # before the grid is spent
     result = robustness_map(
@@ -57,6 +78,7 @@ def robustness(
         workers=workers,
         against=against,
         true_dynamics=true_dynamics,
+        trust_pickles=trust_pickles,
     )
     if out is None:
         out = run_dir_of(source) / "robustness" / "_".join(names)

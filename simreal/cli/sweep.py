@@ -11,7 +11,15 @@ from rich.table import Table
 from simreal.cli.common import console, err_console, one_line_errors, require_training
 
 
-@one_line_errors(flags={"grid": "--grid", "seeds": "--seeds"})
+@one_line_errors(
+    flags={
+        "grid": "--grid",
+        "seeds": "--seeds",
+        "eval_seed": "--eval-seed",
+        "address": "--address",
+        "cpus_per_job": "--cpus-per-job",
+    }
+)
 def sweep(
     config: str = typer.Argument(..., help="A training or transfer config YAML, or a shipped config's name."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point: first-seed .. first-seed + N - 1."),
@@ -33,12 +41,21 @@ def sweep(
     every env are printed and written to the sweep's folder.
     """
     require_training("simreal sweep")
-    from simreal.tools.sweep import JobOutcome, parse_grid, plan_sweep, require_ray, run_sweep, write_aggregate
+    from simreal.tools.sweep import (
+        JobOutcome,
+        check_sweep_options,
+        parse_grid,
+        plan_sweep,
+        require_ray,
+        run_sweep,
+        write_aggregate,
+    )
 
     require_ray()
+    check_sweep_options(device, address, cpus_per_job)  # before Ray starts or anything is planned
 
     folder = out or Path("runs") / f"sweep_{Path(config).stem}"
-    chosen = list(range(first_seed, first_seed + seeds))
+    chosen = range(first_seed, first_seed + seeds)  # a range: a huge --seeds is refused, not allocated
     grid_points = parse_grid(grid or [])
     jobs = plan_sweep(
         config, folder, chosen, grid_points, overrides=list(overrides or []), episodes=episodes, eval_seed=eval_seed

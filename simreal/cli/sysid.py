@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from types import TracebackType
@@ -14,17 +15,27 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simreal.cli.common import console, err_console, flag, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    err_console,
+    flag,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 from simreal.errors import DataError
 from simreal.fileio import atomic_write_json, atomic_write_text, check_writable
+from simreal.runs.config import check_seed
 from simreal.sysid.collect import collect as run_collect
-from simreal.sysid.identify import identify
+from simreal.sysid.identify import identify, split_names
 from simreal.sysid.progress import SysidProgress
 from simreal.sysid.result import SysidResult
-from simreal.sysid.trajectories import load_trajectories, save_trajectories, split_holdout
+from simreal.sysid.trajectories import load_trajectories, split_holdout
 
 
-@one_line_errors
+@one_line_errors(flags={"seed": "--seed", **TRUST_FLAG})
 def collect(
     policy: str = typer.Argument(..., help="A run directory, a model file inside one, or 'random'."),
     robot: str = typer.Option(..., "--robot", help="The robot to run on."),
@@ -32,19 +43,21 @@ def collect(
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to record."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first episode."),
     out: Path = typer.Option(..., "--out", help="Where to write: .npz or .csv."),
+    overwrite: bool = flag(False, "--overwrite", "Replace the --out file if it exists (refused otherwise)."),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Record trajectories (observations, actions, rewards, MuJoCo states) for system identification."""
     if policy != "random":
         require_training("simreal collect with a trained policy")
-    if out.suffix not in (".npz", ".csv"):
-        raise DataError(f"{out}: unknown data format (use .npz or .csv)")
-    check_writable(out)  # before the episodes are spent
-    data = run_collect(policy, robot, target, episodes, seed)
-    save_trajectories(data, out)
+    if not overwrite and os.path.lexists(out):  # a real robot's recording can be hours of work
+        raise DataError(f"{out}: already exists: give --overwrite to replace it")
+    # the library checks the output too (format, not replaced unless asked, writable) before the episodes are spent
+    say_trusted(trust_pickles)
+    data = run_collect(policy, robot, target, episodes, seed, out=out, overwrite=overwrite, trust_pickles=trust_pickles)
     console.print(f"recorded {len(data.episodes)} episodes, {len(data)} steps: {out}")
 
 
-@one_line_errors(flags={"params": "--params", "holdout": "--holdout"})
+@one_line_errors(flags={"params": "--params", "holdout": "--holdout", "seed": "--seed"})
 def sysid(
     data: Path = typer.Argument(..., help="Recorded trajectories: .npz or .csv (see simreal collect)."),
     robot: str = typer.Option(..., "--robot", help="The robot the data comes from."),
@@ -74,6 +87,8 @@ def sysid(
     json_out: Path = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
     """Identify simulator parameters from recorded trajectories, with 90% intervals and a misfit check."""
+    names = split_names(params) if params is not None else None
+    check_seed(seed)
     for path in (out, json_out):
         if path is not None:
             check_writable(path)  # before the fit is spent
@@ -82,7 +97,6 @@ def sysid(
         fitted, held_out = split_holdout(recording, holdout)
     except DataError as exc:
         raise DataError(f"{data}: {exc}") from None
-    names = [name.strip() for name in params.split(",") if name.strip()] if params else None
     with SysidProgressBar(err_console) as progress:
         result = identify(
             fitted,

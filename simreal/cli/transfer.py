@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from simreal.cli.common import console, err_console, one_line_errors, require_training
+from simreal.cli.common import (
+    TRUST_FLAG,
+    console,
+    err_console,
+    one_line_errors,
+    require_training,
+    say_trusted,
+    trust_pickles_flag,
+)
 
 if TYPE_CHECKING:
     from stable_baselines3.common.callbacks import BaseCallback
 
 
-@one_line_errors
+@one_line_errors(flags=TRUST_FLAG)
 def transfer(
     config: str = typer.Argument(..., help="A transfer config YAML, or a shipped one's name (e.g. transfer_hopper)."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a field by dotted path: key=value (repeatable)."),
@@ -22,6 +30,7 @@ def transfer(
         None, "--out", help="Output folder (default: runs/transfer_<target>_<seed>); run again to continue it."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    trust_pickles: bool = trust_pickles_flag(),
 ) -> None:
     """Run the transfer pipeline: the target return, the gap and the fraction closed at each stage.
 
@@ -43,8 +52,15 @@ def transfer(
     def on_stage(stage: str, event: str) -> None:
         err_console.print(f"{stage}: {event}")
 
+    say_trusted(trust_pickles)
     result = run_pipeline(
-        parsed, folder, device=resolve_device(device), progress=progress, on_stage=on_stage, origin=origin
+        parsed,
+        folder,
+        device=resolve_device(device),
+        progress=progress,
+        on_stage=on_stage,
+        origin=origin,
+        trust_pickles=trust_pickles,
     )
     console.print(transfer_table(result.report))
     console.print(f"report: {result.out / 'report.md'} (with notes), report.json, returns.png, curves.png")

@@ -12,7 +12,6 @@ its robot by a shipped robot's name or by a robot file inside the folder, never 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from simreal.envs.inputs import InputLayout
 from simreal.envs.mujoco_base import box_space
 from simreal.envs.spec import format_validation_error
 from simreal.errors import DataError
+from simreal.fileio import contained_file, parse_json, read_text
 from simreal.runs.config import StrictModel
 
 SCHEMA = "simreal.export/1"
@@ -108,17 +108,7 @@ def export_file(folder: Path, name: str, where: str | None = None) -> Path:
     Raises:
         DataError: the file is missing, not a regular file, or lies outside ``folder``.
     """
-    path = folder / name
-    named = f"{where}: {path}" if where else str(path)
-    resolved = path.resolve()
-    if not resolved.is_relative_to(folder.resolve()):
-        target = "" if resolved == path else f" (it leads to {resolved})"
-        raise DataError(f"{named}: outside {folder}{target}: an export uses only files inside its folder")
-    if not resolved.exists():
-        raise DataError(f"{named}: not found")
-    if not resolved.is_file():
-        raise DataError(f"{named}: not a regular file")
-    return path
+    return contained_file(folder, name, where)
 
 
 def robot_reference(folder: Path, manifest: Manifest) -> str | Path:
@@ -149,14 +139,7 @@ def load_manifest(folder: Path) -> Manifest:
     if not path.exists() and not path.is_symlink():
         raise DataError(f"{path}: not found (is {folder} a folder simreal export wrote?)")
     export_file(folder, MANIFEST)
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise DataError(f"{path}: {path.stat().st_size} bytes, more than a manifest's {MAX_MANIFEST_BYTES}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise DataError(f"{path}: not readable JSON (nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
+    data = parse_json(read_text(path, DataError, MAX_MANIFEST_BYTES), str(path))
     if not isinstance(data, dict):
         raise DataError(f"{path}: not a JSON object")
     try:

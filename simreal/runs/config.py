@@ -8,11 +8,57 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from simreal.envs.ranges import effect_range
 from simreal.envs.spec import MAX_DELAY, STEP_EFFECTS, Effects
-from simreal.errors import shown
+from simreal.errors import ConfigError, shown
+
+#: The largest seed: numpy's legacy seeding (``np.random.seed``, which stable-baselines3 and CMA-ES call) takes seeds
+#: below 2**32, and the streams derived from a seed add an offset (:mod:`simreal.seeding`), an env's index or an
+#: episode's to it: 2**31 - 1 leaves room for every one of them.
+MAX_SEED = 2**31 - 1
+#: The most envs stepped together: 4096 is what GPU-simulator papers step; each env holds its own simulator, so far
+#: more is an allocation that fails rather than a training.
+MAX_ENVS = 4096
+#: The widest hidden layer: RL policies use 64 to 2048 units, the largest published ones 4096.
+MAX_LAYER_WIDTH = 8192
+#: The most hidden layers of one network.
+MAX_LAYERS = 16
+#: The most weights between the hidden layers of one network (two layers of 8192): 64 Mi weights are 256 MiB, and
+#: the optimizer keeps three more copies.
+MAX_HIDDEN_WEIGHTS = 2**26
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def check_seed(seed: int, field: str = "seed") -> int:
+    """``seed`` when it is a seed simreal takes (0 to :data:`MAX_SEED`).
+
+    Raises:
+        ConfigError: naming ``field`` and the bound.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{field}: expected a seed from 0 to {MAX_SEED} (2**31 - 1), got {shown(seed)}")
+    return seed
+
+
+def _checked_layers(sizes: list[int]) -> list[int]:
+    """A network's hidden layer sizes: each 1 to :data:`MAX_LAYER_WIDTH`, at most :data:`MAX_LAYERS` of them, at
+    most :data:`MAX_HIDDEN_WEIGHTS` weights between them (``ValueError`` otherwise)."""
+    if len(sizes) > MAX_LAYERS:
+        raise ValueError(f"{len(sizes)} layers, at most {MAX_LAYERS}")
+    for size in sizes:
+        if not 0 < size <= MAX_LAYER_WIDTH:
+            raise ValueError(f"layer sizes must be from 1 to {MAX_LAYER_WIDTH}, got {size}")
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise ValueError(f"{weights} weights between the layers, at most {MAX_HIDDEN_WEIGHTS} (2**26: [8192, 8192])")
+    return sizes
+
+
+#: Hidden layer sizes, bounded (see :func:`_checked_layers`).
+Layers = Annotated[list[int], AfterValidator(_checked_layers)]
 
 
 class StrictModel(BaseModel):
@@ -145,20 +191,13 @@ class Randomization(StrictModel):
 class Network(StrictModel):
     """Network sizes and activation. ``pi`` is the actor; ``vf`` the PPO critic; ``qf`` the SAC critics."""
 
-    pi: list[int] = Field(default_factory=lambda: [64, 64])
-    vf: list[int] = Field(default_factory=lambda: [64, 64])
-    qf: list[int] = Field(default_factory=lambda: [256, 256])
+    pi: Layers = Field(default_factory=lambda: [64, 64])
+    vf: Layers = Field(default_factory=lambda: [64, 64])
+    qf: Layers = Field(default_factory=lambda: [256, 256])
     # by name, mapped to torch modules in simreal.runs.algorithms: a config never has code evaluated
     activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
     log_std_init: float = 0.0
     ortho_init: bool = True
-
-    @model_validator(mode="after")
-    def _sizes(self) -> Network:
-        for name in ("pi", "vf", "qf"):
-            if any(size <= 0 for size in getattr(self, name)):
-                raise ValueError(f"{name}: layer sizes must be > 0")
-        return self
 
 
 class PPOHyperparameters(StrictModel):
@@ -244,7 +283,7 @@ class EnvConfig(StrictModel):
             for the policy (evaluation, collection) gets the same input.
     """
 
-    n_envs: int = Field(default=1, gt=0)
+    n_envs: int = Field(default=1, gt=0, le=MAX_ENVS)
     vec_env: Literal["dummy", "subproc"] = "dummy"
     normalize: Normalize = Field(default_factory=Normalize)
     history: int = Field(default=0, ge=0, le=1000)
@@ -291,7 +330,7 @@ class OSIConfig(StrictModel):
         batch_size: samples per gradient step.
     """
 
-    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    hidden: Layers = Field(default_factory=lambda: [128, 128])
     iterations: int = Field(default=3, ge=1)
     episodes: int = Field(default=20, ge=1)
     epochs: int = Field(default=30, ge=1)
@@ -314,9 +353,9 @@ class RMAConfig(StrictModel):
         batch_size: samples per gradient step.
     """
 
-    latent: int = Field(default=8, ge=1)
-    encoder: list[int] = Field(default_factory=lambda: [64, 64])
-    channels: int = Field(default=32, ge=1)
+    latent: int = Field(default=8, ge=1, le=MAX_LAYER_WIDTH)
+    encoder: Layers = Field(default_factory=lambda: [64, 64])
+    channels: int = Field(default=32, ge=1, le=MAX_LAYER_WIDTH)
     kernel: int = Field(default=5, ge=1)
     iterations: int = Field(default=5, ge=1)
     steps: int = Field(default=20_000, ge=1)
@@ -376,7 +415,7 @@ class TrainConfig(StrictModel):
     """A training experiment."""
 
     robot: str | dict[str, Any]
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     total_timesteps: int = Field(gt=0)
     randomization: Randomization = Field(default_factory=Randomization)
     algorithm: Algorithm = Field(default_factory=PPOAlgorithm)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from simreal.envs.robots import load_target_file, robot_label
 from simreal.envs.spec import Effects, validation_problem
 from simreal.errors import ConfigError, SpecError, unknown_name
-from simreal.fileio import parse_yaml, read_yaml
+from simreal.fileio import parse_yaml, read_text, read_yaml
 from simreal.resources import configs_dir
 from simreal.runs.config import SCHEDULE_KINDS, EffectsConfig, TrainConfig
 
@@ -68,7 +68,7 @@ def shipped_configs(kind: ConfigKind | None = None) -> list[str]:
     (``kind: transfer`` in the file)."""
     names = []
     for path in configs_dir().glob("*.yaml"):
-        data = parse_yaml(path.read_text(encoding="utf-8"))
+        data = parse_yaml(read_text(path, ConfigError))
         found: ConfigKind = "transfer" if isinstance(data, dict) and data.get("kind") == "transfer" else "train"
         if kind is None or found == kind:
             names.append(path.stem)

@@ -14,13 +14,11 @@ that was downloaded cannot make simreal read a file elsewhere on the machine.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from numpy.lib.npyio import NpzFile
 from pydantic import Field, ValidationError
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -31,7 +29,15 @@ from simreal import compat
 from simreal.envs.spec import format_validation_error
 from simreal.envs.vector import PinnedVecNormalize
 from simreal.errors import DataError, shown
-from simreal.fileio import atomic_write, atomic_write_json, read_json
+from simreal.fileio import (
+    MAX_TEXT_BYTES,
+    atomic_write,
+    atomic_write_json,
+    contained_file,
+    open_regular,
+    read_json,
+    read_npz,
+)
 from simreal.runs.config import StrictModel
 
 WEIGHTS = "weights.pt"
@@ -73,23 +79,6 @@ class ModelInfo(StrictModel):
     observation_shape: tuple[int, ...] = Field(max_length=8)
     action_shape: tuple[int, ...] = Field(max_length=8)
     episodes: list[EpisodeInfo] = Field(default_factory=list, max_length=MAX_EPISODE_INFOS)
-
-
-def contained_file(folder: Path, name: str) -> Path:
-    """``folder / name`` (as given, for messages) when it is a regular file inside ``folder`` once symlinks are
-    resolved.
-
-    Raises:
-        DataError: it is missing, not a regular file, or leads out of the folder.
-    """
-    path = folder / name
-    resolved = path.resolve()
-    if not resolved.is_relative_to(folder.resolve()):
-        raise DataError(f"{path}: leads out of {folder} (to {resolved}): a run's files stay inside it")
-    if not resolved.is_file():
-        what = "missing" if not resolved.exists() else "not a regular file"
-        raise DataError(f"{path}: {what}")
-    return path
 
 
 def has_model_files(folder: Path) -> bool:
@@ -155,7 +144,7 @@ def load_weights(model: BaseAlgorithm, folder: Path, info: ModelInfo) -> None:
     if shapes != (info.observation_shape, info.action_shape):
         saved = (info.observation_shape, info.action_shape)
         raise DataError(f"{folder / MODEL_INFO}: observation_shape/action_shape: {saved}, the config builds {shapes}")
-    weights = _read_torch(path, where)
+    weights = _read_torch(path, where, _bound(model))
     expected_states = list(model.get_parameters())
     expected_variables = [name for name, _ in _variables(model)]
     expected = {*expected_states, *expected_variables}
@@ -176,14 +165,20 @@ def load_weights(model: BaseAlgorithm, folder: Path, info: ModelInfo) -> None:
     compat.set_episode_infos(model, [episode.model_dump() for episode in info.episodes])
 
 
-def _read_torch(path: Path, where: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        # weights_only refuses anything but tensors and plain containers: a pickled object is an error here
-        raise DataError(f"{where}: not a torch file of plain tensors ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises its own types on a file it refuses
-        raise DataError(f"{where}: not a torch file of plain tensors ({type(exc).__name__})") from None
+def _read_torch(path: Path, where: Path, limit: int) -> Any:
+    """A torch file of plain tensors (``weights_only``: a pickled object is an error here), at most ``limit`` bytes."""
+    with open_regular(path, DataError, limit) as handle:
+        try:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch's restricted unpickler raises many types on a file it refuses
+            raise DataError(f"{where}: not a torch file of plain tensors ({type(exc).__name__})") from None
+
+
+def _bound(model: BaseAlgorithm) -> int:
+    """The most bytes a model's weights file may hold: its parameters with an optimizer's two moments each, twice
+    over, plus room for the containers (a file declaring more is not this model's)."""
+    parameters = sum(p.numel() * p.element_size() for p in model.policy.parameters())
+    return 8 * parameters + 16 * 2**20
 
 
 def _variables(model: BaseAlgorithm) -> list[tuple[str, torch.Tensor]]:
@@ -213,10 +208,15 @@ def write_statistics(venv: VecNormalize, path: Path) -> None:
     pinned = venv.pinned if isinstance(venv, PinnedVecNormalize) else {}
     arrays["pinned_index"] = np.asarray(sorted(pinned), dtype=np.int64)
     arrays["pinned_stats"] = np.asarray([pinned[i] for i in sorted(pinned)], dtype=np.float64).reshape(-1, 2)
+    _write_arrays(path, arrays)
+
+
+def _write_arrays(path: Path, arrays: dict[str, Any]) -> None:
+    """An npz of plain arrays, written atomically (``allow_pickle`` off: an object array is an error here)."""
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, allow_pickle=False, **arrays)
 
     atomic_write(path, save)
 
@@ -228,7 +228,7 @@ def read_statistics(folder: Path, venv: VecEnv) -> VecNormalize:
         DataError: the file is missing, outside the folder, not an npz of plain arrays, or does not fit the env.
     """
     where = folder / STATISTICS
-    arrays = _read_npz(contained_file(folder, STATISTICS), where)
+    arrays = _read_npz(contained_file(folder, STATISTICS))
     size = int(np.prod(venv.observation_space.shape or ()))
     shapes = {"obs_mean": (size,), "obs_var": (size,), "obs_count": (), "ret_mean": (), "ret_var": (), "ret_count": ()}
     shapes.update({name: () for name in (*_SETTINGS, *_SWITCHES)})
@@ -267,14 +267,8 @@ def _observation_statistics(venv: VecNormalize) -> RunningMeanStd:
     return venv.obs_rms
 
 
-def _read_npz(path: Path, where: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as loaded:
-            if not isinstance(loaded, NpzFile):
-                raise DataError(f"{where}: not an npz archive (a single array)")
-            return {name: loaded[name] for name in loaded.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{where}: not an npz of plain arrays ({shown(str(exc))})") from None
+def _read_npz(path: Path, limit: int = MAX_TEXT_BYTES) -> dict[str, np.ndarray]:
+    return read_npz(path, DataError, limit)
 
 
 # -- an off-policy checkpoint's replay buffer -------------------------------------------------------------------------
@@ -291,12 +285,7 @@ def write_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
         name: getattr(buffer, name) for name in _BUFFER_ARRAYS if getattr(buffer, name, None) is not None
     }
     arrays["position"] = np.asarray([buffer.pos, int(buffer.full)], dtype=np.int64)
-
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    atomic_write(path, save)
+    _write_arrays(path, arrays)
 
 
 def read_replay_buffer(model: OffPolicyAlgorithm, folder: Path) -> None:
@@ -306,10 +295,11 @@ def read_replay_buffer(model: OffPolicyAlgorithm, folder: Path) -> None:
         DataError: the file is not an npz of plain arrays, or its arrays do not fit the model's buffer.
     """
     where = folder / REPLAY
-    arrays = _read_npz(contained_file(folder, REPLAY), where)
     buffer = model.replay_buffer
     if buffer is None:
         raise DataError(f"{where}: the model has no replay buffer to fill")
+    expected = sum(getattr(buffer, name).nbytes for name in _BUFFER_ARRAYS if getattr(buffer, name, None) is not None)
+    arrays = _read_npz(contained_file(folder, REPLAY), expected + 2**20)
     for name in _BUFFER_ARRAYS:
         current = getattr(buffer, name, None)
         if current is None:

@@ -19,8 +19,9 @@ from simreal.envs.privileged import DynamicsEstimator, DynamicsInputSpec
 from simreal.envs.runner import ObservationScaling, PolicyRunner
 from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
+from simreal.fileio import contained_file
 from simreal.runs.algorithms import load_model, load_statistics, require_model_files, statistics_of
-from simreal.runs.model_files import STATISTICS, contained_file
+from simreal.runs.model_files import STATISTICS
 from simreal.runs.rundir import CONFIG, MODEL, VECNORMALIZE, find_run_dir, saved_config
 from simreal.runs.setup import TrainingSetup, resolve
 

@@ -31,12 +31,12 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -48,6 +48,8 @@ from simreal.fileio import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    contained_file,
+    open_regular,
     read_json,
     recover_dir,
     replace_dir,
@@ -158,7 +160,7 @@ def saved_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise DataError(f"{run_dir}: not a simreal run directory (no {CONFIG})")
     try:
-        return load_config(model_files.contained_file(run_dir, CONFIG))
+        return load_config(contained_file(run_dir, CONFIG))
     except ConfigError as exc:
         raise DataError(str(exc)) from None
 
@@ -232,7 +234,7 @@ def resume_point(run_dir: Path, trust_pickles: bool = False) -> ResumePoint:
     passed: list[str] = []
     newest: str | None = None
     try:
-        pointer = read_json(model_files.contained_file(folder, LATEST)) if (folder / LATEST).exists() else None
+        pointer = read_json(contained_file(folder, LATEST)) if (folder / LATEST).exists() else None
     except DataError as exc:
         pointer, passed = None, [str(exc)]
     if pointer is not None:
@@ -282,7 +284,7 @@ def checkpoint_problem(checkpoint: Path, trust_pickles: bool = False) -> str | N
     if problem is not None:
         return problem
     try:
-        state = read_json(model_files.contained_file(checkpoint, "state.json"))
+        state = read_json(contained_file(checkpoint, "state.json"))
     except DataError as exc:
         return f"state.json is damaged ({str(exc).split(': ', 1)[-1]})"
     if state is None or not isinstance(state.get("streams"), list) or not isinstance(state.get("num_timesteps"), int):
@@ -291,24 +293,32 @@ def checkpoint_problem(checkpoint: Path, trust_pickles: bool = False) -> str | N
 
 
 def _model_files_problem(checkpoint: Path) -> str | None:
-    """What is wrong with a checkpoint's own files, each read whole without unpickling (small, but for the replay
-    buffer, whose arrays a resume reads anyway)."""
-    name = model_files.MODEL_INFO
+    """What is wrong with a checkpoint's own files, checked without unpickling or loading them whole: ``model.json``
+    validated, and ``weights.pt`` and the npz files (zip archives, as torch and numpy write them) whole by every
+    member's checksum."""
     try:
         model_files.read_model_info(checkpoint)
-        name = model_files.WEIGHTS
-        weights = torch.load(model_files.contained_file(checkpoint, name), weights_only=True)
-        if not isinstance(weights, dict) or "policy" not in weights:
-            return f"{name}: not a model's state dicts"
-        for name in (model_files.STATISTICS, model_files.REPLAY):
-            if os.path.lexists(checkpoint / name):
-                with np.load(model_files.contained_file(checkpoint, name), allow_pickle=False) as arrays:
-                    _ = arrays.files
     except DataError as exc:
         return str(exc).removeprefix(f"{checkpoint}/")
-    except Exception as exc:  # noqa: BLE001 - whatever a damaged torch or npz file raises, the checkpoint is not intact
-        return f"{name} is damaged ({type(exc).__name__})"
+    for name in (model_files.WEIGHTS, model_files.STATISTICS, model_files.REPLAY):
+        if name == model_files.WEIGHTS or os.path.lexists(checkpoint / name):
+            problem = _archive_problem(checkpoint, name)
+            if problem is not None:
+                return problem
     return None
+
+
+def _archive_problem(checkpoint: Path, name: str) -> str | None:
+    """What is wrong with a zip archive of a checkpoint (a torch or npz file), by every member's checksum."""
+    try:
+        path = contained_file(checkpoint, name)
+        with open_regular(path, DataError, limit=2**40) as handle, zipfile.ZipFile(handle) as archive:
+            damaged = archive.testzip()
+    except DataError as exc:
+        return str(exc).removeprefix(f"{checkpoint}/")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        return f"{name} is damaged ({type(exc).__name__})"
+    return f"{name} is damaged (member {damaged})" if damaged is not None else None
 
 
 def _pickles_problem(checkpoint: Path) -> str | None:

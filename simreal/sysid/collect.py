@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -14,7 +15,9 @@ from simreal.envs.mujoco_base import box_space
 from simreal.envs.robots import load_robot, load_target
 from simreal.envs.spec import RobotSpec
 from simreal.errors import DataError
-from simreal.sysid.trajectories import Trajectories
+from simreal.fileio import check_writable
+from simreal.runs.config import check_seed
+from simreal.sysid.trajectories import Trajectories, refuse_existing, save_trajectories
 
 
 def collect(
@@ -24,6 +27,10 @@ def collect(
     episodes: int = 10,
     seed: int = 0,
     deterministic: bool = True,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    trust_pickles: bool = False,
 ) -> Trajectories:
     """Run ``episodes`` episodes and record every step, with the full MuJoCo state.
 
@@ -34,15 +41,29 @@ def collect(
         episodes: episodes to record (episode ``i`` is reset with seed ``seed + i``).
         seed: the first episode's seed, and the random policy's.
         deterministic: the trained policy's mean action rather than a sampled one.
+        out: also write the recording there (``.npz`` or ``.csv``, atomically; ``None``: not written).
+        overwrite: replace ``out`` if it exists (a recording can be hours of work: by default it is refused, before
+            anything runs).
+        trust_pickles: let a run holding stable-baselines3's pickles only load (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Returns:
         The recording; its ``meta`` names the robot, source, policy and, for a target, its true multipliers and
         effects.
 
     Raises:
-        DataError: a policy trained on another robot, or a missing or corrupt policy.
+        DataError: a policy trained on another robot, or a missing or corrupt policy; ``out`` exists without
+            ``overwrite``, or is not ``.npz`` or ``.csv``.
+        StorageError: ``out`` cannot be written.
+        ConfigError: a seed out of range.
         SpecError: an unknown robot or target.
     """
+    check_seed(seed)
+    if out is not None:  # before the episodes are spent
+        if Path(out).suffix not in (".npz", ".csv"):
+            raise DataError(f"{out}: unknown data format (use .npz or .csv)")
+        if not overwrite:
+            refuse_existing(out)
+        check_writable(out)
     spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
     meta: dict[str, Any] = {"robot": spec.robot, "source": "simulator", "policy": str(policy), "seed": seed}
     if target is not None:
@@ -53,9 +74,13 @@ def collect(
         env = make_env(spec)
     meta["dynamics"] = get_dynamics(env)
     try:
-        return record(env, _policy(policy, spec.robot, env, seed, deterministic), episodes, seed, meta)
+        act = _policy(policy, spec.robot, env, seed, deterministic, trust_pickles=trust_pickles)
+        data = record(env, act, episodes, seed, meta)
     finally:
         env.close()
+    if out is not None:
+        save_trajectories(data, out)
+    return data
 
 
 Policy = Callable[[np.ndarray, bool], np.ndarray]
@@ -112,7 +137,9 @@ def record(env: gym.Env, act: Policy, episodes: int, seed: int, meta: dict[str, 
     )
 
 
-def _policy(policy: str | os.PathLike[str], robot: str, env: gym.Env, seed: int, deterministic: bool) -> Policy:
+def _policy(
+    policy: str | os.PathLike[str], robot: str, env: gym.Env, seed: int, deterministic: bool, *, trust_pickles: bool
+) -> Policy:
     if str(policy) == "random":
         rng = np.random.default_rng(seed)
         space = box_space(env.action_space)
@@ -120,7 +147,7 @@ def _policy(policy: str | os.PathLike[str], robot: str, env: gym.Env, seed: int,
     # only a trained policy needs stable-baselines3 (the train extra): random actions do not
     from simreal.runs.policy import load_policy
 
-    loaded = load_policy(policy)
+    loaded = load_policy(policy, trust_pickles=trust_pickles)
     if loaded.robot != robot:
         raise DataError(f"{policy}: the policy was trained on {loaded.robot}, not {robot}")
     runner = loaded.runner(deterministic=deterministic)

@@ -18,11 +18,25 @@ from simreal import seeding
 from simreal.envs.ranges import check_parameter, default_parameters
 from simreal.envs.robots import load_robot
 from simreal.envs.spec import RobotSpec
+from simreal.errors import ConfigError, shown
+from simreal.runs.config import check_seed
 from simreal.sysid.fitting import Fitting
 from simreal.sysid.progress import BUDGET_PER_PARAMETER, SysidProgress
 from simreal.sysid.result import SysidResult
 from simreal.sysid.trajectories import Trajectories
 from simreal.sysid.uncertainty import check_misfit, dynamics_gap, likely_cause
+
+
+def split_names(text: str, field: str = "params") -> list[str]:
+    """Comma-separated names (``pole_mass,cart_mass``), each stripped.
+
+    Raises:
+        ConfigError: an empty name (``a,,b``, ``,,,``, a trailing comma), naming ``field``.
+    """
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise ConfigError(f"{field}: {shown(text)}: an empty name (give comma-separated names, e.g. a,b)")
+    return names
 
 
 def identify(
@@ -46,7 +60,7 @@ def identify(
     Args:
         data: the recording (checked against the robot).
         robot: the robot (a name, or its loaded spec).
-        params: parameter names (default: all the robot's).
+        params: parameter names (default: all the robot's; an empty list is refused, not read as all).
         horizon: K, the open-loop prediction horizon in control steps.
         budget: CMA-ES objective evaluations in all (default: ``BUDGET_PER_PARAMETER`` per parameter); with
             candidate delays, ``SCREEN_SHARE`` of it screens them (on at most ``SCREEN_WINDOWS`` windows each), and
@@ -66,11 +80,15 @@ def identify(
 
     Raises:
         SpecError: unknown parameter names.
+        ConfigError: an empty list of parameters, a seed out of range.
         DataError: data that cannot be cut into windows.
     """
     start = time.perf_counter()
+    check_seed(seed)
+    if params is not None and not list(params):
+        raise ConfigError("params: no parameter named (leave it out to identify every parameter)")
     spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
-    names = list(params) if params else default_parameters(spec)
+    names = list(params) if params is not None else default_parameters(spec)
     for name in names:
         check_parameter(spec, name, "params")
     budget = BUDGET_PER_PARAMETER * len(names) if budget is None else budget

@@ -10,6 +10,9 @@ One row per control step ``t`` of an episode:
 ``.npz`` holds those arrays by name plus ``meta``, a JSON string (robot, source, target and its true parameters
 when known). ``.csv`` has a header ``episode,step,obs_0,...,act_0,...,reward,terminated,truncated[,qpos_0,...,
 qvel_0,...]`` and the same JSON on a first line starting ``# simreal:``.
+
+Rows may come in any order and episode ids may be any integers: a recording's rows are put in order when it is
+built, each episode's rows together (episodes in the order they first appear) and by ``step``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ import csv
 import io
 import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,19 +30,36 @@ import numpy as np
 from simreal.envs.robots import load_robot
 from simreal.envs.spec import RobotSpec
 from simreal.errors import DataError, shown
-from simreal.fileio import atomic_write
+from simreal.fileio import atomic_write, parse_json, read_npz, read_text
 
 REQUIRED = ("episode", "observations", "actions")
 #: With no ``holdout`` given, this fraction of the episodes is held out, once there are at least
 #: ``HOLDOUT_MIN_EPISODES``.
 HOLDOUT_FRACTION = 5
 HOLDOUT_MIN_EPISODES = 5
+#: The largest recording file read (``.npz`` or ``.csv``), and the most bytes an ``.npz``'s arrays may hold once
+#: uncompressed: an hour of a robot at 100 Hz is tens of megabytes; far more is a file that would exhaust memory.
+MAX_RECORDING_BYTES = 2**30
 
 
 def episode_rows(episode: np.ndarray) -> list[np.ndarray]:
-    """The row indices of each episode, episodes in order of first appearance (the one way rows are grouped)."""
-    _, first = np.unique(episode, return_index=True)
-    return [np.flatnonzero(episode == episode[i]) for i in sorted(first)]
+    """The row indices of each episode, episodes in order of first appearance (the one way rows are grouped), each
+    episode's rows in the order they come."""
+    _, first, inverse, counts = np.unique(episode, return_index=True, return_inverse=True, return_counts=True)
+    by_id = np.split(np.argsort(inverse.ravel(), kind="stable"), np.cumsum(counts)[:-1])
+    return [by_id[i] for i in np.argsort(first, kind="stable")]
+
+
+def row_order(episode: np.ndarray, step: np.ndarray) -> np.ndarray | None:
+    """The order that puts each episode's rows together (episodes in order of first appearance) and by ``step``;
+    ``None`` when the rows are in that order already."""
+    if len(episode) == 0:
+        return None
+    _, first, inverse = np.unique(episode, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    order = np.lexsort((step, rank[inverse.ravel()]))
+    return None if np.array_equal(order, np.arange(len(order))) else order
 
 
 @dataclass
@@ -64,6 +82,12 @@ class Trajectories:
     def __post_init__(self) -> None:
         if (self.qpos is None) != (self.qvel is None):
             raise ValueError("Trajectories: qpos and qvel come together or not at all")
+        order = row_order(self.episode, self.step)
+        if order is not None:  # episode ids in any order, rows in any order: put in order once, here
+            for name in ("episode", "step", "observations", "actions", "rewards", "terminated", "truncated"):
+                setattr(self, name, getattr(self, name)[order])
+            if self.qpos is not None and self.qvel is not None:
+                self.qpos, self.qvel = self.qpos[order], self.qvel[order]
 
     def __len__(self) -> int:
         return len(self.episode)
@@ -122,8 +146,16 @@ def split_holdout(data: Trajectories, holdout: int | None = None) -> tuple[Traje
     return data.select(episodes[:cut]), data.select(episodes[cut:])
 
 
+def refuse_existing(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`DataError` when ``path`` exists (a file, a folder or a link): a recording is never replaced
+    unless asked."""
+    if os.path.lexists(path):
+        raise DataError(f"{path}: already exists: a recording is replaced only with overwrite=True")
+
+
 def save_trajectories(data: Trajectories, path: str | os.PathLike[str]) -> Path:
-    """Write ``.npz`` or ``.csv`` (by suffix), atomically."""
+    """Write ``.npz`` or ``.csv`` (by suffix), atomically, replacing what is there (see :func:`refuse_existing`
+    to check first)."""
     path = Path(path)
     if path.suffix == ".npz":
         arrays: dict[str, Any] = {"meta": json.dumps(data.meta), **as_arrays(data)}
@@ -192,12 +224,11 @@ def load_trajectories(path: str | os.PathLike[str], robot: str | RobotSpec | Non
         robot: when given, observation and action sizes are checked against it.
 
     Raises:
-        DataError: missing file or arrays, mismatched lengths, NaN or inf, sizes that do not fit the robot; the
-            message names the file and the field.
+        DataError: missing file or arrays, not a regular file or over :data:`MAX_RECORDING_BYTES`, mismatched
+            lengths, NaN or inf, a step twice in one episode, sizes that do not fit the robot; the message names the
+            file and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     if path.suffix == ".npz":
         arrays, meta = _read_npz(path)
     elif path.suffix == ".csv":
@@ -211,35 +242,17 @@ def load_trajectories(path: str | os.PathLike[str], robot: str | RobotSpec | Non
 
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: not an .npz archive of named arrays (a single .npy array)")
-        with loaded as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
-        # a 0-byte file is "no data" to numpy; a truncated one fails inside zipfile
-        problem = "empty file" if path.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
-        raise DataError(f"{path}: not a readable .npz file ({problem})") from None
+    arrays = read_npz(path, DataError, MAX_RECORDING_BYTES)
     meta_text = arrays.pop("meta", None)
-    try:
-        meta = json.loads(str(meta_text)) if meta_text is not None else {}
-    except ValueError:
-        raise DataError(f"{path}: meta: not valid JSON") from None
+    meta = parse_json(str(meta_text), f"{path}: meta") if meta_text is not None else {}
     return arrays, meta
 
 
 def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     meta: dict[str, Any] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable text file ({exc})") from None
+    lines = read_text(path, DataError, MAX_RECORDING_BYTES).splitlines()
     if lines and lines[0].startswith("# simreal:"):
-        try:
-            meta = json.loads(lines[0].removeprefix("# simreal:"))
-        except ValueError:
-            raise DataError(f"{path}: line 1: the '# simreal:' metadata is not valid JSON") from None
+        meta = parse_json(lines[0].removeprefix("# simreal:"), f"{path}: line 1: the '# simreal:' metadata")
         lines = lines[1:]
     rows = list(csv.reader(lines))
     if not rows:
@@ -313,6 +326,7 @@ def _checked(path: Path, arrays: dict[str, np.ndarray], meta: Any) -> Trajectori
         raise DataError(f"{path}: {'qvel' if 'qpos' in arrays else 'qpos'}: missing (qpos and qvel come together)")
     episode = arrays["episode"].astype(np.int64)
     step = arrays["step"].astype(np.int64) if "step" in arrays else _steps_within(episode)
+    _check_steps(path, episode, step)
     flags = {name: arrays.get(name, np.zeros(n)).astype(bool) for name in ("terminated", "truncated")}
     return Trajectories(
         episode=episode,
@@ -341,6 +355,15 @@ def _check_meta(path: Path, meta: Any) -> None:
     for name, value in dynamics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise DataError(f"{path}: meta.dynamics.{name}: expected a finite number, got {shown(value)}")
+
+
+def _check_steps(path: Path, episode: np.ndarray, step: np.ndarray) -> None:
+    """No step appears twice in one episode (rows are put in order by step)."""
+    order = np.lexsort((step, episode))
+    same = (np.diff(episode[order]) == 0) & (np.diff(step[order]) == 0)
+    if same.any():
+        row = order[int(np.argmax(same)) + 1]
+        raise DataError(f"{path}: step: episode {episode[row]} has step {step[row]} twice (row {row})")
 
 
 def _steps_within(episode: np.ndarray) -> np.ndarray:

@@ -20,6 +20,28 @@ if TYPE_CHECKING:
 
 #: Default grid points per axis.
 DEFAULT_POINTS = 9
+#: The most grid points on one axis: a curve of a thousand points is finer than any plot shows.
+MAX_POINTS = 1000
+#: The most cells of a map (a 2-D map of 100 x 100): each cell is ``episodes`` episodes, so more is days of work,
+#: and far more an allocation that fails.
+MAX_CELLS = 10_000
+
+
+def check_points(points: int, axes: int) -> None:
+    """``points`` per axis on ``axes`` axes make a map of at most :data:`MAX_CELLS` cells, at most
+    :data:`MAX_POINTS` per axis, at least 2.
+
+    Raises:
+        ConfigError: naming ``points`` and the bound.
+    """
+    if points < 2:
+        raise ConfigError(f"points: at least 2 points per axis, got {points}")
+    if points > MAX_POINTS:
+        raise ConfigError(f"points: at most {MAX_POINTS} points per axis, got {points}")
+    if points**axes > MAX_CELLS:
+        raise ConfigError(
+            f"points: {points} points on each of {axes} axes make {points**axes} cells, at most {MAX_CELLS}"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +116,7 @@ def grid_axes(
         raise ConfigError(f"params: one or two axes, got {len(names)}")
     if len(set(names)) != len(names):
         raise ConfigError(f"params: {', '.join(names)}: an axis appears twice")
-    if points < 2:
-        raise ConfigError(f"points: at least 2 points per axis, got {points}")
+    check_points(points, len(names))
     if len(spans) not in (0, 1, len(names)):
         raise ConfigError(f"spans: give one range for every axis or one per axis ({len(names)}), got {len(spans)}")
     axes = []

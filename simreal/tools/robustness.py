@@ -25,12 +25,15 @@ import numpy as np
 
 from simreal.envs.spec import EFFECT_NAMES, STEP_EFFECTS, Effects
 from simreal.errors import ConfigError
-from simreal.tools.grid import DEFAULT_POINTS, Axis, grid_axes, nominal_index, training_ranges
+from simreal.runs.config import check_seed
+from simreal.tools.grid import DEFAULT_POINTS, Axis, check_points, grid_axes, nominal_index, training_ranges
 
 if TYPE_CHECKING:
     from simreal.runs.policy import LoadedPolicy
 
 SCHEMA = "simreal.robustness/1"
+#: The most episodes per cell: a cell's episodes run as that many envs side by side.
+MAX_EPISODES = 1000
 
 
 @dataclass
@@ -97,13 +100,15 @@ _worker: dict[str, Any] = {}
 _Job = tuple[str, tuple[str, ...], tuple[float, ...], int, int]
 
 
-def _load_worker(sources: tuple[str, ...], true_dynamics: bool, threads: int) -> None:
+def _load_worker(sources: tuple[str, ...], true_dynamics: bool, threads: int, trust_pickles: bool) -> None:
     import torch
 
     from simreal.runs.policy import load_policy
 
     torch.set_num_threads(threads)
-    _worker.update({source: load_policy(source, device="cpu", true_dynamics=true_dynamics) for source in sources})
+    _worker.update(
+        {source: load_policy(source, "cpu", true_dynamics, trust_pickles=trust_pickles) for source in sources}
+    )
 
 
 def _evaluate_cell(job: _Job) -> list[float]:
@@ -132,6 +137,7 @@ def _evaluate(
     seed: int,
     workers: int,
     true_dynamics: bool,
+    trust_pickles: bool,
 ) -> list[list[list[float]]]:
     """Every cell's returns (``names``: the axes; ``cells``: their values), in the order given, for each policy in
     ``loaded`` (by source, in order; loaded on the CPU by the caller, which evaluates with them; workers load their
@@ -175,7 +181,7 @@ def _evaluate(
         if workers > 1:
             pool = stack.enter_context(
                 ProcessPoolExecutor(
-                    workers - 1, context, initializer=_load_worker, initargs=(sources, true_dynamics, 1)
+                    workers - 1, context, initializer=_load_worker, initargs=(sources, true_dynamics, 1, trust_pickles)
                 )
             )
             feeders_pool = stack.enter_context(ThreadPoolExecutor(workers - 1))
@@ -210,6 +216,7 @@ def robustness_map(
     workers: int | None = None,
     against: str | os.PathLike[str] | None = None,
     true_dynamics: bool = False,
+    trust_pickles: bool = False,
 ) -> RobustnessMap:
     """Evaluate a policy (and optionally a second one) on every cell of a grid.
 
@@ -223,17 +230,25 @@ def robustness_map(
         workers: processes evaluating cells (default: one per core, at most one per cell).
         against: a second policy of the same robot, evaluated on the same cells and episodes.
         true_dynamics: adaptive policies act on the true parameters (see ``simreal evaluate --true-dynamics``).
+        trust_pickles: let a run holding stable-baselines3's pickles only load (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Raises:
-        ConfigError: bad axes, grid or ranges. DataError: a missing or corrupt run.
+        ConfigError: bad axes, grid, ranges, episodes or seed (the grid's size and the episodes checked before the
+            policy is loaded). DataError: a missing or corrupt run.
     """
     from simreal.runs.policy import load_policy
 
-    policy = load_policy(source, true_dynamics=true_dynamics)
+    if 1 <= len(params) <= 2:
+        check_points(points, len(params))
+    if not 1 <= episodes <= MAX_EPISODES:
+        raise ConfigError(f"episodes: from 1 to {MAX_EPISODES} per cell, got {episodes}")
+    check_seed(seed)
+
+    policy = load_policy(source, true_dynamics=true_dynamics, trust_pickles=trust_pickles)
     spec = policy.setup.spec
     other = None
     if against is not None:
-        other = load_policy(against, true_dynamics=true_dynamics)
+        other = load_policy(against, true_dynamics=true_dynamics, trust_pickles=trust_pickles)
         if other.robot != spec.robot:
             raise ConfigError(f"against: {against}: a {other.robot} policy, not {spec.robot}")
     axes = grid_axes(spec, params, training_ranges(policy.setup), points, spans)
@@ -245,7 +260,16 @@ def robustness_map(
     loaded = {str(source): policy, **({str(against): other} if other else {})}
     workers = max(1, min(workers or os.cpu_count() or 1, len(cells) * len(loaded)))
     names = tuple(axis.name for axis in axes)
-    evaluated = _evaluate(loaded, names, cells, episodes, seed, workers, true_dynamics)
+    evaluated = _evaluate(
+        loaded,
+        names,
+        cells,
+        episodes=episodes,
+        seed=seed,
+        workers=workers,
+        true_dynamics=true_dynamics,
+        trust_pickles=trust_pickles,
+    )
     nominals = [list(r[-1 if nominal_cell is None else nominal_cell]) for r in evaluated]
     if nominal_cell is None:
         evaluated = [r[:-1] for r in evaluated]

@@ -15,8 +15,11 @@ import csv
 import importlib.util
 import io
 import itertools
+import math
 import os
 import re
+import socket
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -26,14 +29,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simreal.errors import ConfigError, SetupError
+from simreal.errors import ConfigError, SetupError, shown
 from simreal.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, read_yaml
 from simreal.locks import hold
+from simreal.runs.config import check_seed
 from simreal.runs.config_files import resolve_config_path
 
 RESULT = "result.json"
 ERROR = "error.txt"
 SCHEMA = "simreal.sweep/1"
+#: The most jobs one sweep plans (grid points times seeds): each job trains a policy, so ten thousand is already a
+#: cluster's week; a bigger product is a typo, refused before a single config is validated.
+MAX_JOBS = 10_000
+#: How long a Ray cluster's address is given to accept a connection before the sweep gives up on it (Ray itself
+#: retries an address that does not answer for minutes).
+RAY_CONNECT_SECONDS = 5.0
 
 
 JobKind = Literal["train", "transfer"]
@@ -112,23 +122,35 @@ def plan_sweep(
         episodes, eval_seed: the evaluation of each trained policy (``simreal evaluate --episodes --seed``).
 
     Raises:
-        ConfigError: an invalid config for some point, naming the point.
+        ConfigError: more than :data:`MAX_JOBS` jobs, a seed out of range, an invalid config for some point, naming
+            the point.
     """
-    path = resolve_config_path(config)
-    kind: JobKind = "transfer" if read_yaml(path, ConfigError).get("kind") == "transfer" else "train"
+    grid = grid or {}
     if not seeds:
         raise ConfigError("seeds: at least one seed")
-    grid = grid or {}
+    count = math.prod(len(values) for values in grid.values())
+    if count * len(seeds) > MAX_JOBS:
+        field = "grid" if grid else "seeds"
+        raise ConfigError(
+            f"{field}: {count} grid points x {len(seeds)} seeds = {count * len(seeds)} jobs, "
+            f"at most {MAX_JOBS} in one sweep"
+        )
+    check_seed(min(seeds), "seeds")
+    check_seed(max(seeds), "seeds")
+    check_seed(eval_seed, "eval_seed")
+    path = resolve_config_path(config)
+    kind: JobKind = "transfer" if read_yaml(path, ConfigError).get("kind") == "transfer" else "train"
     points = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     jobs = []
     for point in points:
         label = ",".join(f"{key}={value}" for key, value in point) or "config"
-        for seed in seeds:
+        for index, seed in enumerate(seeds):
             settings = (*overrides, *(f"{key}={value}" for key, value in point), f"seed={seed}")
-            try:
-                _validate(kind, str(path), list(settings))
-            except ConfigError as exc:
-                raise ConfigError(f"{label}: {exc}") from None
+            if index == 0:  # the seeds of a point differ by their (checked) seed only: one validation per point
+                try:
+                    _validate(kind, str(path), list(settings))
+                except ConfigError as exc:
+                    raise ConfigError(f"{label}: {exc}") from None
             folder = Path(out) / _safe(label) / f"seed_{seed}"
             name = f"{label} seed {seed}"
             jobs.append(
@@ -229,6 +251,50 @@ def require_ray() -> None:
         raise SetupError("simreal sweep needs Ray: pip install 'simreal[ray]'")
 
 
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """A Ray cluster's address answers within ``timeout`` seconds (a TCP connection to its host and port), so that
+    a wrong one is one line at once rather than minutes of Ray's retries. ``None`` (a local instance) and ``auto``
+    (the running cluster Ray finds itself) are not checked.
+
+    Raises:
+        ConfigError: an address that is not ``host:port`` or ``ray://host:port``, or that does not answer; naming
+            ``address`` and the time given.
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"address: expected host:port, ray://host:port or auto, got {shown(address)}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(f"address: no Ray cluster answers at {address} within {timeout:g} s ({reason})") from None
+
+
+def check_sweep_options(device: str, address: str | None, cpus_per_job: float) -> None:
+    """What :func:`run_sweep` is given besides its jobs, checked before Ray starts and before anything is written:
+    the device (:func:`~simreal.runs.algorithms.resolve_device`), the cluster's address (:func:`check_ray_address`)
+    and, for a local instance, that a job's CPUs fit this machine (Ray would wait for them forever).
+
+    Raises:
+        ConfigError: naming ``device``, ``address`` or ``cpus_per_job``.
+    """
+    from simreal.runs.algorithms import resolve_device
+
+    resolve_device(device)
+    if not cpus_per_job > 0:
+        raise ConfigError(f"cpus_per_job: must be > 0, got {cpus_per_job:g}")
+    ray = sys.modules.get("ray")
+    running = ray is not None and ray.is_initialized()  # an instance of the caller's, with the CPUs it was given
+    cores = os.cpu_count() or 1
+    if address is None and not running and cpus_per_job > cores:
+        raise ConfigError(f"cpus_per_job: {cpus_per_job:g} CPUs, but a local Ray has this machine's {cores}")
+    check_ray_address(address)
+
+
 def run_sweep(
     jobs: list[SweepJob],
     address: str | None = None,
@@ -249,8 +315,10 @@ def run_sweep(
 
     Raises:
         SetupError: Ray is not installed.
+        ConfigError: an unknown device, an address that does not answer (see :func:`check_sweep_options`).
     """
     require_ray()
+    check_sweep_options(device, address, cpus_per_job)
     outcomes: list[JobOutcome] = []
 
     def tell(outcome: JobOutcome) -> None:

@@ -60,6 +60,7 @@ def record_video(
     width: int = 480,
     height: int = 480,
     true_dynamics: bool = False,
+    trust_pickles: bool = False,
 ) -> Recording:
     """Render ``episodes`` episodes of a policy and write them, one after the other, to ``out`` (atomically).
 
@@ -72,6 +73,7 @@ def record_video(
         max_steps: at most this many steps per episode.
         width, height: size of each panel in pixels (even numbers: H.264 needs them).
         true_dynamics: adaptive policies act on the true dynamics.
+        trust_pickles: let a run holding stable-baselines3's pickles only load (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Raises:
         DataError: an unknown output format, a missing or corrupt run. SpecError: an unknown target.
@@ -82,7 +84,7 @@ def record_video(
 
     out = Path(out)
     _check_request(out, target, side_by_side, width, height)
-    policy = load_policy(source, true_dynamics=true_dynamics)
+    policy = load_policy(source, true_dynamics=true_dynamics, trust_pickles=trust_pickles)
     setup, runner = policy.setup, policy.runner()
     panels: dict[str, tuple[dict[str, float], Effects]] = {}
     if target is None or side_by_side:

@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from simreal import compat
 from simreal.errors import ConfigError, DataError
-from simreal.fileio import read_json
+from simreal.fileio import contained_file, read_json
 from simreal.runs import model_files
 from simreal.runs.algorithms import load_model, load_statistics, training_envs
 from simreal.runs.rundir import CONFIG, MODEL, PICKLED_REPLAY_BUFFER, clean_leftovers, resume_point, saved_config
@@ -58,7 +58,7 @@ def starting_point(setup: TrainingSetup, run_dir: Path, resume: bool, trust_pick
         checkpoint, passed_over = _resume_point(run_dir, trust_pickles)
     else:
         _new_run_dir(run_dir)
-    state = read_json(model_files.contained_file(checkpoint, "state.json")) if checkpoint is not None else {}
+    state = read_json(contained_file(checkpoint, "state.json")) if checkpoint is not None else {}
     start = int(state.get("num_timesteps", 0))
     if config.total_timesteps < start and saved_config(run_dir).total_timesteps != config.total_timesteps:
         # a budget below the run's own (PPO's last rollout may pass it: that run is complete, not refused)

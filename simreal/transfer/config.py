@@ -3,13 +3,13 @@ transfer``), validated with pydantic."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from simreal.envs.spec import format_validation_error, validation_problem
 from simreal.errors import ConfigError
-from simreal.runs.config import StrictModel
+from simreal.runs.config import Seed, StrictModel
 from simreal.runs.config_files import ConfigSource, read_config
 from simreal.transfer.strategies import DEFAULT_LR_SCALE
 
@@ -47,7 +47,7 @@ class FinetuneSettings(StrictModel):
     eval_every: int | None = Field(default=None, gt=0)
     eval_episodes: int = Field(default=5, ge=1)
     final_episodes: int = Field(default=20, ge=1)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _scratch_has_no_start(self) -> FinetuneSettings:
@@ -112,7 +112,7 @@ class SysidStage(StrictModel):
 
     enabled: bool = True
     episodes: int = Field(default=10, ge=1)
-    params: list[str] | None = None
+    params: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     horizon: int = Field(default=10, ge=1)
     budget: int | None = Field(default=None, ge=10)
     delay: bool = False
@@ -141,7 +141,7 @@ class FinetuneStage(FinetuneSettings):
     scratch_baseline: bool = True
     # not the stage's own: left out of its dump, so that a dumped pipeline config validates again
     final_episodes: int = Field(default=20, ge=1, exclude=True)
-    seed: int = Field(default=0, ge=0, exclude=True)
+    seed: Seed = Field(default=0, exclude=True)
 
     @model_validator(mode="after")
     def _pipeline_sets_these(self) -> FinetuneStage:
@@ -230,9 +230,9 @@ class TransferConfig(StrictModel):
 
     kind: Literal["transfer"] = "transfer"
     target: str
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     episodes: int = Field(default=20, ge=2)
-    eval_seed: int = Field(default=1000, ge=0)
+    eval_seed: Seed = 1000
     source: SourceStage
     stages: Stages = Field(default_factory=Stages)
 

@@ -55,7 +55,7 @@ from simreal.transfer.config import FinetuneSettings, TransferConfig
 from simreal.transfer.finetune import finetune
 from simreal.transfer.pipeline_folder import check_state_paths, first_difference, fresh_folder, training_folder
 from simreal.transfer.report import write_report
-from simreal.transfer.stage_setups import check_target, identified_setup, oracle_settings, source_setup
+from simreal.transfer.stage_setups import check_source, check_target, identified_setup, oracle_settings, source_setup
 
 SCHEMA = "simreal.pipeline/1"
 STATE = "pipeline.json"
@@ -84,6 +84,7 @@ def run_pipeline(
     progress: Progress | None = None,
     on_stage: OnStage | None = None,
     origin: ConfigSource | str = "transfer config",
+    trust_pickles: bool = False,
 ) -> PipelineResult:
     """Run the enabled stages that have not finished yet, then write the report.
 
@@ -96,6 +97,8 @@ def run_pipeline(
         origin: where ``config`` came from (its file, and any ``--set`` keys, see
             :func:`~simreal.transfer.config.load_transfer_config_with_source`): errors in the training configs the
             stages derive name the pipeline config's field through it.
+        trust_pickles: let a source run holding stable-baselines3's pickles only load
+            (:data:`~simreal.errors.TRUST_PICKLES`).
 
     Raises:
         ConfigError: ``out`` holds a pipeline with another config; an unknown target; a derived training config
@@ -104,9 +107,12 @@ def run_pipeline(
     """
     out = Path(out)
     origin = ConfigSource(origin) if isinstance(origin, str) else origin
-    check_target(config, origin)  # before anything is written: a wrong target leaves no state behind
+    # before anything is written: a wrong source or target leaves no state behind
+    check_source(config, origin, trust_pickles)
+    check_target(config, origin)
+    read_json(out / STATE)  # a damaged state is refused before the folder is held (and a lock file made in it)
     with hold(out, "pipeline folder"):
-        return _run_stages(config, out, device, progress, on_stage, origin)
+        return _run_stages(config, out, device, progress, on_stage, origin, trust_pickles)
 
 
 def _run_stages(
@@ -116,6 +122,7 @@ def _run_stages(
     progress: Progress | None,
     on_stage: OnStage | None,
     origin: ConfigSource,
+    trust_pickles: bool,
 ) -> PipelineResult:
     """:func:`run_pipeline` in an output folder this process holds."""
     state = _state(config, out)
@@ -128,6 +135,7 @@ def _run_stages(
         progress=progress or (lambda stage, total: []),
         on_stage=told,
         origin=origin,
+        trust_pickles=trust_pickles,
     )
     for name in STAGES:
         if not runner.enabled(name):
@@ -197,9 +205,10 @@ class _Stages:
         progress: Progress,
         on_stage: OnStage,
         origin: ConfigSource,
+        trust_pickles: bool,
     ) -> None:
         self.config, self.out, self.state, self.device, self.progress = config, out, state, device, progress
-        self.on_stage, self.origin = on_stage, origin
+        self.on_stage, self.origin, self.trust_pickles = on_stage, origin, trust_pickles
         self.stages = config.stages
 
     def enabled(self, name: str) -> bool:
@@ -216,7 +225,12 @@ class _Stages:
 
     def _evaluate(self, name: str, policy: Path) -> dict[str, Any]:
         report = evaluate_run(
-            policy, [self.config.target], self.config.episodes, self.config.eval_seed, device=self.device
+            policy,
+            [self.config.target],
+            self.config.episodes,
+            self.config.eval_seed,
+            device=self.device,
+            trust_pickles=self.trust_pickles,
         )
         atomic_write_json(self.out / "evaluations" / f"{name}.json", report)
         (row,) = report["targets"].values()
@@ -243,7 +257,11 @@ class _Stages:
     def source(self) -> dict[str, Any]:
         source = self.config.source
         if source.run is not None:
-            policy = load_policy(source.run)  # fails early, with one line, on a missing or corrupt run
+            try:
+                # fails early, with one line, on a missing or corrupt run
+                policy = load_policy(source.run, trust_pickles=self.trust_pickles)
+            except DataError as exc:
+                raise DataError(f"{self.origin.where('source.run')}: {exc}") from None
             load_target(policy.setup.spec, self.config.target)
             return {"policy": str(Path(source.run)), "target_steps": 0, "trained": False}
         setup = source_setup(self.config, self.origin)
@@ -260,8 +278,16 @@ class _Stages:
         settings = self.stages.sysid
         folder = fresh_folder(self.out, "sysid")
         folder.mkdir(parents=True)
-        robot = load_policy(self.source_run).setup.spec  # a robot of one's own too, not only a shipped name
-        recording = collect(self.source_run, robot, self.config.target, settings.episodes, self.config.seed)
+        # a robot of one's own too, not only a shipped name
+        robot = load_policy(self.source_run, trust_pickles=self.trust_pickles).setup.spec
+        recording = collect(
+            self.source_run,
+            robot,
+            self.config.target,
+            settings.episodes,
+            self.config.seed,
+            trust_pickles=self.trust_pickles,
+        )
         save_trajectories(recording, folder / "recording.npz")
         fitted, held_out = split_holdout(recording)
         result = identify(
@@ -297,7 +323,15 @@ class _Stages:
         folder, resume = training_folder(self.out, "identified")
         init = self._model_of(self.source_run) if settings.mode == "finetune" else None
         callbacks = self.progress("identified", settings.timesteps)
-        train(setup, folder, device=self.device, resume=resume, callbacks=callbacks, init=init)
+        train(
+            setup,
+            folder,
+            device=self.device,
+            resume=resume,
+            callbacks=callbacks,
+            init=init,
+            trust_pickles=self.trust_pickles,
+        )
         steps = self._chain_steps()
         return self._policy_record("identified", folder, 0, steps, mode=settings.mode, sim_steps=settings.timesteps)
 
@@ -391,7 +425,14 @@ class _Stages:
         run_dir = fresh_folder(self.out, folder or name)
         callbacks = self.progress(name, settings.steps)
         return finetune(
-            start, self.config.target, settings, run_dir, device=self.device, baseline=baseline, callbacks=callbacks
+            start,
+            self.config.target,
+            settings,
+            run_dir,
+            device=self.device,
+            baseline=baseline,
+            callbacks=callbacks,
+            trust_pickles=self.trust_pickles,
         )
 
     def _model_of(self, policy: Path) -> Path:

@@ -15,12 +15,44 @@ from typing import Any
 from simreal.envs.robots import load_robot, load_target, robot_label
 from simreal.errors import ConfigError, DataError, SpecError
 from simreal.fileio import read_json
+from simreal.runs.algorithms import require_model_files
 from simreal.runs.config import FixedScheduleConfig
-from simreal.runs.config_files import ConfigSource, from_sysid_file, load_config_with_source, parse_overrides
-from simreal.runs.rundir import CONFIG, run_dir_of, saved_config
+from simreal.runs.config_files import (
+    ConfigSource,
+    from_sysid_file,
+    load_config_with_source,
+    parse_overrides,
+    read_config,
+)
+from simreal.runs.rundir import CONFIG, MODEL, run_dir_of, saved_config
 from simreal.runs.setup import TrainingSetup
 from simreal.transfer.config import FinetuneSettings, TransferConfig, finetune_settings
 from simreal.transfer.derive import derive_setup
+
+
+def check_source(config: TransferConfig, origin: ConfigSource, trust_pickles: bool = False) -> None:
+    """The source is there: an existing run (a run directory or a model file inside one, with the run's config and
+    simreal's own model files, or stable-baselines3's pickles with ``trust_pickles``), or a training config that can
+    be read.
+
+    Raises:
+        ConfigError: naming the pipeline config's ``source.run`` or ``source.config`` field.
+    """
+    source = config.source
+    if source.run is not None:
+        where, run = origin.where("source.run"), Path(source.run)
+        if not run.exists():
+            raise ConfigError(f"{where}: {run}: no such run directory or model file")
+        try:
+            saved_config(run_dir_of(run))
+            require_model_files(run / MODEL if run.is_dir() else run, trust_pickles)
+        except DataError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return
+    try:
+        read_config(source.training_config, "train")
+    except ConfigError as exc:
+        raise ConfigError(f"{origin.where('source.config')}: {exc}") from None
 
 
 def check_target(config: TransferConfig, origin: ConfigSource) -> None:
