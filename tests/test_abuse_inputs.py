@@ -270,8 +270,18 @@ def test_a_seed_past_what_numpy_takes_is_refused_before_the_run_folder(how, boun
     [
         ({"env": {"n_envs": 1_000_000}}, "env.n_envs", str(MAX_ENVS)),
         ({"algorithm": {**TINY["algorithm"], "network": {"pi": [200_000, 200_000]}}}, "network.pi", "8192"),
+        (
+            {"algorithm": {**TINY["algorithm"], "hyperparameters": {"n_steps": 100_000}}, "env": {"n_envs": 4096}},
+            "algorithm.hyperparameters.n_steps",
+            "33554432",
+        ),
+        (
+            {"algorithm": {"name": "sac", "hyperparameters": {"buffer_size": 10**13}}},
+            "algorithm.hyperparameters.buffer_size",
+            "33554432",
+        ),
     ],
-    ids=["n_envs", "network.pi"],
+    ids=["n_envs", "network.pi", "rollout", "replay buffer"],
 )
 def test_sizes_that_fail_on_allocation_are_refused_by_the_schema(changes, field, bound, tmp_path):
     assert str(MAX_LAYER_WIDTH) == "8192"

@@ -242,6 +242,45 @@ def test_statistics_that_hold_an_object_array_are_refused(runs, tmp_path):
     one_line(invoke("evaluate", str(run)), str(run / "vecnormalize.npz"), "not a readable .npz file", "Object arrays")
 
 
+def _wrong_optimizer_state(run: Path) -> None:
+    weights = torch.load(run / "weights.pt", weights_only=True)
+    weights["policy.optimizer"] = torch.zeros(3)
+    torch.save(weights, run / "weights.pt")
+
+
+def _negative_variance(run: Path) -> None:
+    arrays = dict(np.load(run / "vecnormalize.npz"))
+    arrays["obs_var"] = -arrays["obs_var"]
+    with open(run / "vecnormalize.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _model_json_of_sac(run: Path) -> None:
+    info = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**info, "algorithm": "sac"}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "expected"),
+    [
+        (_wrong_optimizer_state, "weights.pt", "weights that do not fit the model"),
+        (_negative_variance, "vecnormalize.npz", "below 0"),
+        (_model_json_of_sac, "model.json", "algorithm: sac"),
+    ],
+    ids=["optimizer state a tensor", "negative variance", "another algorithm"],
+)
+def test_model_files_that_parse_but_do_not_fit_the_run_are_one_line(damage, file, expected, runs, tmp_path):
+    run = _copy(runs["whole"], tmp_path / "run")
+    damage(run)
+    one_line(invoke("evaluate", str(run)), str(run / file), expected)
+
+
+def test_a_zip_beside_a_folders_own_model_is_not_passed_over_silently(runs, tmp_path):
+    run = _copy(runs["whole"], tmp_path / "run")
+    shutil.copy2(run / "model.zip", run / "other.zip")
+    one_line(invoke("evaluate", str(run / "other.zip")), str(run / "other.zip"), "name the folder instead")
+
+
 @pytest.mark.parametrize("name", ["weights.pt", "vecnormalize.npz", "model.json"])
 def test_a_model_file_that_links_out_of_its_folder_is_refused(name, runs, tmp_path):
     run = _copy(runs["whole"], tmp_path / "run")

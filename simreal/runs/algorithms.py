@@ -144,6 +144,7 @@ def load_model(
     venv: VecEnv,
     device: str = "auto",
     trust_pickles: bool = False,
+    for_training: bool = True,
 ) -> BaseAlgorithm:
     """A saved model on ``venv``: rebuilt from ``config`` with the weights and counters of the files beside
     ``model_path`` (see :mod:`simreal.runs.model_files`), nothing unpickled; or, with ``trust_pickles``, a folder
@@ -156,13 +157,14 @@ def load_model(
         venv: the env the model acts and trains on (already normalized as saved).
         device: torch device.
         trust_pickles: allow a pickle-only folder (see :data:`TRUST_PICKLES`).
+        for_training: a pickle-only model keeps its saved learning-rate schedule (see :func:`load_pickled_model`).
 
     Raises:
         DataError: missing or unreadable files, weights that do not fit the config, or pickles only without trust.
     """
     folder = model_path.parent
     if not require_model_files(model_path, trust_pickles):
-        return load_pickled_model(model_path, config.algorithm.name, env=venv, device=device, for_training=True)
+        return load_pickled_model(model_path, config.algorithm.name, venv, device, for_training)
     info = model_files.read_model_info(folder)
     model = new_model(config, venv, device, layout)
     model_files.load_weights(model, folder, info)

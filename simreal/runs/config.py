@@ -28,6 +28,10 @@ MAX_LAYERS = 16
 #: The most weights between the hidden layers of one network (two layers of 8192): 64 Mi weights are 256 MiB, and
 #: the optimizer keeps three more copies.
 MAX_HIDDEN_WEIGHTS = 2**26
+#: The most transitions a rollout (PPO's ``n_steps`` x ``n_envs``) or a replay buffer (SAC's ``buffer_size``) holds:
+#: 32 Mi, past the largest published settings (a million-step buffer; 4096 envs x 8192 steps), where an allocation
+#: fails rather than a training starts.
+MAX_TRANSITIONS = 2**25
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
@@ -204,7 +208,7 @@ class PPOHyperparameters(StrictModel):
     """stable-baselines3 PPO arguments (same names, same meaning)."""
 
     learning_rate: float = Field(default=3e-4, gt=0)
-    n_steps: int = Field(default=2048, gt=0)
+    n_steps: int = Field(default=2048, gt=0, le=MAX_TRANSITIONS)
     batch_size: int = Field(default=64, gt=0)
     n_epochs: int = Field(default=10, gt=0)
     gamma: float = Field(default=0.99, gt=0, le=1)
@@ -221,7 +225,7 @@ class SACHyperparameters(StrictModel):
     """stable-baselines3 SAC arguments (same names, same meaning)."""
 
     learning_rate: float = Field(default=3e-4, gt=0)
-    buffer_size: int = Field(default=1_000_000, gt=0)
+    buffer_size: int = Field(default=1_000_000, gt=0, le=MAX_TRANSITIONS)
     learning_starts: int = Field(default=10_000, ge=0)
     batch_size: int = Field(default=256, gt=0)
     tau: float = Field(default=0.005, gt=0, le=1)
@@ -425,3 +429,14 @@ class TrainConfig(StrictModel):
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     robust: RobustObjective = Field(default_factory=RobustObjective)
     torch_threads: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _rollout_fits(self) -> TrainConfig:
+        hyper = self.algorithm.hyperparameters
+        if isinstance(hyper, PPOHyperparameters) and hyper.n_steps * self.env.n_envs > MAX_TRANSITIONS:
+            transitions = hyper.n_steps * self.env.n_envs
+            raise ValueError(
+                f"algorithm.hyperparameters.n_steps: {hyper.n_steps} steps x {self.env.n_envs} envs = {transitions} "
+                f"transitions in a rollout, at most {MAX_TRANSITIONS} (2**25)"
+            )
+        return self

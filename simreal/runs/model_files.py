@@ -153,7 +153,8 @@ def load_weights(model: BaseAlgorithm, folder: Path, info: ModelInfo) -> None:
         raise DataError(f"{where}: holds {shown(found)}, a {info.algorithm.upper()} model {sorted(expected)}")
     try:
         model.set_parameters({name: weights[name] for name in expected_states}, exact_match=True)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        # a module's state dict of another shape, an optimizer's state of another form
         raise DataError(f"{where}: weights that do not fit the model ({shown(str(exc), 300)})") from None
     for name, tensor in _variables(model):
         saved = weights[name]
@@ -232,18 +233,23 @@ def read_statistics(folder: Path, venv: VecEnv) -> VecNormalize:
     size = int(np.prod(venv.observation_space.shape or ()))
     shapes = {"obs_mean": (size,), "obs_var": (size,), "obs_count": (), "ret_mean": (), "ret_var": (), "ret_count": ()}
     shapes.update({name: () for name in (*_SETTINGS, *_SWITCHES)})
+    index = arrays.get("pinned_index")
+    if index is None or index.ndim != 1 or index.dtype.kind not in "iu":
+        raise DataError(f"{where}: pinned_index: missing, or not a list of observation indices")
+    shapes["pinned_stats"] = (len(index), 2)
     for name, shape in shapes.items():
         if name not in arrays:
             raise DataError(f"{where}: {name}: missing")
         if arrays[name].shape != shape and not (shape == (size,) and arrays[name].size == size):
             raise DataError(f"{where}: {name}: shape {arrays[name].shape}, the env's observation needs {shape}")
-        if arrays[name].dtype.kind not in "fbiu" or not np.all(np.isfinite(arrays[name])):
+        if not _finite(arrays[name]):
             raise DataError(f"{where}: {name}: not finite numbers")
-    index, stats = arrays.get("pinned_index"), arrays.get("pinned_stats")
-    if index is None or stats is None or index.ndim != 1 or stats.shape != (len(index), 2):
-        raise DataError(f"{where}: pinned_index/pinned_stats: missing, or not one (mean, variance) per index")
-    if index.dtype.kind not in "iu" or (len(index) and (index.min() < 0 or index.max() >= size)):
+    variances = (arrays["obs_var"], arrays["ret_var"], arrays["pinned_stats"][:, 1])
+    if any(np.any(variance < 0) for variance in variances) or arrays["obs_count"] < 0 or arrays["ret_count"] < 0:
+        raise DataError(f"{where}: obs_var/ret_var/pinned_stats/counts: a variance or a count below 0")
+    if len(index) and (index.min() < 0 or index.max() >= size):
         raise DataError(f"{where}: pinned_index: not observation indices below {size}")
+    stats = arrays["pinned_stats"]
     kwargs: dict[str, Any] = {name: float(arrays[name]) for name in _SETTINGS}
     kwargs.update({name: bool(arrays[name]) for name in _SWITCHES})
     pinned = {int(i): (float(mean), float(var)) for i, (mean, var) in zip(index, stats, strict=True)}
@@ -258,6 +264,11 @@ def read_statistics(folder: Path, venv: VecEnv) -> VecNormalize:
     if isinstance(wrapped, PinnedVecNormalize):
         wrapped._pin(obs_rms)
     return wrapped
+
+
+def _finite(array: np.ndarray) -> bool:
+    """Numbers (booleans, integers, floats), every one finite."""
+    return array.dtype.kind in "fbiu" and bool(np.all(np.isfinite(array)))
 
 
 def _observation_statistics(venv: VecNormalize) -> RunningMeanStd:
@@ -307,8 +318,12 @@ def read_replay_buffer(model: OffPolicyAlgorithm, folder: Path) -> None:
         if name not in arrays or arrays[name].shape != current.shape:
             found = arrays[name].shape if name in arrays else "missing"
             raise DataError(f"{where}: {name}: {found}, the config's buffer is {current.shape}")
+        if not _finite(arrays[name]):
+            raise DataError(f"{where}: {name}: not finite numbers")
         current[...] = arrays[name]
     position = arrays.get("position")
-    if position is None or position.shape != (2,) or not 0 <= int(position[0]) < max(buffer.buffer_size, 1):
-        raise DataError(f"{where}: position: missing, or not [pos, full] inside the buffer")
+    if position is None or position.shape != (2,) or position.dtype.kind not in "iu":
+        raise DataError(f"{where}: position: missing, or not the integers [pos, full]")
+    if not 0 <= int(position[0]) < max(buffer.buffer_size, 1):
+        raise DataError(f"{where}: position: {int(position[0])} is not inside the buffer of {buffer.buffer_size}")
     buffer.pos, buffer.full = int(position[0]), bool(position[1])

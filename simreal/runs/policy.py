@@ -21,7 +21,7 @@ from simreal.envs.vector import EnvFactory, vectorize
 from simreal.errors import ConfigError, DataError
 from simreal.fileio import contained_file
 from simreal.runs.algorithms import load_model, load_statistics, require_model_files, statistics_of
-from simreal.runs.model_files import STATISTICS
+from simreal.runs.model_files import STATISTICS, WEIGHTS, has_model_files
 from simreal.runs.rundir import CONFIG, MODEL, VECNORMALIZE, find_run_dir, saved_config
 from simreal.runs.setup import TrainingSetup, resolve
 
@@ -59,7 +59,7 @@ def load_policy(
 
     The model is rebuilt from the run's config with the weights and normalization statistics beside the model file
     (``weights.pt``, ``model.json``, ``vecnormalize.npz``): nothing is unpickled, unless ``trust_pickles`` lets a
-    folder holding stable-baselines3's pickles only load (see :data:`simreal.runs.algorithms.TRUST_PICKLES`).
+    folder holding stable-baselines3's pickles only load (see :data:`simreal.errors.TRUST_PICKLES`).
     An adaptive policy comes with its estimator: UP-OSI's ``osi.pt`` gives it the
     estimated dynamics (before it is trained, the true ones), RMA's adaptation module is in the model. With
     ``true_dynamics`` it is given the true parameters instead (the universal policy alone; RMA's base policy on the
@@ -71,7 +71,7 @@ def load_policy(
     path = Path(source)
     if path.is_dir():
         run_dir, model_path = path, path / MODEL
-        if not (model_path.exists() or (path / "weights.pt").exists()):
+        if not (model_path.exists() or (path / WEIGHTS).exists()):
             raise DataError(f"{path}: run directory has no model (train it to the end, or name a checkpoint's)")
     elif path.is_file():
         model_path = path
@@ -85,15 +85,18 @@ def load_policy(
         setup = resolve(saved_config(run_dir), str(run_dir / CONFIG))
     except ConfigError as exc:
         raise DataError(str(exc)) from None
+    if model_path.name not in (MODEL, WEIGHTS) and has_model_files(model_path.parent):
+        # a folder's model is its weights.pt: another zip beside it would be passed over without a word
+        raise DataError(f"{model_path}: the model of {model_path.parent} is its {WEIGHTS}: name the folder instead")
     require_model_files(model_path, trust_pickles)  # before anything is built
     factory = EnvFactory(setup.spec, history=setup.history, dynamics_input=setup.dynamics_input)
     venv = load_statistics(model_path.parent, vectorize(factory, n_envs=1, seed=0), trust_pickles)
     statistics = statistics_of(venv)
     if statistics is None and setup.config.env.normalize.observations:
         raise DataError(f"{model_path.parent / STATISTICS}: missing: the model was trained on normalized observations")
-    model = load_model(model_path, setup.config, setup.input_layout(), venv, device, trust_pickles)
+    model = load_model(model_path, setup.config, setup.input_layout(), venv, device, trust_pickles, for_training=False)
     if statistics is not None and model.observation_space.shape != statistics.observation_space.shape:
-        where = model_path.parent / VECNORMALIZE
+        where = model_path.parent / (STATISTICS if has_model_files(model_path.parent) else VECNORMALIZE)
         raise DataError(f"{where}: observation size {statistics.observation_space.shape} does not fit the model's")
     dynamics_input = setup.dynamics_input
     dynamics_source: DynamicsSource | None = None

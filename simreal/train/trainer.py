@@ -100,7 +100,7 @@ def train(
             before its first one and starts over) and what is wrong with each newer, damaged checkpoint it passed
             over (the CLI says so before the training starts).
         trust_pickles: resume from, or start from ``init``, stable-baselines3's pickles alone (a run saved before
-            simreal kept its own files, a foreign model): see :data:`simreal.runs.algorithms.TRUST_PICKLES`.
+            simreal kept its own files, a foreign model): see :data:`simreal.errors.TRUST_PICKLES`.
 
     Returns:
         The run directory, the timesteps it started from and reached, and the last evaluation.

@@ -120,7 +120,7 @@ def finetune(
         callbacks: extra stable-baselines3 callbacks (the CLI's progress bar).
         command: the command line to record (default: ``sys.argv``).
         trust_pickles: let a source holding stable-baselines3's pickles only load (see
-            :data:`simreal.runs.algorithms.TRUST_PICKLES`).
+            :data:`simreal.errors.TRUST_PICKLES`).
 
     Returns:
         The run directory and its report (also written to ``finetune.json``).
