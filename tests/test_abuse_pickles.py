@@ -170,6 +170,23 @@ def test_pickles_crafted_to_run_code_are_never_loaded(command, runs, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("command", ["evaluate", "export", "resume", "finetune"])
+def test_a_run_whose_config_names_a_function_as_its_robot_runs_nothing(command, runs, tmp_path):
+    marker = tmp_path / "marker"
+    run = _copy(runs["killed" if command == "resume" else "whole"], tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["robot"] = {"entry_point": "os:system", "kwargs": {"command": f"touch {marker}"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    args = {
+        "evaluate": ["evaluate", str(run), "--episodes", "1"],
+        "export": ["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "export")],
+        "resume": ["train", "--resume", str(run), "--device", "cpu"],
+        "finetune": ["finetune", str(run), "--target", "mild", "--steps", "64", "--run-dir", str(tmp_path / "ft")],
+    }[command]
+    one_line(invoke(*args), str(run / "config.yaml"), "entry_point", "not a gymnasium.Env subclass")
+    assert not marker.exists() and not (tmp_path / "export").exists() and not (tmp_path / "ft").exists()
+
+
 def test_a_pickle_only_run_is_refused_in_one_line_unless_trusted(runs, tmp_path):
     marker = tmp_path / "marker"
     run = _copy(runs["whole"], tmp_path / "run")

@@ -131,16 +131,21 @@ def finetune(
         SpecError: an unknown target.
         BusyError: another process holds ``run_dir``.
     """
+    started = time.perf_counter()
+    device = resolve_device(device)
+    # every input is read before the run directory is made: a bad one leaves nothing behind
+    policy = load_policy(source, device=device, trust_pickles=trust_pickles)
+    target_name, target_spec = load_target(policy.setup.spec, target)
+    against = read_baseline(baseline, policy.setup, target_name, settings) if baseline is not None else None
+    inputs = _Inputs(policy, target_name, target_spec, against, baseline, started)
     threads = torch.get_num_threads()
     try:
         with hold(run_dir, "run directory"):
             return _finetune(
-                source,
-                target=target,
+                inputs,
                 settings=settings,
                 run_dir=Path(run_dir),
                 device=device,
-                baseline=baseline,
                 callbacks=callbacks,
                 command=command,
                 trust_pickles=trust_pickles,
@@ -149,25 +154,33 @@ def finetune(
         torch.set_num_threads(threads)  # the caller's setting back (the run sets its own, config.torch_threads)
 
 
+@dataclass
+class _Inputs:
+    """What a fine-tuning reads before its run directory is made: the source policy, the target, the baseline's
+    returns, and when the work started."""
+
+    policy: LoadedPolicy
+    target_name: str
+    target_spec: TargetSpec
+    against: dict[str, Any] | None
+    baseline: str | Path | None
+    started: float
+
+
 def _finetune(
-    source: str | Path,
-    target: str,
+    inputs: _Inputs,
     settings: FinetuneSettings,
     run_dir: Path,
     device: str,
-    baseline: str | Path | None,
     callbacks: Sequence[BaseCallback],
     command: list[str] | None,
     trust_pickles: bool,
 ) -> FinetuneResult:
     """:func:`finetune` into a run directory this process holds."""
-    started = time.perf_counter()
-    device = resolve_device(device)
-    policy = load_policy(source, device=device, trust_pickles=trust_pickles)
+    policy, target_name, target_spec = inputs.policy, inputs.target_name, inputs.target_spec
+    against, baseline, started = inputs.against, inputs.baseline, inputs.started
     setup = policy.setup
-    target_name, target_spec = load_target(setup.spec, target)
     scratch = settings.strategy == "scratch"
-    against = read_baseline(baseline, setup, target_name, settings) if baseline is not None else None
     if (run_dir / CONFIG).exists() or (run_dir / REPORT).exists():
         raise ConfigError(f"{run_dir}: already holds a run (choose another run directory)")
     run_dir.mkdir(parents=True, exist_ok=True)
