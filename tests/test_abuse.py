@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback
 from typer.testing import CliRunner
 
 import simreal.fileio as fileio
@@ -30,6 +29,7 @@ from simreal.runs.setup import load_setup, resume_setup
 from simreal.sysid.collect import collect
 from simreal.sysid.trajectories import save_trajectories
 from simreal.train.trainer import train
+from tests.abuse_helpers import KillAt, Killed, one_error_line
 
 runner = CliRunner()
 
@@ -55,31 +55,9 @@ def tiny(tmp_path: Path, name: str = "tiny.yaml", **changes) -> Path:
 
 
 def refused(args: list[str], *expected: str) -> str:
-    """Run the CLI; assert one error line on stderr (the last; a command may have said what it starts first) holding
-    every ``expected`` text, exit status 2, no traceback."""
+    """Run the CLI in this process; assert one error line naming every ``expected`` text, exit status 2."""
     result = runner.invoke(app, args)
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert errors == lines[-1:] and "Traceback" not in result.output, result.stderr
-    for text in expected:
-        assert text in errors[0], (text, errors[0])
-    return errors[0]
-
-
-class _Killed(BaseException):
-    """What a kill does to the process: nothing after it runs (no handler catches it)."""
-
-
-class _KillAt(BaseCallback):
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.at:
-            raise _Killed
-        return True
+    return one_error_line(result.exit_code, result.stdout, result.stderr, *expected)
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -98,8 +76,8 @@ def runs(tmp_path_factory):
     config = tiny(folder)
     setup = load_setup(config)
     train(setup, folder / "whole", device="cpu")
-    with pytest.raises(_Killed):
-        train(setup, folder / "killed", device="cpu", callbacks=[_KillAt(100)])
+    with pytest.raises(Killed):
+        train(setup, folder / "killed", device="cpu", callbacks=[KillAt(100)])
     return {"config": config, "whole": folder / "whole", "killed": folder / "killed"}
 
 
@@ -457,11 +435,11 @@ def test_a_kill_during_any_write_then_resume_ends_where_an_uninterrupted_run_doe
             if next(calls) == k:
                 if Path(source).is_file():  # what a kill -9 leaves: the temporary file, never renamed
                     shutil.copy(source, f"{source}.left")
-                raise _Killed
+                raise Killed
             return real(source, target)
 
         monkeypatch.setattr(fileio.os, "replace", killing)
-        with pytest.raises(_Killed):
+        with pytest.raises(Killed):
             train(setup, run_dir, device="cpu")
         monkeypatch.setattr(fileio.os, "replace", real)
         if (run_dir / "config.yaml").exists():

@@ -30,6 +30,7 @@ from simreal.envs.mujoco_base import base_env_spec
 from simreal.envs.robots import load_robot, robot_names
 from simreal.envs.spec import PARAMETER_NAME
 from simreal.errors import DataError, SpecError
+from tests.abuse_helpers import one_error_line
 from tests.custom_env import SwingArmEnv
 
 runner = CliRunner()
@@ -79,17 +80,9 @@ def cli(*arguments: str, pythonpath: Path | None = None) -> subprocess.Completed
 
 
 def one_error(result: Any, *expected: str) -> str:
-    """Assert exit status 2 and one ``error:`` line on stderr, the last, holding every ``expected`` text, no
-    traceback; return the line. Takes a finished process or a CliRunner result."""
+    """:func:`one_error_line` of a finished process or a CliRunner result."""
     code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
-    stderr: str = result.stderr
-    assert code == 2, (code, stderr)
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert errors == lines[-1:] and "Traceback" not in stderr, stderr
-    for text in expected:
-        assert text in errors[0], (text, errors[0])
-    return errors[0]
+    return one_error_line(code, result.stdout, result.stderr, *expected)
 
 
 # -- payloads ---------------------------------------------------------------------------------------------------------

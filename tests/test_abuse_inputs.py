@@ -36,6 +36,7 @@ from simreal.sysid.trajectories import Trajectories, load_trajectories, save_tra
 from simreal.tools.grid import MAX_POINTS
 from simreal.tools.sweep import MAX_JOBS
 from simreal.train.trainer import train
+from tests.abuse_helpers import one_error_line
 
 runner = CliRunner()
 
@@ -65,21 +66,10 @@ def tiny(folder: Path, name: str = "tiny.yaml", **changes: object) -> Path:
     return path
 
 
-def one_error(stderr: str, output: str, *expected: str) -> str:
-    """The one ``error:`` line of ``stderr``, the last line, holding every ``expected`` text; no traceback."""
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert errors == lines[-1:] and "Traceback" not in output, output
-    for text in expected:
-        assert text in errors[0], (text, errors[0])
-    return errors[0]
-
-
 def refused(args: list[str], *expected: str) -> str:
     """Run the CLI in this process; assert exit status 2 and one error line holding every ``expected`` text."""
     result = runner.invoke(app, args)
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    return one_error(result.stderr, result.output, *expected)
+    return one_error_line(result.exit_code, result.stdout, result.stderr, *expected)
 
 
 def _limit_memory() -> None:
@@ -98,8 +88,7 @@ def refused_process(args: list[str], *expected: str, cwd: Path, memory: bool = T
         preexec_fn=_limit_memory if memory else None,
         env={**os.environ, "COLUMNS": "400"},  # one error line stays one line
     )
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    return one_error(result.stderr, result.stdout + result.stderr, *expected)
+    return one_error_line(result.returncode, result.stdout, result.stderr, *expected)
 
 
 @pytest.fixture(scope="module")

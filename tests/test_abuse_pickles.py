@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback
 from typer.testing import CliRunner
 
 from simreal.cli import app
@@ -34,6 +33,7 @@ from simreal.runs.model_files import read_model_info
 from simreal.runs.policy import load_policy
 from simreal.runs.setup import load_setup
 from simreal.train.trainer import train
+from tests.abuse_helpers import KillAt, Killed, one_error_line
 
 TINY = {
     "robot": "inverted_pendulum",
@@ -95,29 +95,7 @@ def invoke(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def one_line(result: subprocess.CompletedProcess[str], *expected: str) -> str:
-    """Exit status 2, one ``error:`` line (the last) holding every ``expected`` text, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert errors == lines[-1:] and "Traceback" not in result.stderr, result.stderr
-    for text in expected:
-        assert text in errors[0], (text, errors[0])
-    return errors[0]
-
-
-class _Killed(BaseException):
-    pass
-
-
-class _KillAt(BaseCallback):
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.at:
-            raise _Killed
-        return True
+    return one_error_line(result.returncode, result.stdout, result.stderr, *expected)
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +106,8 @@ def runs(tmp_path_factory):
     config.write_text(yaml.safe_dump(TINY))
     setup = load_setup(config)
     train(setup, folder / "whole", device="cpu")
-    with pytest.raises(_Killed):
-        train(setup, folder / "killed", device="cpu", callbacks=[_KillAt(100)])
+    with pytest.raises(Killed):
+        train(setup, folder / "killed", device="cpu", callbacks=[KillAt(100)])
     return {"config": config, "whole": folder / "whole", "killed": folder / "killed"}
 
 
@@ -346,8 +324,8 @@ def test_sac_resumes_from_its_replay_buffer_arrays_exactly(tmp_path):
     config.write_text(yaml.safe_dump(sac))
     setup = load_setup(config)
     train(setup, tmp_path / "whole", device="cpu")
-    with pytest.raises(_Killed):
-        train(setup, tmp_path / "killed", device="cpu", callbacks=[_KillAt(100)])
+    with pytest.raises(Killed):
+        train(setup, tmp_path / "killed", device="cpu", callbacks=[KillAt(100)])
     assert (tmp_path / "killed" / "checkpoints" / "000000000064" / "replay_buffer.npz").is_file()
     train(setup, tmp_path / "killed", device="cpu", resume=True)
     a, b = (load_policy(tmp_path / run).model.policy.state_dict() for run in ("whole", "killed"))

@@ -229,7 +229,7 @@ def read_statistics(folder: Path, venv: VecEnv) -> VecNormalize:
         DataError: the file is missing, outside the folder, not an npz of plain arrays, or does not fit the env.
     """
     where = folder / STATISTICS
-    arrays = _read_npz(contained_file(folder, STATISTICS))
+    arrays = read_npz(contained_file(folder, STATISTICS), DataError, MAX_TEXT_BYTES)
     size = int(np.prod(venv.observation_space.shape or ()))
     shapes = {"obs_mean": (size,), "obs_var": (size,), "obs_count": (), "ret_mean": (), "ret_var": (), "ret_count": ()}
     shapes.update({name: () for name in (*_SETTINGS, *_SWITCHES)})
@@ -278,10 +278,6 @@ def _observation_statistics(venv: VecNormalize) -> RunningMeanStd:
     return venv.obs_rms
 
 
-def _read_npz(path: Path, limit: int = MAX_TEXT_BYTES) -> dict[str, np.ndarray]:
-    return read_npz(path, DataError, limit)
-
-
 # -- an off-policy checkpoint's replay buffer -------------------------------------------------------------------------
 
 _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -310,7 +306,7 @@ def read_replay_buffer(model: OffPolicyAlgorithm, folder: Path) -> None:
     if buffer is None:
         raise DataError(f"{where}: the model has no replay buffer to fill")
     expected = sum(getattr(buffer, name).nbytes for name in _BUFFER_ARRAYS if getattr(buffer, name, None) is not None)
-    arrays = _read_npz(contained_file(folder, REPLAY), expected + 2**20)
+    arrays = read_npz(contained_file(folder, REPLAY), DataError, expected + 2**20)
     for name in _BUFFER_ARRAYS:
         current = getattr(buffer, name, None)
         if current is None:
